@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Bring up the database, apply migrations, seed demo data.
+#
+#   scripts/init_db.sh [start]   set up (idempotent: a second run changes nothing)
+#   scripts/init_db.sh stop      stop the embedded server
+#   scripts/init_db.sh status    is the embedded server running? what is applied?
+#
+# Without DATABASE_URL in the environment an embedded PostgreSQL cluster lives in .pgdata/
+# (run as the 'postgres' system user when this script runs as root), listening on
+# 127.0.0.1 on a free port, with a generated password; its DATABASE_URL is written to .env.
+# With DATABASE_URL set, that server is used as it is.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+PGBASE="$ROOT/.pgdata"
+PGDATA_DIR="$PGBASE/data"
+SOCKET_DIR="$PGBASE/run"
+DB_NAME="${DIGITWIN_DB_NAME:-digitwin}"
+DB_USER="digitwin"
+
+pg() { as_pg "$PG_BINDIR/$1" "${@:2}"; }
+
+embedded_running() {
+    [ -f "$PGDATA_DIR/PG_VERSION" ] && pg pg_ctl status -D "$PGDATA_DIR" >/dev/null 2>&1
+}
+
+# The postgres user must be able to reach .pgdata; a checkout under /root is not reachable,
+# so the cluster then lives under /var/lib/digitwin-db and .pgdata links to it.
+prepare_base_dir() {
+    [ -e "$PGBASE" ] && return 0
+    if [ "$(id -u)" -eq 0 ] && ! as_pg test -x "$ROOT"; then
+        local target
+        target="/var/lib/digitwin-db/$(echo "$ROOT" | sha256sum | cut -c1-12)"
+        mkdir -p "$target"
+        ln -s "$target" "$PGBASE"
+        log "$ROOT is not reachable by the postgres user: cluster lives in $target"
+    else
+        mkdir -p "$PGBASE"
+    fi
+    chmod 700 "$PGBASE"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PGBASE/" || true
+}
+
+init_cluster() {
+    prepare_base_dir
+    local pwfile
+    pwfile="$(mktemp)"
+    python3 -c 'import secrets; print(secrets.token_urlsafe(24))' > "$pwfile"
+    mkdir -p "$SOCKET_DIR"
+    if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$PGBASE/" "$pwfile"; fi
+    log "initialising a PostgreSQL cluster in $PGDATA_DIR"
+    pg initdb -D "$PGDATA_DIR" -U "$DB_USER" --pwfile="$pwfile" --auth=scram-sha-256 \
+        --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    cp "$pwfile" "$PGBASE/password"
+    chmod 600 "$PGBASE/password"
+    rm -f "$pwfile"
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
+        > "$PGBASE/port"
+    if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$PGBASE/"; fi
+}
+
+start_embedded() {
+    [ -f "$PGDATA_DIR/PG_VERSION" ] || init_cluster
+    local port
+    port="$(cat "$PGBASE/port")"
+    if embedded_running; then
+        log "embedded PostgreSQL already running on 127.0.0.1:$port"
+    else
+        if ! "$PY" -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then
+            :
+        else
+            die "port $port (from $PGBASE/port) is taken by another program; free it or edit that file"
+        fi
+        log "starting embedded PostgreSQL on 127.0.0.1:$port"
+        pg pg_ctl start -D "$PGDATA_DIR" -l "$PGBASE/server.log" -w -t 60 \
+            -o "-p $port -h 127.0.0.1 -k $SOCKET_DIR -c max_connections=200" >/dev/null
+    fi
+    local password
+    password="$(cat "$PGBASE/password")"
+    EMBEDDED_URL="postgresql://$DB_USER:$password@127.0.0.1:$port/$DB_NAME"
+    "$PY" - "$EMBEDDED_URL" <<'PYEOF'
+import sys
+import psycopg
+from psycopg import sql
+url = sys.argv[1]
+admin = url.rsplit("/", 1)[0] + "/postgres"
+with psycopg.connect(admin, autocommit=True) as conn:
+    name = url.rsplit("/", 1)[1]
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        print(f"==> created database {name}", file=sys.stderr)
+PYEOF
+    write_env "$EMBEDDED_URL"
+}
+
+# write_env URL: set DATABASE_URL in .env, keeping every other line.
+write_env() {
+    local url="$1" tmp
+    tmp="$(mktemp)"
+    if [ -f .env ]; then grep -v '^DATABASE_URL=' .env > "$tmp" || true; fi
+    echo "DATABASE_URL=$url" >> "$tmp"
+    if [ -f .env ] && cmp -s "$tmp" .env; then rm -f "$tmp"; return 0; fi
+    mv "$tmp" .env
+    chmod 600 .env
+    log "wrote DATABASE_URL to .env"
+}
+
+cmd_start() {
+    ensure_venv
+    if [ -n "${DATABASE_URL:-}" ]; then
+        log "using the server in DATABASE_URL"
+        export DATABASE_URL
+    else
+        ensure_pg_binaries
+        PG_BINDIR="$(find_pg_bindir)"
+        start_embedded
+        export DATABASE_URL="$EMBEDDED_URL"
+    fi
+    log "applying migrations"
+    "$PY" -m digitwin_db migrate
+    if "$PY" -m digitwin_db seed --help >/dev/null 2>&1; then
+        log "seeding demo data"
+        "$PY" -m digitwin_db seed
+    fi
+    local safe
+    safe="$("$PY" -c 'import os; from digitwin_db.settings import redact_url; print(redact_url(os.environ["DATABASE_URL"]))')"
+    echo "DATABASE_URL=$safe   (full URL with password: .env)"
+}
+
+cmd_stop() {
+    if [ ! -f "$PGDATA_DIR/PG_VERSION" ]; then log "no embedded cluster in $PGBASE"; return 0; fi
+    PG_BINDIR="$(find_pg_bindir)" || die "PostgreSQL binaries not found"
+    if embedded_running; then
+        pg pg_ctl stop -D "$PGDATA_DIR" -m fast -w >/dev/null
+        log "embedded PostgreSQL stopped"
+    else
+        log "embedded PostgreSQL is not running"
+    fi
+}
+
+cmd_status() {
+    if [ ! -f "$PGDATA_DIR/PG_VERSION" ]; then
+        echo "embedded: not initialised"
+    else
+        PG_BINDIR="$(find_pg_bindir)" || die "PostgreSQL binaries not found"
+        if embedded_running; then
+            echo "embedded: running on 127.0.0.1:$(cat "$PGBASE/port") (data: $PGDATA_DIR)"
+        else
+            echo "embedded: stopped (data: $PGDATA_DIR)"
+            return 3
+        fi
+    fi
+    if [ -x "$PY" ]; then "$PY" -m digitwin_db status; fi
+}
+
+case "${1:-start}" in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    -h|--help|help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *) die "unknown command '$1' (start | stop | status)" ;;
+esac

@@ -1,0 +1,76 @@
+# Shared shell helpers for scripts/*.sh (sourced, not run).
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# find_pg_bindir: print the directory holding initdb/postgres/pg_ctl, or nothing.
+find_pg_bindir() {
+    local d
+    for d in "${PG_BINDIR:-}" "$(pg_config --bindir 2>/dev/null || true)" \
+             $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr); do
+        if [ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
+            echo "$d"; return 0
+        fi
+    done
+    return 1
+}
+
+# ensure_pg_binaries: make sure the server binaries exist; install them when root on Debian.
+ensure_pg_binaries() {
+    if find_pg_bindir >/dev/null; then return 0; fi
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "PostgreSQL server binaries missing: installing Debian's postgresql packages"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+        find_pg_bindir >/dev/null && return 0
+    fi
+    die "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found.
+  Debian/Ubuntu: sudo apt-get install -y postgresql postgresql-contrib
+  macOS:         brew install postgresql@15
+  or set PG_BINDIR to the directory that holds them."
+}
+
+# ensure_venv [EXTRA]: create .venv and install the package (with extras EXTRA, e.g. "dev")
+# when missing or when pyproject.toml changed since the last install.
+ensure_venv() {
+    local extra="${1:-}" spec="." stamp want python
+    [ -n "$extra" ] && spec=".[$extra]"
+    if [ ! -x "$PY" ]; then
+        python="${PYTHON:-}"
+        if [ -z "$python" ]; then
+            for candidate in python3.13 python3.12 python3.11 python3; do
+                if command -v "$candidate" >/dev/null 2>&1 && \
+                   "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+                    python="$candidate"; break
+                fi
+            done
+        fi
+        [ -n "$python" ] || die "Python >= 3.11 not found (set PYTHON=/path/to/python3.11)"
+        log "creating $VENV with $python"
+        "$python" -m venv "$VENV"
+    fi
+    stamp="$VENV/.digitwin-installed-$(echo "$extra" | tr -c 'a-z0-9' '_')"
+    want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        log "installing digitwin-db$([ -n "$extra" ] && echo "[$extra]") into $VENV"
+        "$PY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+        "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT$( [ -n "$extra" ] && echo "[$extra]")" \
+            2> >(grep -v "^WARNING: Location" >&2)
+        echo "$want" > "$stamp"
+    fi
+}
+
+# as_pg CMD...: run a PostgreSQL server binary; as the postgres system user when root.
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        setpriv --reuid=postgres --regid=postgres --clear-groups -- "$@"
+    else
+        "$@"
+    fi
+}

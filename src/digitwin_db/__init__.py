@@ -1,0 +1,43 @@
+"""digitwin-db: the PostgreSQL-only data layer of the digital-twin system (sync API).
+
+The asyncio API has the same names with an ``Async`` prefix, in :mod:`digitwin_db.aio`.
+"""
+
+from digitwin_db._sync.database import Database
+from digitwin_db._sync.factory import RepositoryFactory
+from digitwin_db.errors import (
+    ConfigurationError,
+    ConflictError,
+    DatabaseUnavailableError,
+    DigitwinDBError,
+    NotFoundError,
+    QueryError,
+    RateLimitUnavailableError,
+    TransientError,
+    ValidationError,
+)
+from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
+from digitwin_db.observability import OperationStats
+from digitwin_db.settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "ConflictError",
+    "Database",
+    "DatabaseHealth",
+    "DatabaseUnavailableError",
+    "DigitwinDBError",
+    "HealthReport",
+    "NotFoundError",
+    "OperationStats",
+    "Page",
+    "QueryError",
+    "RateLimitUnavailableError",
+    "RepositoryCheck",
+    "RepositoryFactory",
+    "Settings",
+    "TransientError",
+    "ValidationError",
+]

@@ -1,0 +1,261 @@
+"""Connection layer: a psycopg_pool pool with error translation and health checks.
+
+This file is the hand-written async source; ``_sync/database.py`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from digitwin_db.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    DigitwinDBError,
+    translate_errors,
+)
+from digitwin_db.migrations import YOYO_TABLE, available_migrations
+from digitwin_db.models.common import DatabaseHealth
+from digitwin_db.observability import CallStats
+from digitwin_db.settings import Settings
+
+logger = logging.getLogger("digitwin_db")
+
+_PENDING_SQL = sql.SQL("SELECT migration_id FROM {}").format(sql.Identifier(YOYO_TABLE))
+_TABLE_EXISTS_SQL = "SELECT to_regclass(%s) IS NOT NULL"
+
+
+async def _check_alive(conn: AsyncConnection[Any]) -> None:
+    """Pool ``check`` callback: detect a connection the server has closed, without a round trip.
+
+    An idle connection should have nothing to read. After a server restart (or
+    ``pg_terminate_backend``) the socket turns readable: an error message and/or EOF. A
+    zero-timeout ``select`` costs microseconds, so every checkout can afford it, and the
+    pool then replaces the dead connection instead of handing it to the caller.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("connection is closed")
+    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if readable:
+        # Close it so that the pool discards it instead of putting it back.
+        await conn.close()
+        raise psycopg.OperationalError("server closed the connection (data on idle socket)")
+
+
+class AsyncDatabase:
+    """A pool of connections to one PostgreSQL database.
+
+    Build it from ``Settings`` or a URL, then ``await db.open()`` (or use ``async with``).
+    Pooled connections run in autocommit mode: a single statement is its own transaction
+    and costs one round trip; use :meth:`transaction` for several statements.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        url: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        if settings is None:
+            settings = Settings() if url is None else Settings(database_url=url, **overrides)
+        elif url is not None or overrides:
+            settings = Settings(
+                **{
+                    **settings.model_dump(exclude={"database_url"}),
+                    "database_url": url or settings.url,
+                    **overrides,
+                }
+            )
+        self.settings = settings
+        self.safe_url = settings.safe_url
+        self.stats = CallStats(slow_call_ms=settings.slow_call_ms)
+        try:
+            params = conninfo_to_dict(settings.url)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigurationError(f"invalid DATABASE_URL {self.safe_url}") from exc
+        self._target = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+        options = [f"-c statement_timeout={settings.statement_timeout_ms}"]
+        options.append(f"-c lock_timeout={settings.lock_timeout_ms}")
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "prepare_threshold": settings.prepare_threshold,
+            "connect_timeout": max(1, round(settings.connect_timeout)),
+            "application_name": settings.application_name,
+            # Behind PgBouncer, add "options" to ignore_startup_parameters (see SETUP.md).
+            "options": " ".join(options),
+        }
+        self._pool_kwargs = kwargs
+        self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = self._new_pool()
+        self._opened = False
+        self._pool_was_opened = False
+
+    def _new_pool(self) -> AsyncConnectionPool[AsyncConnection[TupleRow]]:
+        settings = self.settings
+        return AsyncConnectionPool(
+            settings.url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            timeout=settings.pool_timeout,
+            max_idle=settings.pool_max_idle,
+            max_lifetime=settings.pool_max_lifetime,
+            reconnect_timeout=max(settings.connect_timeout * 6, 30.0),
+            kwargs=self._pool_kwargs,
+            check=_check_alive,
+            open=False,
+            name="digitwin-db",
+        )
+
+    def __repr__(self) -> str:
+        state = "open" if self._opened else "closed"
+        return f"<{type(self).__name__} {self.safe_url} ({state})>"
+
+    @property
+    def target(self) -> str:
+        """``host:port`` of the server (no credentials)."""
+        return self._target
+
+    @property
+    def is_open(self) -> bool:
+        return self._opened
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self, *, wait: bool = True) -> None:
+        """Open the pool. With ``wait`` (default) fail fast when the server is unreachable.
+
+        Raises ``DatabaseUnavailableError`` naming host and port (never the password) when no
+        connection can be made within ``Settings.connect_timeout``.
+        """
+        if self._opened:
+            return
+        if self._pool.closed and self._pool_was_opened:
+            self._pool = self._new_pool()  # a closed psycopg pool cannot be reopened
+        self._pool_was_opened = True
+        try:
+            await self._pool.open(wait=False)
+            if wait:
+                # One real connection proves the server answers; the pool fills the rest
+                # in the background.
+                if self.settings.pool_min_size > 0:
+                    await self._pool.wait(timeout=self.settings.connect_timeout)
+                else:
+                    await self._probe()
+        except (psycopg.Error, DigitwinDBError) as exc:
+            await self._pool.close(timeout=0)
+            raise DatabaseUnavailableError(
+                f"cannot connect to PostgreSQL at {self._target} "
+                f"within {self.settings.connect_timeout:g}s ({type(exc).__name__})"
+            ) from None
+        self._opened = True
+
+    async def _probe(self) -> None:
+        async with self._pool.connection(timeout=self.settings.connect_timeout) as conn:
+            await conn.execute("SELECT 1")
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Close the pool, waiting up to ``timeout`` (default ``Settings.pool_close_timeout``)
+        for checked-out connections to be returned."""
+        if not self._opened:
+            return
+        self._opened = False
+        await self._pool.close(
+            timeout=self.settings.pool_close_timeout if timeout is None else timeout
+        )
+
+    async def __aenter__(self) -> AsyncDatabase:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ connections
+    def _ensure_open(self) -> None:
+        if not self._opened:
+            raise DatabaseUnavailableError(
+                f"database {self._target} is not open: call open() or use it as a context manager"
+            )
+
+    @asynccontextmanager
+    async def connection(self, op: str = "") -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled autocommit connection; psycopg errors become digitwin_db errors.
+
+        ``op`` (e.g. ``"users.get"``) names the operation in error messages and statistics.
+        Raises ``DatabaseUnavailableError`` after ``Settings.pool_timeout`` without a free
+        connection.
+        """
+        self._ensure_open()
+        start = time.perf_counter()
+        failed = True
+        try:
+            with translate_errors(op):
+                async with self._pool.connection() as conn:
+                    yield conn
+            failed = False
+        finally:
+            if op:
+                self.stats.record(op, (time.perf_counter() - start) * 1000.0, failed=failed)
+
+    @asynccontextmanager
+    async def transaction(self, op: str = "") -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection inside one transaction: committed on normal exit, rolled
+        back on any exception."""
+        async with self.connection(op) as conn, conn.transaction():
+            yield conn
+
+    # ------------------------------------------------------------------ health
+    async def pending_migrations(self) -> list[str]:
+        """Migrations on disk that the database has not applied."""
+        async with self.connection("database.pending_migrations") as conn:
+            cur = await conn.execute(_TABLE_EXISTS_SQL, (YOYO_TABLE,))
+            row = await cur.fetchone()
+            applied: set[str] = set()
+            if row is not None and row[0]:
+                cur = await conn.execute(_PENDING_SQL)
+                applied = {r[0] for r in await cur.fetchall()}
+        return [m for m in available_migrations() if m not in applied]
+
+    async def health_check(self) -> DatabaseHealth:
+        """Round-trip latency, server version, pending migrations and pool statistics.
+
+        Never raises for a database problem: the report says ``ok=False`` and why.
+        """
+        now = datetime.now(UTC)
+        try:
+            start = time.perf_counter()
+            async with self.connection("database.health_check") as conn:
+                await conn.execute("SELECT 1")
+                latency = (time.perf_counter() - start) * 1000.0
+                version = conn.info.parameter_status("server_version") or ""
+            pending = await self.pending_migrations()
+        except DigitwinDBError as exc:
+            return DatabaseHealth(ok=False, error=str(exc), pool=self.pool_stats(), checked_at=now)
+        return DatabaseHealth(
+            ok=not pending,
+            latency_ms=round(latency, 3),
+            server_version=version,
+            pending_migrations=pending,
+            pool=self.pool_stats(),
+            checked_at=now,
+        )
+
+    def pool_stats(self) -> dict[str, int]:
+        """psycopg_pool's counters: pool_size, pool_available, requests_waiting, …"""
+        return dict(self._pool.get_stats())

@@ -1,0 +1,99 @@
+"""The process-wide entry point: one factory, one pool, every repository."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import ClassVar
+
+from digitwin_db._async.database import AsyncDatabase
+from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db.errors import ConfigurationError
+from digitwin_db.models.common import HealthReport
+from digitwin_db.observability import OperationStats
+
+
+class AsyncRepositoryFactory:
+    """Holds the database and one instance of every repository.
+
+    Use :meth:`instance` for the process-wide singleton; build one directly only in tests
+    or when a process really needs two databases.
+    """
+
+    _instance: ClassVar[AsyncRepositoryFactory | None] = None
+    # Guards creation of the singleton. A thread lock, not an asyncio one: it is never
+    # held across an await, and the singleton is shared by every thread of the process.
+    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.db = db
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+        self._repositories: list[AsyncRepository] = []
+
+    def _register(self, repository: AsyncRepository) -> None:
+        self._repositories.append(repository)
+
+    @property
+    def repositories(self) -> list[AsyncRepository]:
+        return list(self._repositories)
+
+    # ------------------------------------------------------------------ singleton
+    @classmethod
+    async def instance(cls, db: AsyncDatabase | None = None) -> AsyncRepositoryFactory:
+        """The process-wide factory, created (and its database opened) on first call.
+
+        Without ``db`` the first call builds ``AsyncDatabase(Settings())``. Passing a
+        different database once the singleton exists raises ``ConfigurationError``.
+        """
+        with cls._instance_lock:
+            factory = cls._instance
+            if factory is None:
+                factory = cls._instance = cls(db if db is not None else AsyncDatabase())
+            elif db is not None and db is not factory.db:
+                raise ConfigurationError(
+                    "RepositoryFactory.instance() already holds another Database; "
+                    "call reset() first"
+                )
+        await factory._ensure_open()
+        return factory
+
+    @classmethod
+    async def reset(cls) -> None:
+        """Close and forget the singleton (tests, shutdown). A no-op when there is none."""
+        with cls._instance_lock:
+            factory, cls._instance = cls._instance, None
+        if factory is not None:
+            await factory.close()
+
+    async def _ensure_open(self) -> None:
+        if self.db.is_open:
+            return
+        async with self._open_lock:
+            if not self.db.is_open:
+                await self.db.open()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def close(self) -> None:
+        """Flush what repositories buffer, then close the database's pool."""
+        if self._closed:
+            return
+        self._closed = True
+        for repository in self._repositories:
+            await repository.close()
+        await self.db.close()
+        with self._instance_lock:
+            if type(self)._instance is self:
+                type(self)._instance = None
+
+    async def health(self) -> HealthReport:
+        """Database round trip, pool statistics, pending migrations and per-repository checks."""
+        database = await self.db.health_check()
+        checks = [await r.check_health() for r in self._repositories] if database.ok else []
+        return HealthReport(
+            ok=database.ok and all(c.ok for c in checks), database=database, repositories=checks
+        )
+
+    def stats(self) -> list[OperationStats]:
+        """Per-operation call counts and latencies (min/avg/p95/max) since start."""
+        return self.db.stats.snapshot()

@@ -1,0 +1,1 @@
+"""Repositories (async source; the sync twin is generated into ``_sync/repositories``)."""

@@ -1,0 +1,36 @@
+"""The asyncio API of digitwin-db: same names as :mod:`digitwin_db`, classes prefixed ``Async``."""
+
+from digitwin_db._async.database import AsyncDatabase
+from digitwin_db._async.factory import AsyncRepositoryFactory
+from digitwin_db.errors import (
+    ConfigurationError,
+    ConflictError,
+    DatabaseUnavailableError,
+    DigitwinDBError,
+    NotFoundError,
+    QueryError,
+    RateLimitUnavailableError,
+    TransientError,
+    ValidationError,
+)
+from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
+from digitwin_db.settings import Settings
+
+__all__ = [
+    "AsyncDatabase",
+    "AsyncRepositoryFactory",
+    "ConfigurationError",
+    "ConflictError",
+    "DatabaseHealth",
+    "DatabaseUnavailableError",
+    "DigitwinDBError",
+    "HealthReport",
+    "NotFoundError",
+    "Page",
+    "QueryError",
+    "RateLimitUnavailableError",
+    "RepositoryCheck",
+    "Settings",
+    "TransientError",
+    "ValidationError",
+]

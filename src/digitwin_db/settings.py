@@ -1,0 +1,125 @@
+"""Configuration, read from the environment (prefix-free names) and from ``.env``.
+
+Every field maps to an environment variable of the same name in upper case, e.g.
+``DATABASE_URL``, ``POOL_MAX_SIZE``, ``CACHE_FAIL_OPEN``. Invalid values are rejected when
+``Settings()`` is built, and pydantic's error names the offending variable.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "redact_url"]
+
+DEFAULT_URL = "postgresql://localhost:5432/digitwin"
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (safe for logs and errors)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable database url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+class Settings(BaseSettings):
+    """Runtime settings of the data layer.
+
+    Raises ``pydantic.ValidationError`` (naming the variable) when a value is invalid.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    # The URL is a secret because it may carry a password: repr() and logs show "**********".
+    database_url: SecretStr = Field(default=SecretStr(DEFAULT_URL))
+
+    pool_min_size: int = Field(default=2, ge=0, le=1000)
+    pool_max_size: int = Field(default=10, ge=1, le=1000)
+    connect_timeout: float = Field(default=5.0, gt=0, le=600)
+    # How long a caller waits for a free pooled connection before DatabaseUnavailableError.
+    pool_timeout: float = Field(default=10.0, gt=0, le=3600)
+    # Idle connections above pool_min_size are closed after this many seconds.
+    pool_max_idle: float = Field(default=300.0, gt=0)
+    pool_max_lifetime: float = Field(default=3600.0, gt=0)
+    # Seconds close() waits for checked-out connections to come back.
+    pool_close_timeout: float = Field(default=5.0, ge=0)
+    # Server-side statement_timeout in milliseconds; 0 disables it.
+    statement_timeout_ms: int = Field(default=30_000, ge=0)
+    lock_timeout_ms: int = Field(default=5_000, ge=0)
+    # psycopg prepares a statement after it ran this many times on a connection. Set it
+    # to None (env: PREPARE_THRESHOLD=) behind PgBouncer in transaction mode before 1.21.
+    prepare_threshold: int | None = Field(default=0, ge=0)
+    application_name: str = Field(default="digitwin-db", max_length=63)
+
+    # Calls slower than this are logged as slow (milliseconds).
+    slow_call_ms: float = Field(default=200.0, ge=0)
+
+    # Cache defaults (seconds).
+    embedding_cache_ttl: float = Field(default=3600.0, gt=0)
+    search_cache_ttl: float = Field(default=1800.0, gt=0)
+    llm_cache_ttl: float = Field(default=3600.0, gt=0)
+    kv_default_ttl: float | None = Field(default=None, gt=0)
+    # Transient errors on cache reads become logged misses when on.
+    cache_fail_open: bool = True
+    # In-process hit/miss counters are flushed to the database this often (seconds).
+    cache_stats_flush_interval: float = Field(default=10.0, gt=0)
+
+    # What the rate limiter answers when the database cannot decide.
+    rate_limit_on_error: Literal["raise", "allow", "deny"] = "raise"
+
+    # Audit retention for the cleanup job (days).
+    audit_retention_days: int = Field(default=90, ge=1)
+    # Rate-limit buckets untouched this long are removed by the cleanup job (seconds).
+    rate_limit_idle_seconds: float = Field(default=86_400.0, gt=0)
+
+    @field_validator("prepare_threshold", "kv_default_ttl", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+            return None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        scheme = raw.split("://", 1)[0] if "://" in raw else ""
+        if scheme not in ("postgresql", "postgres") and not (
+            not scheme and "=" in raw  # libpq "key=value" connection string
+        ):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL or a libpq key=value string")
+        return value
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> Settings:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(
+                f"POOL_MIN_SIZE ({self.pool_min_size}) must not exceed "
+                f"POOL_MAX_SIZE ({self.pool_max_size})"
+            )
+        return self
+
+    @property
+    def url(self) -> str:
+        """The connection URL, password included (never log this; use ``safe_url``)."""
+        return self.database_url.get_secret_value()
+
+    @property
+    def safe_url(self) -> str:
+        """The connection URL with the password masked."""
+        return redact_url(self.url)

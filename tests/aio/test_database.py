@@ -1,0 +1,160 @@
+"""Connection layer: open/close, transactions, error translation, restarts, health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psycopg
+import pytest
+
+from digitwin_db._async.database import AsyncDatabase
+from digitwin_db.errors import (
+    ConflictError,
+    DatabaseUnavailableError,
+    QueryError,
+    TransientError,
+    ValidationError,
+)
+from digitwin_db.testing import EmbeddedPostgres
+
+
+async def test_open_query_close(db: AsyncDatabase) -> None:
+    async with db.connection("test.select") as conn:
+        cur = await conn.execute("SELECT 40 + 2")
+        assert await cur.fetchone() == (42,)
+    assert db.is_open
+    stats = db.pool_stats()
+    assert stats["pool_max"] == 20
+    await db.close()
+    assert not db.is_open
+    with pytest.raises(DatabaseUnavailableError, match="not open"):
+        async with db.connection():
+            pass
+
+
+async def test_reopen_after_close(pg_url: str) -> None:
+    database = AsyncDatabase(url=pg_url, pool_min_size=0)
+    async with database:
+        async with database.connection() as conn:
+            await conn.execute("SELECT 1")
+    async with database:  # a closed pool is replaced, not reused
+        async with database.connection() as conn:
+            await conn.execute("SELECT 1")
+
+
+async def test_transaction_commits_and_rolls_back(db: AsyncDatabase) -> None:
+    async with db.connection() as conn:
+        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS t_tx (v int)")
+    async with db.transaction() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS tx_probe (v int PRIMARY KEY)")
+        await conn.execute("TRUNCATE tx_probe")
+        await conn.execute("INSERT INTO tx_probe VALUES (1)")
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO tx_probe VALUES (2)")
+            raise RuntimeError("boom")
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT array_agg(v ORDER BY v) FROM tx_probe")
+        assert await cur.fetchone() == ([1],)
+        await conn.execute("DROP TABLE tx_probe")
+
+
+async def test_errors_are_translated_by_sqlstate(db: AsyncDatabase) -> None:
+    async with db.connection() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS err_probe (v int PRIMARY KEY CHECK (v > 0))")
+        await conn.execute("TRUNCATE err_probe")
+        await conn.execute("INSERT INTO err_probe VALUES (1)")
+    with pytest.raises(ConflictError) as conflict:
+        async with db.connection("probe.insert") as conn:
+            await conn.execute("INSERT INTO err_probe VALUES (1)")
+    assert conflict.value.constraint == "err_probe_pkey"
+    assert "probe.insert" in str(conflict.value)
+    assert isinstance(conflict.value.__cause__, psycopg.errors.UniqueViolation)
+    with pytest.raises(ValidationError):
+        async with db.connection() as conn:
+            await conn.execute("INSERT INTO err_probe VALUES (-1)")
+    with pytest.raises(TransientError):
+        async with db.connection() as conn:
+            await conn.execute("SET statement_timeout = 50")
+            try:
+                await conn.execute("SELECT pg_sleep(2)")
+            finally:
+                await conn.execute("RESET statement_timeout")
+    with pytest.raises(QueryError):
+        async with db.connection() as conn:
+            await conn.execute("SELECT * FROM no_such_table")
+    async with db.connection() as conn:
+        await conn.execute("DROP TABLE err_probe")
+
+
+async def test_unreachable_server_fails_fast_without_password(pg_server: EmbeddedPostgres) -> None:
+    # A port on which nothing listens: the port of a socket we bind and never listen on.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        url = f"postgresql://app:s3cret-pw@127.0.0.1:{port}/nowhere"
+        database = AsyncDatabase(url=url, connect_timeout=2.0, pool_min_size=1)
+        start = time.monotonic()
+        with pytest.raises(DatabaseUnavailableError) as excinfo:
+            await database.open()
+        elapsed = time.monotonic() - start
+    message = str(excinfo.value)
+    assert f"127.0.0.1:{port}" in message
+    assert "s3cret-pw" not in message and "s3cret-pw" not in repr(database)
+    assert excinfo.value.__cause__ is None or "s3cret-pw" not in str(excinfo.value.__cause__)
+    assert elapsed < 2.0 + 1.5  # within the connect timeout (plus scheduling slack)
+    assert not database.is_open
+
+
+async def test_pool_timeout_is_database_unavailable(pg_url: str) -> None:
+    database = AsyncDatabase(url=pg_url, pool_min_size=1, pool_max_size=1, pool_timeout=0.2)
+    async with database, database.connection():
+        with pytest.raises(DatabaseUnavailableError, match="pool timeout"):
+            async with database.connection():
+                pass
+
+
+async def test_survives_backend_termination(db: AsyncDatabase, pg_url: str) -> None:
+    async with db.connection() as conn:
+        await conn.execute("SELECT 1")
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'digitwin-db' AND pid <> pg_backend_pid()"
+        )
+    await asyncio.sleep(0.1)  # let the FATAL message reach the idle sockets
+    # The very first call after the server dropped every connection succeeds.
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT 7")
+        assert await cur.fetchone() == (7,)
+
+
+@pytest.mark.slow
+async def test_survives_server_restart(pg_server: EmbeddedPostgres) -> None:
+    database = AsyncDatabase(url=pg_server.url, pool_min_size=2, pool_max_size=4)
+    async with database:
+        async with database.connection() as conn:
+            await conn.execute("SELECT 1")
+        pg_server.restart("fast")
+        async with database.connection() as conn:
+            cur = await conn.execute("SELECT 8")
+            assert await cur.fetchone() == (8,)
+
+
+async def test_health_check(db: AsyncDatabase) -> None:
+    health = await db.health_check()
+    assert health.ok, health
+    assert health.pending_migrations == []
+    assert health.latency_ms is not None and health.latency_ms >= 0
+    assert health.server_version and health.server_version[0].isdigit()
+    assert health.pool["pool_max"] == 20
+
+
+async def test_health_check_when_down(pg_url: str) -> None:
+    database = AsyncDatabase(url=pg_url, pool_min_size=0)
+    health = await database.health_check()  # not open: reported, not raised
+    assert not health.ok
+    assert health.error and "not open" in health.error

@@ -1,0 +1,109 @@
+"""Generate the sync code from the async source with unasyncd (``--check`` to verify only).
+
+pyproject.toml's ``[tool.unasyncd]`` says which trees map to which and holds the fixed name
+replacements (psycopg, asyncio). This wrapper adds, automatically, one replacement per class
+named ``Async*`` that the async trees define — ``AsyncDatabase`` -> ``Database``, both as a
+plain name and fully qualified, module path included — so a new repository needs no
+configuration.
+
+Usage:  python tools/generate_sync.py [--check]
+Exit status: 0 when the sync code is (or now is) current; 1 when ``--check`` finds it stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import sys
+from pathlib import Path
+
+from unasyncd.config import load_config
+from unasyncd.main import Env, File
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module_name(path: Path) -> str:
+    rel = (
+        path.relative_to(ROOT / "src")
+        if path.is_relative_to(ROOT / "src")
+        else path.relative_to(ROOT)
+    )
+    return ".".join(rel.with_suffix("").parts)
+
+
+def _async_class_replacements(files: dict[str, str]) -> dict[str, str]:
+    replacements: dict[str, str] = {}
+    for source, target in files.items():
+        src_path, dst_path = ROOT / source, ROOT / target
+        src_mod, dst_mod = _module_name(src_path), _module_name(dst_path)
+        replacements[src_mod] = dst_mod
+        tree = ast.parse(src_path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name.startswith("Async"):
+                sync_name = node.name.removeprefix("Async")
+                replacements[node.name] = sync_name
+                replacements[f"{src_mod}.{node.name}"] = f"{dst_mod}.{sync_name}"
+    return replacements
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="fail if the sync code is stale")
+    args = parser.parse_args(argv)
+
+    # unasyncd's own --check only looks at source timestamps; transform every file and
+    # compare the result with what is on disk instead.
+    config = load_config(ROOT / "pyproject.toml", cache=False, force_regen=True)
+    generated = _async_class_replacements(config.files)
+    for name, extra in config.extra_replacements.items():
+        config.extra_replacements[name] = {**generated, **extra}
+    stale = asyncio.run(_transform_all(config.files, Env(config=config), write=not args.check))
+    orphans = _orphans(config.files)
+    if args.check:
+        for path in stale:
+            print(f"stale generated file: {path}", file=sys.stderr)
+        for orphan in orphans:
+            print(f"generated file without async source: {orphan}", file=sys.stderr)
+        if stale or orphans:
+            print("sync code is stale: run `python tools/generate_sync.py`", file=sys.stderr)
+            return 1
+        print(f"sync code is current ({len(config.files)} files)")
+        return 0
+    for orphan in orphans:
+        orphan.unlink()
+        print(f"removed {orphan} (its async source is gone)")
+    print(f"{len(stale)} of {len(config.files)} generated files rewritten")
+    return 0
+
+
+async def _transform_all(files: dict[str, str], env: Env, *, write: bool) -> list[str]:
+    """Transform every source; return the targets whose content differs (written if asked)."""
+    stale: list[str] = []
+    for source, target in sorted(files.items()):
+        content = await env.transform(File(source))
+        target_path = ROOT / target
+        current = target_path.read_text(encoding="utf-8") if target_path.exists() else None
+        if content != current:
+            stale.append(target)
+            if write:
+                target_path.parent.mkdir(parents=True, exist_ok=True)
+                target_path.write_text(content, encoding="utf-8")
+    return stale
+
+
+def _orphans(files: dict[str, str]) -> list[Path]:
+    """Generated files whose async source no longer exists."""
+    targets = {(ROOT / t).resolve() for t in files.values()}
+    dirs = {(ROOT / t).resolve().parent for t in files.values()}
+    found: list[Path] = []
+    for directory in dirs:
+        for path in directory.glob("*.py"):
+            if path.resolve() not in targets and path.name != "conftest_sync_only.py":
+                found.append(path)
+    return sorted(found)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
