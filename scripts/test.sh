@@ -11,7 +11,7 @@ ensure_venv dev
 
 log "ruff"
 "$VENV/bin/ruff" check .
-"$VENV/bin/ruff" format --check --quiet .
+"$VENV/bin/ruff" format --check --quiet src tests tools bench
 log "mypy --strict"
 "$VENV/bin/mypy"
 log "generated sync code is current"
