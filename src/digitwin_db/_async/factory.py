@@ -30,6 +30,11 @@ class AsyncRepositoryFactory:
         self._open_lock = asyncio.Lock()
         self._closed = False
         self._repositories: list[AsyncRepository] = []
+        # Repositories are built here, in this order, and registered for health/close.
+        # (domain repositories)
+        # (cache)
+        # (rate limits)
+        # (audit log)
 
     def _register(self, repository: AsyncRepository) -> None:
         self._repositories.append(repository)

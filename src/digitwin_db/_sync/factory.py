@@ -31,6 +31,11 @@ class RepositoryFactory:
         self._open_lock = threading.Lock()
         self._closed = False
         self._repositories: list[Repository] = []
+        # Repositories are built here, in this order, and registered for health/close.
+        # (domain repositories)
+        # (cache)
+        # (rate limits)
+        # (audit log)
 
     def _register(self, repository: Repository) -> None:
         self._repositories.append(repository)
