@@ -1,0 +1,112 @@
+"""Input checks shared by the repositories: each raises ``ValidationError`` with a message
+that names the argument, before any SQL runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from digitwin_db.errors import ValidationError
+
+__all__ = [
+    "check_json_object",
+    "check_number",
+    "check_optional_int",
+    "check_text",
+    "parse_uuid",
+]
+
+# Largest JSON document we accept in a jsonb column (bytes of its compact encoding).
+MAX_JSON_BYTES = 1_000_000
+
+
+def parse_uuid(value: object, what: str = "id") -> uuid.UUID:
+    """Accept a ``uuid.UUID`` or its string form; anything else is a ``ValidationError``."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise ValidationError(f"{what} must be a UUID, got {shown}")
+
+
+def check_text(
+    value: object,
+    what: str,
+    *,
+    min_length: int = 1,
+    max_length: int,
+    strip: bool = True,
+) -> str:
+    """A string of ``min_length``..``max_length`` characters (after stripping, if asked),
+    without NUL characters (PostgreSQL text cannot hold them)."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
+    text = value.strip() if strip else value
+    if len(text) < min_length:
+        raise ValidationError(
+            f"{what} must not be empty"
+            if min_length == 1
+            else f"{what} must have at least {min_length} characters"
+        )
+    if len(text) > max_length:
+        raise ValidationError(f"{what} is too long ({len(text)} > {max_length} characters)")
+    if "\x00" in text:
+        raise ValidationError(f"{what} must not contain NUL characters")
+    return text
+
+
+def check_number(
+    value: object,
+    what: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    integer: bool = False,
+) -> float:
+    """A finite real number (bools refused) within the given bounds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{what} must be a number, got {type(value).__name__}")
+    if integer and not isinstance(value, int):
+        raise ValidationError(f"{what} must be an integer, got {value!r}")
+    if not math.isfinite(value):
+        raise ValidationError(f"{what} must be finite, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"{what} must be >= {minimum:g}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"{what} must be <= {maximum:g}, got {value!r}")
+    return value
+
+
+def check_optional_int(
+    value: object, what: str, *, minimum: int = 0, maximum: int = 2**31 - 1
+) -> int | None:
+    """``None`` or an integer within bounds."""
+    if value is None:
+        return None
+    return int(check_number(value, what, minimum=minimum, maximum=maximum, integer=True))
+
+
+def check_json_object(value: object, what: str) -> dict[str, Any]:
+    """``None`` (→ ``{}``) or a JSON-serialisable mapping with string keys, finite numbers
+    and at most ``MAX_JSON_BYTES`` encoded."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{what} must be a JSON object (dict), got {type(value).__name__}")
+    try:
+        encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
+    if len(encoded) > MAX_JSON_BYTES:
+        raise ValidationError(f"{what} is too large ({len(encoded)} bytes > {MAX_JSON_BYTES})")
+    if "\\u0000" in encoded:
+        raise ValidationError(f"{what} must not contain NUL characters")
+    result: dict[str, Any] = json.loads(encoded)
+    return result
