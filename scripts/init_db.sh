@@ -13,13 +13,19 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-PGBASE="$ROOT/.pgdata"
-PGDATA_DIR="$PGBASE/data"
-SOCKET_DIR="$PGBASE/run"
+PGLINK="$ROOT/.pgdata"
+# resolve_paths: the real cluster directories (.pgdata may be a symlink, see prepare_base_dir).
+resolve_paths() {
+    PGBASE="$(readlink -f "$PGLINK" 2>/dev/null || echo "$PGLINK")"
+    PGDATA_DIR="$PGBASE/data"
+    SOCKET_DIR="$PGBASE/run"
+}
+resolve_paths
 DB_NAME="${DIGITWIN_DB_NAME:-digitwin}"
 DB_USER="digitwin"
 
-pg() { as_pg "$PG_BINDIR/$1" "${@:2}"; }
+# pg BINARY ARGS...: run a server binary from / (the postgres user may not enter $ROOT).
+pg() { (cd / && as_pg "$PG_BINDIR/$1" "${@:2}"); }
 
 embedded_running() {
     [ -f "$PGDATA_DIR/PG_VERSION" ] && pg pg_ctl status -D "$PGDATA_DIR" >/dev/null 2>&1
@@ -28,18 +34,20 @@ embedded_running() {
 # The postgres user must be able to reach .pgdata; a checkout under /root is not reachable,
 # so the cluster then lives under /var/lib/digitwin-db and .pgdata links to it.
 prepare_base_dir() {
-    [ -e "$PGBASE" ] && return 0
-    if [ "$(id -u)" -eq 0 ] && ! as_pg test -x "$ROOT"; then
-        local target
-        target="/var/lib/digitwin-db/$(echo "$ROOT" | sha256sum | cut -c1-12)"
-        mkdir -p "$target"
-        ln -s "$target" "$PGBASE"
-        log "$ROOT is not reachable by the postgres user: cluster lives in $target"
-    else
-        mkdir -p "$PGBASE"
+    if [ ! -e "$PGLINK" ]; then
+        if [ "$(id -u)" -eq 0 ] && ! (cd / && as_pg test -x "$ROOT"); then
+            local target
+            target="/var/lib/digitwin-db/$(echo "$ROOT" | sha256sum | cut -c1-12)"
+            mkdir -p "$target"
+            ln -s "$target" "$PGLINK"
+            log "$ROOT is not reachable by the postgres user: cluster lives in $target"
+        else
+            mkdir -p "$PGLINK"
+        fi
     fi
+    resolve_paths
     chmod 700 "$PGBASE"
-    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PGBASE/" || true
+    if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$PGBASE"; fi
 }
 
 init_cluster() {
