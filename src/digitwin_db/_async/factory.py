@@ -7,6 +7,8 @@ import threading
 from typing import ClassVar
 
 from digitwin_db._async.database import AsyncDatabase
+from digitwin_db._async.maintenance import AsyncMaintenance
+from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
 from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
@@ -35,6 +37,9 @@ class AsyncRepositoryFactory:
         # (cache)
         # (rate limits)
         # (audit log)
+        self.audit_logs = AsyncAuditLogRepository(db)
+        self._register(self.audit_logs)
+        self.maintenance = AsyncMaintenance(db)
 
     def _register(self, repository: AsyncRepository) -> None:
         self._repositories.append(repository)

@@ -8,6 +8,8 @@ import threading
 from typing import ClassVar
 
 from digitwin_db._sync.database import Database
+from digitwin_db._sync.maintenance import Maintenance
+from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.base import Repository
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
@@ -36,6 +38,9 @@ class RepositoryFactory:
         # (cache)
         # (rate limits)
         # (audit log)
+        self.audit_logs = AuditLogRepository(db)
+        self._register(self.audit_logs)
+        self.maintenance = Maintenance(db)
 
     def _register(self, repository: Repository) -> None:
         self._repositories.append(repository)

@@ -1,0 +1,164 @@
+"""The periodic cleanup job: expired cache rows, idle rate-limit buckets, old audit rows.
+
+One pass (:meth:`AsyncCleanupJob.run_once`) calls the repositories' own cleanup methods —
+``cache.cleanup_expired``, ``rate_limits.cleanup_idle`` and
+``audit_logs.purge_older_than`` — each of which deletes in small batches ordered by its
+expiry index with ``FOR UPDATE SKIP LOCKED``. So several instances (on several hosts) can
+run at once: each row is deleted by exactly one of them, and nobody waits on anybody's
+locks. The command line (``digitwin-db cleanup``) runs a pass once or on an interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from digitwin_db._async.factory import AsyncRepositoryFactory
+from digitwin_db.errors import DigitwinDBError, ValidationError
+from digitwin_db.models.audit import CleanupJobReport
+
+__all__ = ["DEFAULT_BATCH_SIZE", "AsyncCleanupJob", "Progress"]
+
+logger = logging.getLogger("digitwin_db.cleanup")
+
+#: Rows per delete statement: large enough to be efficient, small enough that each batch
+#: holds its row locks for milliseconds.
+DEFAULT_BATCH_SIZE = 5000
+
+#: Called after every step or batch with (table, rows removed by it, rows removed from that
+#: table so far in this pass).
+Progress = Callable[[str, int, int], None]
+
+
+def _per_table(report: Any) -> dict[str, int]:
+    """Rows removed per table from a repository's cleanup report."""
+    if isinstance(report, int):
+        return {"cache": report}
+    data = report if isinstance(report, dict) else getattr(report, "removed", None)
+    if not isinstance(data, dict):
+        dump = getattr(report, "model_dump", None)
+        data = dump() if callable(dump) else {}
+    return {str(k): int(v) for k, v in data.items() if isinstance(v, int)}
+
+
+class AsyncCleanupJob:
+    """One cleanup pass over every store that expires rows; see the module docstring."""
+
+    def __init__(
+        self,
+        factory: AsyncRepositoryFactory,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        audit_retention_days: float | None = None,
+        rate_limit_idle_seconds: float | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        settings = factory.db.settings
+        self.factory = factory
+        self.batch_size = batch_size
+        self.audit_retention_days = (
+            settings.audit_retention_days if audit_retention_days is None else audit_retention_days
+        )
+        self.rate_limit_idle_seconds = (
+            settings.rate_limit_idle_seconds
+            if rate_limit_idle_seconds is None
+            else rate_limit_idle_seconds
+        )
+        self.progress = progress
+
+    def _report_progress(self, table: str, removed: int, so_far: int) -> None:
+        logger.info("cleanup %s: removed %d (%d so far)", table, removed, so_far)
+        if self.progress is not None:
+            self.progress(table, removed, so_far)
+
+    async def run_once(self, *, should_stop: Callable[[], bool] | None = None) -> CleanupJobReport:
+        """Run every step once and return what was removed.
+
+        ``should_stop`` is polled between batches: when it returns true the pass ends after
+        the batch in progress (``report.stopped``). A step whose repository is missing is
+        skipped with a log line; a step that fails is logged and reported in
+        ``report.errors`` while the other steps still run.
+        """
+        stop = should_stop or (lambda: False)
+        start = time.perf_counter()
+        removed: dict[str, int] = {}
+        skipped: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        stopped = False
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("cache", lambda: self._cache(removed)),
+            ("rate_limits", lambda: self._rate_limits(removed)),
+            ("audit_logs", lambda: self._audit_logs(removed, stop)),
+        ]
+        for step, run in steps:
+            if stop():
+                stopped = True
+                break
+            try:
+                reason = await run()
+            except DigitwinDBError as exc:
+                logger.error("cleanup %s failed: %s", step, exc)
+                errors[step] = str(exc)
+                continue
+            if reason:
+                logger.warning("cleanup %s skipped: %s", step, reason)
+                skipped[step] = reason
+        stopped = stopped or stop()
+        report = CleanupJobReport(
+            removed=removed,
+            skipped=skipped,
+            errors=errors,
+            stopped=stopped,
+            duration_ms=round((time.perf_counter() - start) * 1000.0, 3),
+        )
+        logger.info(
+            "cleanup pass removed %d rows in %.0f ms: %s",
+            report.total_removed,
+            report.duration_ms,
+            removed,
+        )
+        return report
+
+    async def _cache(self, removed: dict[str, int]) -> str | None:
+        cache = getattr(self.factory, "cache", None)
+        if cache is None or not hasattr(cache, "cleanup_expired"):
+            return "the cache repository is not available in this version"
+        per_table = _per_table(await cache.cleanup_expired(batch_size=self.batch_size))
+        for table, count in per_table.items():
+            removed[table] = removed.get(table, 0) + count
+            self._report_progress(table, count, removed[table])
+        return None
+
+    async def _rate_limits(self, removed: dict[str, int]) -> str | None:
+        rate_limits = getattr(self.factory, "rate_limits", None)
+        if rate_limits is None or not hasattr(rate_limits, "cleanup_idle"):
+            return "the rate-limit repository is not available in this version"
+        count = int(
+            await rate_limits.cleanup_idle(
+                older_than=timedelta(seconds=self.rate_limit_idle_seconds)
+            )
+        )
+        removed["rate_limits"] = count
+        self._report_progress("rate_limits", count, count)
+        return None
+
+    async def _audit_logs(self, removed: dict[str, int], stop: Callable[[], bool]) -> str | None:
+        audit_logs = self.factory.audit_logs
+        total = removed.setdefault("audit_logs", 0)
+        while True:
+            # One batch per call, so that progress is reported and a stop request is
+            # honoured between batches.
+            count = await audit_logs.purge_older_than(
+                self.audit_retention_days, batch_size=self.batch_size, max_batches=1
+            )
+            total += count
+            removed["audit_logs"] = total
+            if count or not total:
+                self._report_progress("audit_logs", count, total)
+            if count < self.batch_size or stop():
+                return None

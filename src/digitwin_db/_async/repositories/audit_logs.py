@@ -1,0 +1,266 @@
+"""The append-only audit trail: ``factory.audit_logs``.
+
+Rows are only ever inserted. The database itself refuses UPDATE, DELETE and TRUNCATE (a
+trigger, see migrations/0004_audit_logs.sql) except in a transaction that sets
+``digitwin.audit_maintenance`` locally: :meth:`purge_older_than` ('purge') here, and GDPR
+erasure ('erase') in the users repository.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from psycopg import sql
+from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
+
+from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db.errors import ValidationError
+from digitwin_db.models.audit import AUDIT_RESULTS, AuditEntry, AuditStatistics, AuditUserCount
+from digitwin_db.models.common import Page
+from digitwin_db.sql import audit_logs as q
+from digitwin_db.validation import check_json_object, check_text, parse_uuid
+
+__all__ = ["AsyncAuditLogRepository"]
+
+# Limits of the table's CHECK constraints, checked here first so that bad input fails
+# with a clear message before any SQL runs.
+ACTION_MAX = 100
+RESOURCE_TYPE_MAX = 100
+RESOURCE_ID_MAX = 200
+USER_AGENT_MAX = 1024
+_ACTION_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:/-")
+# A page is at most this long: bigger listings should page.
+MAX_PAGE = 1000
+# Rows deleted per statement by the purge: small enough to hold locks briefly.
+DEFAULT_PURGE_BATCH = 5000
+TOP_USERS = 10
+
+
+def _uuid(value: object, field: str) -> UUID | None:
+    return None if value is None else parse_uuid(value, field)
+
+
+def _text(value: object, field: str, max_len: int) -> str | None:
+    # Not stripped: an audit entry keeps exactly what it was given.
+    return None if value is None else check_text(value, field, max_length=max_len, strip=False)
+
+
+def _action(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError("action must be a non-empty string such as 'user.created'")
+    if len(value) > ACTION_MAX or not set(value) <= _ACTION_CHARS:
+        raise ValidationError(
+            f"action {value!r:.120} is invalid: 1 to {ACTION_MAX} characters among "
+            "letters, digits and _ . : / -"
+        )
+    return value
+
+
+def _result(value: object) -> str:
+    if value not in AUDIT_RESULTS:
+        raise ValidationError(f"result must be one of {', '.join(AUDIT_RESULTS)}, got {value!r}")
+    assert isinstance(value, str)
+    return value
+
+
+def _ip(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            pass
+    raise ValidationError(f"ip_address must be an IPv4 or IPv6 address, got {value!r:.80}")
+
+
+def _when(value: object, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{field} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{field} must be timezone-aware (e.g. datetime.now(UTC))")
+    return value
+
+
+def _count(value: object, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(f"{field} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+class AsyncAuditLogRepository(AsyncRepository):
+    """Append-only audit entries: :meth:`log`, :meth:`query`, :meth:`statistics`,
+    :meth:`purge_older_than`."""
+
+    name: ClassVar[str] = "audit_logs"
+    tables: ClassVar[tuple[str, ...]] = ("audit_logs",)
+
+    async def log(
+        self,
+        action: str,
+        *,
+        user_id: UUID | str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | UUID | None = None,
+        result: str = "success",
+        ip_address: str | ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
+        user_agent: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one entry and return it; it is durable (WAL flushed) when this returns.
+
+        ``action`` is 1-100 characters among letters, digits and ``_ . : / -`` (e.g.
+        ``"user.created"``); ``result`` is ``success``, ``failure`` or ``denied``;
+        ``ip_address`` an IPv4/IPv6 address; ``user_agent`` at most 1024 characters;
+        ``metadata`` a JSON object. Raises ``ValidationError`` before any SQL otherwise.
+        """
+        if isinstance(resource_id, UUID):
+            resource_id = str(resource_id)
+        params = {
+            "action": _action(action),
+            "user_id": _uuid(user_id, "user_id"),
+            "resource_type": _text(resource_type, "resource_type", RESOURCE_TYPE_MAX),
+            "resource_id": _text(resource_id, "resource_id", RESOURCE_ID_MAX),
+            "result": _result(result),
+            "ip_address": _ip(ip_address),
+            "user_agent": _text(user_agent, "user_agent", USER_AGENT_MAX),
+            "metadata": Jsonb(check_json_object(metadata, "metadata")),
+        }
+        async with self.db.transaction("audit_logs.log") as conn:
+            # The test and many production servers run synchronous_commit = off globally;
+            # an audit entry must survive a crash once the caller has been told it exists.
+            await conn.execute(q.SYNCHRONOUS_COMMIT_ON)
+            cur = conn.cursor(row_factory=class_row(AuditEntry))
+            await cur.execute(q.INSERT, params)
+            entry = await cur.fetchone()
+        assert entry is not None
+        return entry
+
+    async def query(
+        self,
+        *,
+        user_id: UUID | str | None = None,
+        action: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        result: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page[AuditEntry]:
+        """Entries matching every given filter, newest first, one page at a time.
+
+        ``since`` is inclusive, ``until`` exclusive (timezone-aware datetimes). ``limit`` is
+        1-1000. ``total`` counts every match, not just this page.
+        """
+        params: dict[str, Any] = {
+            "user_id": _uuid(user_id, "user_id"),
+            "action": None if action is None else _action(action),
+            "resource_type": _text(resource_type, "resource_type", RESOURCE_TYPE_MAX),
+            "resource_id": _text(resource_id, "resource_id", RESOURCE_ID_MAX),
+            "result": None if result is None else _result(result),
+            "since": _when(since, "since"),
+            "until": _when(until, "until"),
+            "limit": _count(limit, "limit", 1, MAX_PAGE),
+            "offset": _count(offset, "offset", 0, 2**62),
+        }
+        fragments = [
+            sql.SQL(fragment)
+            for name, fragment in q.QUERY_FILTERS.items()
+            if params[name] is not None
+        ]
+        where = sql.SQL(" AND ").join(fragments) if fragments else sql.SQL(q.NO_FILTER)
+        async with self.db.connection("audit_logs.query") as conn:
+            cur = conn.cursor(row_factory=class_row(AuditEntry))
+            await cur.execute(sql.SQL(q.SELECT_PAGE).format(where=where), params)
+            items = await cur.fetchall()
+            if params["offset"] == 0 and len(items) < params["limit"]:
+                total = len(items)  # the whole result fits in this page
+            else:
+                count_cur = await conn.execute(sql.SQL(q.COUNT).format(where=where), params)
+                row = await count_cur.fetchone()
+                total = int(row[0]) if row is not None else 0
+        return Page[AuditEntry](
+            items=items, total=total, limit=params["limit"], offset=params["offset"]
+        )
+
+    async def statistics(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> AuditStatistics:
+        """Totals over ``[since, until)``: count, per action, per result, failure and denied
+        rates, and the ten most active users. Computed in one SQL statement."""
+        params = {
+            "since": _when(since, "since"),
+            "until": _when(until, "until"),
+            "top_users": TOP_USERS,
+        }
+        async with self.db.connection("audit_logs.statistics") as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(q.STATISTICS, params)
+            row = await cur.fetchone()
+        assert row is not None
+        total = int(row["total"])
+        by_result: dict[str, int] = {k: int(v) for k, v in row["by_result"].items()}
+        return AuditStatistics(
+            since=since,
+            until=until,
+            total=total,
+            by_action={k: int(v) for k, v in row["by_action"].items()},
+            by_result=by_result,
+            failure_rate=by_result.get("failure", 0) / total if total else 0.0,
+            denied_rate=by_result.get("denied", 0) / total if total else 0.0,
+            top_users=[AuditUserCount.model_validate(u) for u in row["top_users"]],
+        )
+
+    async def purge_older_than(
+        self,
+        days: float = 90,
+        *,
+        batch_size: int = DEFAULT_PURGE_BATCH,
+        max_batches: int | None = None,
+    ) -> int:
+        """Delete entries created more than ``days`` days ago; return how many.
+
+        Deletes in batches of ``batch_size`` (each its own short transaction, oldest first,
+        ``SKIP LOCKED`` so that several cleaners can run at once); ``max_batches`` stops
+        after that many batches (the cleanup job uses 1 to report progress and to stop
+        between batches). The only path that may delete audit rows.
+        """
+        if (
+            isinstance(days, bool)
+            or not isinstance(days, int | float)
+            or not math.isfinite(days)
+            or days < 0
+        ):
+            raise ValidationError(f"days must be a finite number >= 0, got {days!r}")
+        batch_size = _count(batch_size, "batch_size", 1, 1_000_000)
+        if max_batches is not None:
+            max_batches = _count(max_batches, "max_batches", 1, 2**31)
+        async with self.db.connection("audit_logs.purge_cutoff") as conn:
+            cur = await conn.execute(q.PURGE_CUTOFF, {"days": float(days)})
+            row = await cur.fetchone()
+        assert row is not None
+        cutoff: datetime = row[0]
+        removed = batches = 0
+        while max_batches is None or batches < max_batches:
+            async with self.db.transaction("audit_logs.purge") as conn:
+                await conn.execute(q.ALLOW_PURGE)
+                cur = await conn.execute(
+                    q.PURGE_BATCH, {"cutoff": cutoff, "batch_size": batch_size}
+                )
+                deleted = cur.rowcount
+            removed += deleted
+            batches += 1
+            if deleted < batch_size:
+                break
+        return removed
