@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 import digitwin_db as ddb
 
 
@@ -33,3 +35,28 @@ def test_sixteen_threads_get_one_factory(pg_url: str, monkeypatch) -> None:
         assert seen[0].health().ok
     finally:
         ddb.RepositoryFactory.reset()
+
+
+def test_close_waits_for_checked_out_connections(pg_url: str) -> None:
+    """close() refuses new work at once but lets a running call finish (up to the timeout)."""
+    database = ddb.Database(url=pg_url, pool_min_size=1, pool_max_size=2)
+    database.open()
+    started = threading.Event()
+    finished: list[int] = []
+
+    def long_call() -> None:
+        with database.connection("probe.long") as conn:
+            started.set()
+            cur = conn.execute("SELECT 5 FROM pg_sleep(0.3)")
+            row = cur.fetchone()
+            assert row is not None
+            finished.append(row[0])
+
+    worker = threading.Thread(target=long_call)
+    worker.start()
+    assert started.wait(5)
+    database.close(timeout=5)
+    worker.join()
+    assert finished == [5]  # the checked-out connection was not pulled from under the call
+    with pytest.raises(ddb.DatabaseUnavailableError, match="not open"), database.connection():
+        pass

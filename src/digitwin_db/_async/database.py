@@ -5,6 +5,7 @@ This file is the hand-written async source; ``_sync/database.py`` is generated f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import select
 import time
@@ -34,6 +35,9 @@ from digitwin_db.settings import Settings
 logger = logging.getLogger("digitwin_db")
 
 _PENDING_SQL = sql.SQL("SELECT migration_id FROM {}").format(sql.Identifier(YOYO_TABLE))
+# How often close() looks whether checked-out connections came back (seconds).
+CLOSE_POLL_INTERVAL = 0.01
+
 _TABLE_EXISTS_SQL = "SELECT to_regclass(%s) IS NOT NULL"
 
 
@@ -165,14 +169,25 @@ class AsyncDatabase:
             await conn.execute("SELECT 1")
 
     async def close(self, timeout: float | None = None) -> None:
-        """Close the pool, waiting up to ``timeout`` (default ``Settings.pool_close_timeout``)
-        for checked-out connections to be returned."""
+        """Close the pool gracefully.
+
+        New calls are refused at once (``DatabaseUnavailableError``); connections still
+        checked out get up to ``timeout`` seconds (default ``Settings.pool_close_timeout``)
+        to come back before the pool closes them.
+        """
         if not self._opened:
             return
         self._opened = False
-        await self._pool.close(
-            timeout=self.settings.pool_close_timeout if timeout is None else timeout
-        )
+        wait = self.settings.pool_close_timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while self.connections_in_use() and time.monotonic() < deadline:
+            await asyncio.sleep(CLOSE_POLL_INTERVAL)
+        await self._pool.close(timeout=max(0.0, deadline - time.monotonic()))
+
+    def connections_in_use(self) -> int:
+        """Connections currently checked out of the pool."""
+        stats = self._pool.get_stats()
+        return max(0, stats.get("pool_size", 0) - stats.get("pool_available", 0))
 
     async def __aenter__(self) -> AsyncDatabase:
         await self.open()
