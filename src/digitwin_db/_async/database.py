@@ -180,7 +180,8 @@ class AsyncDatabase:
         self._opened = False
         wait = self.settings.pool_close_timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
-        while self.connections_in_use() and time.monotonic() < deadline:
+        # psycopg_pool signals no event when a connection comes back: poll its counters.
+        while self.connections_in_use() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(CLOSE_POLL_INTERVAL)
         await self._pool.close(timeout=max(0.0, deadline - time.monotonic()))
 

@@ -181,6 +181,7 @@ class Database:
         self._opened = False
         wait = self.settings.pool_close_timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
+        # psycopg_pool signals no event when a connection comes back: poll its counters.
         while self.connections_in_use() and time.monotonic() < deadline:
             time.sleep(CLOSE_POLL_INTERVAL)
         self._pool.close(timeout=max(0.0, deadline - time.monotonic()))
