@@ -10,6 +10,7 @@ from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.maintenance import AsyncMaintenance
 from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
 from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
 from digitwin_db.observability import OperationStats
@@ -34,6 +35,8 @@ class AsyncRepositoryFactory:
         self._repositories: list[AsyncRepository] = []
         # Repositories are built here, in this order, and registered for health/close.
         # (domain repositories)
+        self.sessions = AsyncConversationSessionRepository(db)
+        self._register(self.sessions)
         # (cache)
         # (rate limits)
         # (audit log)

@@ -11,6 +11,7 @@ from digitwin_db._sync.database import Database
 from digitwin_db._sync.maintenance import Maintenance
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.base import Repository
+from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
 from digitwin_db.observability import OperationStats
@@ -35,6 +36,8 @@ class RepositoryFactory:
         self._repositories: list[Repository] = []
         # Repositories are built here, in this order, and registered for health/close.
         # (domain repositories)
+        self.sessions = ConversationSessionRepository(db)
+        self._register(self.sessions)
         # (cache)
         # (rate limits)
         # (audit log)

@@ -1,0 +1,322 @@
+"""Conversation sessions and their turns: ``factory.sessions``.
+
+A session belongs to a live user and may name one of that user's voice and face models.
+``add_turn`` numbers turns 1..n per session without gaps or duplicates, also under
+concurrent callers, and moves the session's counters (turn count, token totals, latency
+sums) in the same statement. Ending is idempotent: ``end`` on an ended session returns it
+unchanged (its first ``ended_at`` is kept); a turn on an ended session is a
+``ValidationError``. Sessions have no soft delete: they go away with their user
+(hard delete / GDPR erasure).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, NoReturn
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
+
+from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db.errors import NotFoundError, ValidationError
+from digitwin_db.models.common import Page
+from digitwin_db.models.sessions import (
+    SESSION_STATUSES,
+    TURN_ROLES,
+    ConversationSession,
+    ConversationTurn,
+    SessionStatistics,
+    SessionWithTurns,
+    StageLatency,
+)
+from digitwin_db.sql import sessions as q
+from digitwin_db.validation import check_json_object, check_optional_int, check_text, parse_uuid
+
+__all__ = ["AsyncConversationSessionRepository", "require_user"]
+
+# Limits of the tables' CHECK constraints, checked here first so that bad input fails with
+# a clear message before any SQL runs.
+CONTENT_MAX = 100_000
+LATENCY_MAX_MS = 3_600_000
+TOKENS_MAX = 10_000_000
+# A page is at most this long: bigger listings should page.
+MAX_PAGE = 1000
+_STAGES = ("asr", "llm", "tts", "total")
+
+
+def check_page(limit: object, offset: object) -> tuple[int, int]:
+    """``limit`` 1..MAX_PAGE and ``offset`` >= 0, both integers."""
+    page = check_optional_int(limit, "limit", minimum=1, maximum=MAX_PAGE)
+    start = check_optional_int(offset, "offset", minimum=0)
+    if page is None or start is None:
+        raise ValidationError("limit and offset must be integers")
+    return page, start
+
+
+def check_since(value: object) -> datetime | None:
+    """``None`` or a timezone-aware ``datetime``."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise ValidationError(f"since must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError("since must be timezone-aware (e.g. datetime.now(UTC))")
+    return value
+
+
+async def require_user(
+    conn: AsyncConnection[Any], user_id: UUID, *, allow_deleted: bool = False
+) -> None:
+    """``NotFoundError`` unless the user exists and (unless ``allow_deleted``) is live."""
+    cur = await conn.execute(q.USER_STATE, {"user_id": user_id})
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"user {user_id} does not exist")
+    if not row[0] and not allow_deleted:
+        raise NotFoundError(f"user {user_id} is deleted")
+
+
+def _latency(value: object, what: str) -> int | None:
+    return check_optional_int(value, what, minimum=0, maximum=LATENCY_MAX_MS)
+
+
+def _tokens(value: object, what: str) -> int | None:
+    return check_optional_int(value, what, minimum=0, maximum=TOKENS_MAX)
+
+
+def _optional_uuid(value: object, what: str) -> UUID | None:
+    return None if value is None else parse_uuid(value, what)
+
+
+class AsyncConversationSessionRepository(AsyncRepository):
+    """Conversation sessions (``conversation_sessions``) and turns (``conversation_turns``)."""
+
+    name: ClassVar[str] = "sessions"
+    tables: ClassVar[tuple[str, ...]] = ("conversation_sessions", "conversation_turns")
+
+    # ------------------------------------------------------------------ writes
+    async def start(
+        self,
+        *,
+        user_id: UUID | str,
+        voice_model_id: UUID | str | None = None,
+        face_model_id: UUID | str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ConversationSession:
+        """Start an active session for a live user.
+
+        Raises ``NotFoundError`` when the user or a given model does not exist or is
+        soft-deleted, ``ValidationError`` when a model belongs to another user or an
+        argument is malformed. The checks and the insert are one statement.
+        """
+        params = {
+            "user_id": parse_uuid(user_id, "user_id"),
+            "voice_model_id": _optional_uuid(voice_model_id, "voice_model_id"),
+            "face_model_id": _optional_uuid(face_model_id, "face_model_id"),
+            "metadata": Jsonb(check_json_object(metadata, "metadata")),
+        }
+        async with self.db.connection("sessions.start") as conn:
+            cur = conn.cursor(row_factory=class_row(ConversationSession))
+            await cur.execute(q.START, params)
+            session = await cur.fetchone()
+            if session is not None:
+                return session
+            dcur = conn.cursor(row_factory=dict_row)
+            await dcur.execute(q.START_DIAGNOSE, params)
+            state = await dcur.fetchone()
+        assert state is not None
+        _raise_start_failure(params, state)
+
+    async def add_turn(
+        self,
+        session_id: UUID | str,
+        *,
+        role: str,
+        content: str,
+        asr_ms: int | None = None,
+        llm_ms: int | None = None,
+        tts_ms: int | None = None,
+        total_ms: int | None = None,
+        tokens_in: int | None = None,
+        tokens_out: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ConversationTurn:
+        """Append the next turn (number = previous + 1) to an active session.
+
+        Latencies are integer milliseconds (0..3,600,000), tokens integers (0..10,000,000),
+        ``None`` when the stage did not run. The session's ``turn_count``, token totals and
+        ``*_ms_total`` sums move in the same statement, which holds the session's row lock:
+        concurrent callers get consecutive numbers. ``NotFoundError`` for an unknown
+        session, ``ValidationError`` for an ended one or bad input.
+        """
+        sid = parse_uuid(session_id, "session_id")
+        if role not in TURN_ROLES:
+            raise ValidationError(f"role must be one of {', '.join(TURN_ROLES)}, got {role!r:.60}")
+        params = {
+            "session_id": sid,
+            "role": role,
+            "content": check_text(content, "content", max_length=CONTENT_MAX, strip=False),
+            "asr_ms": _latency(asr_ms, "asr_ms"),
+            "llm_ms": _latency(llm_ms, "llm_ms"),
+            "tts_ms": _latency(tts_ms, "tts_ms"),
+            "total_ms": _latency(total_ms, "total_ms"),
+            "tokens_in": _tokens(tokens_in, "tokens_in"),
+            "tokens_out": _tokens(tokens_out, "tokens_out"),
+            "metadata": Jsonb(check_json_object(metadata, "metadata")),
+        }
+        async with self.db.connection("sessions.add_turn") as conn:
+            cur = conn.cursor(row_factory=class_row(ConversationTurn))
+            await cur.execute(q.ADD_TURN, params)
+            turn = await cur.fetchone()
+            if turn is not None:
+                return turn
+            state = await conn.execute(q.SESSION_STATE, {"id": sid})
+            row = await state.fetchone()
+        if row is None:
+            raise NotFoundError(f"session {sid} does not exist")
+        raise ValidationError(f"session {sid} has ended: no turn can be added")
+
+    async def end(self, session_id: UUID | str) -> ConversationSession:
+        """End a session and return it. Idempotent: ending an ended session returns it
+        unchanged (``ended_at`` stays the first end). ``NotFoundError`` if absent."""
+        sid = parse_uuid(session_id, "session_id")
+        async with self.db.connection("sessions.end") as conn:
+            cur = conn.cursor(row_factory=class_row(ConversationSession))
+            await cur.execute(q.END, {"id": sid})
+            session = await cur.fetchone()
+            if session is None:
+                await cur.execute(q.GET, {"id": sid})
+                session = await cur.fetchone()
+        if session is None:
+            raise NotFoundError(f"session {sid} does not exist")
+        return session
+
+    # ------------------------------------------------------------------ reads
+    async def find(self, session_id: UUID | str) -> ConversationSession | None:
+        """The session, or ``None`` if there is none with this id."""
+        sid = parse_uuid(session_id, "session_id")
+        async with self.db.connection("sessions.find") as conn:
+            cur = conn.cursor(row_factory=class_row(ConversationSession))
+            await cur.execute(q.GET, {"id": sid})
+            return await cur.fetchone()
+
+    async def get(self, session_id: UUID | str) -> ConversationSession:
+        """The session; ``NotFoundError`` if there is none with this id."""
+        session = await self.find(session_id)
+        if session is None:
+            raise NotFoundError(f"session {session_id} does not exist")
+        return session
+
+    async def get_with_turns(
+        self, session_id: UUID | str, *, limit: int | None = None
+    ) -> SessionWithTurns:
+        """The session and its turns in turn order, read from one snapshot (the counters
+        agree with the turns). With ``limit``, only the latest ``limit`` turns (still in
+        turn order), e.g. the context window of the next LLM call."""
+        sid = parse_uuid(session_id, "session_id")
+        count = check_optional_int(limit, "limit", minimum=0)
+        async with self.db.transaction("sessions.get_with_turns") as conn:
+            await conn.execute(q.SNAPSHOT)
+            scur = conn.cursor(row_factory=class_row(ConversationSession))
+            await scur.execute(q.GET, {"id": sid})
+            session = await scur.fetchone()
+            if session is None:
+                raise NotFoundError(f"session {sid} does not exist")
+            tcur = conn.cursor(row_factory=class_row(ConversationTurn))
+            await tcur.execute(q.TURNS, {"id": sid, "limit": count})
+            turns = await tcur.fetchall()
+        return SessionWithTurns(session=session, turns=turns)
+
+    async def list_for_user(
+        self,
+        user_id: UUID | str,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        status: str | None = None,
+    ) -> Page[ConversationSession]:
+        """A page of the user's sessions, newest first, optionally only ``active`` or
+        ``ended`` ones. ``NotFoundError`` if the user does not exist or is deleted."""
+        uid = parse_uuid(user_id, "user_id")
+        page, start = check_page(limit, offset)
+        if status is not None and status not in SESSION_STATUSES:
+            raise ValidationError(
+                f"status must be one of {', '.join(SESSION_STATUSES)} or None, got {status!r:.60}"
+            )
+        params = {"user_id": uid, "status": status, "limit": page, "offset": start}
+        async with self.db.connection("sessions.list_for_user") as conn:
+            await require_user(conn, uid)
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(q.LIST_FOR_USER, params)
+            rows = await cur.fetchall()
+            if rows:
+                total = int(rows[0]["total"])
+            else:
+                count = await conn.execute(q.COUNT_FOR_USER, params)
+                found = await count.fetchone()
+                total = int(found[0]) if found else 0
+        items = [ConversationSession.model_validate(_without_total(r)) for r in rows]
+        return Page[ConversationSession](items=items, total=total, limit=page, offset=start)
+
+    async def statistics(
+        self, user_id: UUID | str, *, since: datetime | None = None
+    ) -> SessionStatistics:
+        """Counts, tokens and per-stage latency (average, median, p95, max; computed in SQL)
+        over the user's sessions started at or after ``since`` and their turns.
+        ``NotFoundError`` if the user does not exist or is deleted."""
+        uid = parse_uuid(user_id, "user_id")
+        start = check_since(since)
+        async with self.db.connection("sessions.statistics") as conn:
+            await require_user(conn, uid)
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(q.STATISTICS, {"user_id": uid, "since": start})
+            row = await cur.fetchone()
+        assert row is not None
+        stages = {
+            stage: StageLatency(
+                count=row[f"{stage}_count"],
+                avg_ms=row[f"{stage}_avg"],
+                p50_ms=row[f"{stage}_p50"],
+                p95_ms=row[f"{stage}_p95"],
+                max_ms=row[f"{stage}_max"],
+            )
+            for stage in _STAGES
+        }
+        return SessionStatistics(
+            user_id=uid,
+            since=start,
+            sessions=row["sessions"],
+            active_sessions=row["active_sessions"],
+            ended_sessions=row["sessions"] - row["active_sessions"],
+            turns=row["turns"],
+            tokens_in=row["tokens_in"],
+            tokens_out=row["tokens_out"],
+            **stages,
+        )
+
+
+def _without_total(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "total"}
+
+
+def _raise_start_failure(params: dict[str, Any], state: dict[str, Any]) -> NoReturn:
+    """Turn START_DIAGNOSE's answer into the error that explains why START did nothing."""
+    user_id = params["user_id"]
+    if state["user_live"] is None:
+        raise NotFoundError(f"user {user_id} does not exist")
+    if not state["user_live"]:
+        raise NotFoundError(f"user {user_id} is deleted")
+    for kind in ("voice", "face"):
+        model_id = params[f"{kind}_model_id"]
+        if model_id is None:
+            continue
+        if state[f"{kind}_owner"] is None:
+            raise NotFoundError(f"{kind} model {model_id} does not exist")
+        if state[f"{kind}_owner"] != user_id:
+            raise ValidationError(f"{kind} model {model_id} belongs to another user")
+        if not state[f"{kind}_live"]:
+            raise NotFoundError(f"{kind} model {model_id} is deleted")
+    # Everything checks out now: a concurrent change raced the insert.
+    raise NotFoundError(f"user {user_id} or a model changed while the session was starting")
