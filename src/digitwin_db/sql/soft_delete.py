@@ -9,6 +9,8 @@ here has ``id uuid``, ``deleted_at timestamptz`` (NULL = live) and ``updated_at`
 
 from __future__ import annotations
 
+from typing import LiteralString
+
 from psycopg import sql
 
 # Filter fragments: a "live only" read adds LIVE_ONLY; include_deleted=True adds ANY_STATE.
@@ -48,4 +50,12 @@ UPDATE_LIVE = sql.SQL(
 OWNER_IS_LIVE = sql.SQL(
     "SELECT deleted_at IS NULL FROM {owner_table} "
     "WHERE id = (SELECT {owner_column} FROM {table} WHERE id = %(id)s)"
+)
+
+# Append an audit row in the caller's transaction (security-relevant actions of the domain
+# repositories: user.created, user.soft_deleted, voice_model.activated, …).
+INSERT_AUDIT: LiteralString = (
+    "INSERT INTO audit_logs (user_id, action, resource_type, resource_id, result, metadata) "
+    "VALUES (%(user_id)s, %(action)s, %(resource_type)s, %(resource_id)s, 'success', "
+    "%(metadata)s)"
 )

@@ -36,6 +36,8 @@ Helpers for your own methods:
 - ``self._update_live(op, id, values, allowed=...)`` — UPDATE of whitelisted columns
   of a live row (SET built from ``sql.Identifier`` of whitelisted names), returns the row.
 - ``self._parse_id(value)`` — ``parse_uuid`` with the entity in the message.
+- ``self._audit(conn, "user.created", user_id=…, resource_type=…, resource_id=…,
+  metadata=…)`` — an audit row in the same transaction (no personal data in metadata).
 - ``self._fetch_one(conn, query, params)`` / ``_fetch_all`` → rows as ``row_model``.
 
 Hooks (all run on the same connection, inside the operation's transaction):
@@ -57,6 +59,7 @@ from uuid import UUID
 
 from psycopg import Connection, sql
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.repositories.base import Repository
@@ -166,6 +169,29 @@ class SoftDeleteRepository(Repository, Generic[RowT]):
         if row is None:
             raise NotFoundError(f"{self.entity} {row_id} not found")
         return row
+
+    def _audit(
+        self,
+        conn: Connection[Any],
+        action: str,
+        *,
+        user_id: UUID | None,
+        resource_type: str,
+        resource_id: UUID | None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append a ``success`` audit row in the caller's transaction (it commits, or rolls
+        back, with the action it records). Keep personal data out of ``metadata``."""
+        conn.execute(
+            q.INSERT_AUDIT,
+            {
+                "user_id": user_id,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": None if resource_id is None else str(resource_id),
+                "metadata": Jsonb(dict(metadata or {})),
+            },
+        )
 
     # ------------------------------------------------------------------ reads
     def find(self, id: UUID | str, *, include_deleted: bool = False) -> RowT | None:

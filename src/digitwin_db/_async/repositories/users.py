@@ -1,0 +1,272 @@
+"""UserRepository (SPEC §2.1): accounts, soft delete with cascade, GDPR export/erasure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
+
+from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
+from digitwin_db.errors import NotFoundError, ValidationError
+from digitwin_db.models.common import Page
+from digitwin_db.models.users import SUBSCRIPTION_TIERS, User
+from digitwin_db.sql import users as q
+from digitwin_db.validation import check_json_object, check_number, check_text
+
+# The same shape as the users_email_format CHECK: something@something, no blanks.
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+MAX_EMAIL_LENGTH = 320
+MAX_NAME_LENGTH = 200
+MAX_TRAITS = 50
+MAX_TRAIT_LENGTH = 200
+MAX_PAGE_SIZE = 1000
+
+
+def check_email(value: object) -> str:
+    """A plausible address (``local@domain``, 3..320 characters); stored as given, compared
+    case-insensitively."""
+    email = check_text(value, "email", max_length=MAX_EMAIL_LENGTH)
+    if len(email) < 3 or not _EMAIL_RE.match(email):
+        raise ValidationError(f"email must look like name@domain, got {email[:60]!r}")
+    return email
+
+
+def check_traits(value: object) -> list[str]:
+    """A list (or tuple) of at most 50 non-empty strings."""
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise ValidationError(
+            f"personality_traits must be a list of strings, got {type(value).__name__}"
+        )
+    if len(value) > MAX_TRAITS:
+        raise ValidationError(f"personality_traits has too many items ({len(value)} > 50)")
+    return [
+        check_text(t, f"personality_traits[{i}]", max_length=MAX_TRAIT_LENGTH)
+        for i, t in enumerate(value)
+    ]
+
+
+def check_tier(value: object) -> str:
+    if not isinstance(value, str) or value not in SUBSCRIPTION_TIERS:
+        raise ValidationError(
+            f"subscription_tier must be one of {', '.join(SUBSCRIPTION_TIERS)}, got {value!r}"
+        )
+    return value
+
+
+def check_timestamp(value: object, what: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError(f"{what} must be a timezone-aware datetime, got {value!r}")
+    return value
+
+
+def check_page(limit: object, offset: object) -> tuple[int, int]:
+    page_size = int(check_number(limit, "limit", minimum=1, maximum=MAX_PAGE_SIZE, integer=True))
+    start = int(check_number(offset, "offset", minimum=0, maximum=2**62, integer=True))
+    return page_size, start
+
+
+# update(**changes): the whitelist of columns and the check each value goes through.
+_UPDATERS: dict[str, Any] = {
+    "email": check_email,
+    "name": lambda v: check_text(v, "name", max_length=MAX_NAME_LENGTH),
+    "personality_traits": check_traits,
+    "preferences": lambda v: Jsonb(check_json_object(v, "preferences")),
+    "settings": lambda v: Jsonb(check_json_object(v, "settings")),
+    "subscription_tier": check_tier,
+    "last_active_at": lambda v: check_timestamp(v, "last_active_at"),
+}
+
+
+class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
+    """Users: email unique among live users (case-insensitive); soft delete cascades to the
+    user's voice models, face models and knowledge documents."""
+
+    name: ClassVar[str] = "users"
+    tables: ClassVar[tuple[str, ...]] = ("users",)
+    table: ClassVar[str] = "users"
+    row_model = User
+    entity: ClassVar[str] = "user"
+
+    async def create(
+        self,
+        *,
+        email: str,
+        name: str,
+        personality_traits: Sequence[str] = (),
+        preferences: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        subscription_tier: str = "free",
+    ) -> User:
+        """Create a user. ``ConflictError`` (constraint ``users_email_live_key``) if a live
+        user already has this email in any letter case; ``ValidationError`` for bad input."""
+        params = {
+            "email": check_email(email),
+            "name": check_text(name, "name", max_length=MAX_NAME_LENGTH),
+            "personality_traits": check_traits(personality_traits),
+            "preferences": Jsonb(check_json_object(preferences, "preferences")),
+            "settings": Jsonb(check_json_object(settings, "settings")),
+            "subscription_tier": check_tier(subscription_tier),
+        }
+        async with self.db.transaction("users.create") as conn:
+            user = await self._fetch_one(conn, sql.SQL(q.INSERT), params)
+            assert user is not None
+            await self._audit(
+                conn,
+                "user.created",
+                user_id=user.id,
+                resource_type="user",
+                resource_id=user.id,
+                metadata={"subscription_tier": user.subscription_tier},
+            )
+        return user
+
+    async def get_by_email(self, email: str) -> User:
+        """The live user with this email (any letter case); ``NotFoundError`` if none."""
+        address = check_text(email, "email", max_length=MAX_EMAIL_LENGTH)
+        async with self.db.connection("users.get_by_email") as conn:
+            user = await self._fetch_one(conn, sql.SQL(q.GET_BY_EMAIL), {"email": address})
+        if user is None:
+            raise NotFoundError(f"no user with email {address[:60]!r}")
+        return user
+
+    def _filters(self, include_deleted: bool, subscription_tier: str | None) -> sql.Composable:
+        parts: list[sql.Composable] = [self._live_filter(include_deleted)]
+        if subscription_tier is not None:
+            check_tier(subscription_tier)
+            parts.append(q.TIER_FILTER)
+        return sql.SQL(" AND ").join(parts)
+
+    async def list(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        include_deleted: bool = False,
+        subscription_tier: str | None = None,
+    ) -> Page[User]:
+        """A page of users, newest first, with the ``total`` that match."""
+        page_size, start = check_page(limit, offset)
+        where = self._filters(include_deleted, subscription_tier)
+        params = {"limit": page_size, "offset": start, "subscription_tier": subscription_tier}
+        # REPEATABLE READ: the items and the total come from one snapshot.
+        async with self.db.transaction("users.list") as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            items = await self._fetch_all(conn, q.LIST_PAGE.format(where=where), params)
+            cur = await conn.execute(q.COUNT.format(where=where), params)
+            row = await cur.fetchone()
+        total = int(row[0]) if row else 0
+        return Page[User](items=items, total=total, limit=page_size, offset=start)
+
+    async def count(
+        self, *, include_deleted: bool = False, subscription_tier: str | None = None
+    ) -> int:
+        """How many users (live only unless ``include_deleted``), optionally of one tier."""
+        where = self._filters(include_deleted, subscription_tier)
+        async with self.db.connection("users.count") as conn:
+            cur = await conn.execute(
+                q.COUNT.format(where=where), {"subscription_tier": subscription_tier}
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def update(self, id: UUID | str, /, **changes: Any) -> User:
+        """Change some of email, name, personality_traits, preferences, settings,
+        subscription_tier, last_active_at of a live user. Unknown fields or bad values are
+        a ``ValidationError``; a taken email a ``ConflictError``; nothing changes then."""
+        user_id = self._parse_id(id)
+        unknown = sorted(set(changes) - set(_UPDATERS))
+        if unknown:
+            raise ValidationError(
+                f"cannot update {', '.join(unknown)} of a user; "
+                f"updatable: {', '.join(sorted(_UPDATERS))}"
+            )
+        values = {k: _UPDATERS[k](v) for k, v in changes.items()}
+        return await self._update_live("users.update", user_id, values, allowed=_UPDATERS)
+
+    # ------------------------------------------------------------------ soft-delete hooks
+    async def _after_soft_delete(self, conn: AsyncConnection[Any], row: User) -> None:
+        params = {"user_id": row.id, "deleted_at": row.deleted_at}
+        counts: dict[str, int] = {}
+        for key, statement in (
+            ("voice_models", q.CASCADE_SOFT_DELETE_VOICE_MODELS),
+            ("face_models", q.CASCADE_SOFT_DELETE_FACE_MODELS),
+            ("knowledge_documents", q.CASCADE_SOFT_DELETE_DOCUMENTS),
+        ):
+            cur = await conn.execute(statement, params)
+            counts[key] = cur.rowcount
+        await self._audit(
+            conn,
+            "user.soft_deleted",
+            user_id=row.id,
+            resource_type="user",
+            resource_id=row.id,
+            metadata=counts,
+        )
+
+    async def _after_restore(
+        self, conn: AsyncConnection[Any], row: User, deleted_at: datetime
+    ) -> None:
+        params = {"user_id": row.id, "deleted_at": deleted_at}
+        counts: dict[str, int] = {}
+        for key, statement in (
+            ("voice_models", q.CASCADE_RESTORE_VOICE_MODELS),
+            ("face_models", q.CASCADE_RESTORE_FACE_MODELS),
+            ("knowledge_documents", q.CASCADE_RESTORE_DOCUMENTS),
+        ):
+            cur = await conn.execute(statement, params)
+            counts[key] = cur.rowcount
+        await self._audit(
+            conn,
+            "user.restored",
+            user_id=row.id,
+            resource_type="user",
+            resource_id=row.id,
+            metadata=counts,
+        )
+
+    # ------------------------------------------------------------------ GDPR
+    async def export(self, id: UUID | str) -> dict[str, Any]:
+        """Every row of the user's data (also of a soft-deleted user) as a JSON-serialisable
+        dict: ``user``, ``voice_models``, ``face_models``, ``conversation_sessions``,
+        ``conversation_turns``, ``knowledge_documents``, ``rate_limits``, ``audit_logs``,
+        ``exported_at``. ``NotFoundError`` if the user does not exist."""
+        user_id = self._parse_id(id)
+        async with self.db.connection("users.export") as conn:
+            cur = await conn.execute(q.EXPORT, {"id": user_id})
+            row = await cur.fetchone()
+        data: dict[str, Any] = row[0] if row else {}
+        if not data or data.get("user") is None:
+            raise NotFoundError(f"user {user_id} not found")
+        return data
+
+    async def erase(self, id: UUID | str) -> None:
+        """GDPR erasure, in one transaction: delete the user (live or soft-deleted) and all
+        they own (models, sessions, turns, documents, rate-limit buckets); audit rows stay
+        but lose every personal datum; a ``user.erased`` audit row records the erasure.
+        ``NotFoundError`` if the user does not exist."""
+        user_id = self._parse_id(id)
+        async with self.db.transaction("users.erase") as conn:
+            cur = await conn.execute(self._q_lock, {"id": user_id})
+            if await cur.fetchone() is None:
+                raise NotFoundError(f"user {user_id} not found")
+            await conn.execute(q.ALLOW_AUDIT_ERASE)
+            cur = await conn.execute(q.ERASE_AUDIT_PERSONAL_DATA, {"id": user_id})
+            audit_rows = cur.rowcount
+            cur = await conn.execute(q.ERASE_RATE_LIMITS, {"id": user_id})
+            buckets = cur.rowcount
+            await conn.execute(q.ERASE_USER, {"id": user_id})
+            await self._audit(
+                conn,
+                "user.erased",
+                user_id=None,
+                resource_type="user",
+                resource_id=None,
+                metadata={"audit_rows_anonymised": audit_rows, "rate_limit_buckets": buckets},
+            )

@@ -1,0 +1,122 @@
+"""SQL of ``users`` (UserRepository): create, lookups, listing, the soft-delete cascade,
+GDPR export and erasure, and the audit rows those actions write in their transaction.
+
+get/find/soft_delete/restore/hard_delete themselves come from ``sql/soft_delete.py``.
+Statements returning users select the User model's columns, in model order.
+"""
+
+from __future__ import annotations
+
+from typing import LiteralString
+
+from psycopg import sql
+
+# Create a user and return it.
+INSERT: LiteralString = (
+    "INSERT INTO users "
+    "(email, name, personality_traits, preferences, settings, subscription_tier) "
+    "VALUES (%(email)s, %(name)s, %(personality_traits)s, %(preferences)s, %(settings)s, "
+    "%(subscription_tier)s) "
+    "RETURNING id, email, name, personality_traits, preferences, settings, subscription_tier, "
+    "last_active_at, created_at, updated_at, deleted_at"
+)
+
+# The live user with this email, compared case-insensitively (uses users_email_live_key).
+GET_BY_EMAIL: LiteralString = (
+    "SELECT id, email, name, personality_traits, preferences, settings, subscription_tier, "
+    "last_active_at, created_at, updated_at, deleted_at "
+    "FROM users WHERE lower(email) = lower(%(email)s) AND deleted_at IS NULL"
+)
+
+# One page of users, newest first; {where} is LIVE_ONLY/ANY_STATE [AND TIER_FILTER].
+LIST_PAGE = sql.SQL(
+    "SELECT id, email, name, personality_traits, preferences, settings, subscription_tier, "
+    "last_active_at, created_at, updated_at, deleted_at FROM users WHERE {where} "
+    "ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s"
+)
+
+# How many users match; same {where} as LIST_PAGE.
+COUNT = sql.SQL("SELECT count(*) FROM users WHERE {where}")
+
+# Optional filter fragment of LIST_PAGE / COUNT.
+TIER_FILTER = sql.SQL("subscription_tier = %(subscription_tier)s")
+
+# Soft-delete cascade: the user's live voice models (deactivated: an active model must be
+# live), face models and documents get the user's own deleted_at (the transaction time).
+CASCADE_SOFT_DELETE_VOICE_MODELS: LiteralString = (
+    "UPDATE voice_models SET deleted_at = %(deleted_at)s, is_active = false, updated_at = now() "
+    "WHERE user_id = %(user_id)s AND deleted_at IS NULL"
+)
+CASCADE_SOFT_DELETE_FACE_MODELS: LiteralString = (
+    "UPDATE face_models SET deleted_at = %(deleted_at)s, is_active = false, updated_at = now() "
+    "WHERE user_id = %(user_id)s AND deleted_at IS NULL"
+)
+CASCADE_SOFT_DELETE_DOCUMENTS: LiteralString = (
+    "UPDATE knowledge_documents SET deleted_at = %(deleted_at)s, updated_at = now() "
+    "WHERE user_id = %(user_id)s AND deleted_at IS NULL"
+)
+
+# Restore cascade: exactly the rows the user's soft delete marked (same deleted_at), not
+# rows deleted earlier on their own.
+CASCADE_RESTORE_VOICE_MODELS: LiteralString = (
+    "UPDATE voice_models SET deleted_at = NULL, updated_at = now() "
+    "WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s"
+)
+CASCADE_RESTORE_FACE_MODELS: LiteralString = (
+    "UPDATE face_models SET deleted_at = NULL, updated_at = now() "
+    "WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s"
+)
+CASCADE_RESTORE_DOCUMENTS: LiteralString = (
+    "UPDATE knowledge_documents SET deleted_at = NULL, updated_at = now() "
+    "WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s"
+)
+
+# GDPR access: every row of the user's data as one JSON document, in one snapshot.
+# Rate-limit buckets are keyed by the user id as text; the search vector of documents is
+# derived data and left out.
+EXPORT: LiteralString = """
+SELECT jsonb_build_object(
+    'user', (SELECT to_jsonb(u) FROM users u WHERE u.id = %(id)s),
+    'voice_models', coalesce((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.created_at, v.id)
+        FROM voice_models v WHERE v.user_id = %(id)s), '[]'::jsonb),
+    'face_models', coalesce((SELECT jsonb_agg(to_jsonb(f) ORDER BY f.created_at, f.id)
+        FROM face_models f WHERE f.user_id = %(id)s), '[]'::jsonb),
+    'conversation_sessions', coalesce((SELECT jsonb_agg(to_jsonb(s) ORDER BY s.started_at, s.id)
+        FROM conversation_sessions s WHERE s.user_id = %(id)s), '[]'::jsonb),
+    'conversation_turns', coalesce((SELECT jsonb_agg(to_jsonb(t) ORDER BY s.started_at, s.id,
+            t.turn_number)
+        FROM conversation_turns t JOIN conversation_sessions s ON s.id = t.session_id
+        WHERE s.user_id = %(id)s), '[]'::jsonb),
+    'knowledge_documents', coalesce((SELECT jsonb_agg(to_jsonb(d) - 'search_vector'
+            ORDER BY d.created_at, d.id)
+        FROM knowledge_documents d WHERE d.user_id = %(id)s), '[]'::jsonb),
+    'rate_limits', coalesce((SELECT jsonb_agg(to_jsonb(r) ORDER BY r.endpoint)
+        FROM rate_limits r WHERE r.user_id = %(id)s::text), '[]'::jsonb),
+    'audit_logs', coalesce((SELECT jsonb_agg(to_jsonb(a) ORDER BY a.id)
+        FROM audit_logs a WHERE a.user_id = %(id)s), '[]'::jsonb),
+    'exported_at', now()
+)
+"""
+
+# GDPR erasure, step 1: allow this transaction (only) to UPDATE audit rows; see the
+# append-only trigger in migrations/0004_audit_logs.sql.
+ALLOW_AUDIT_ERASE: LiteralString = "SET LOCAL digitwin.audit_maintenance = 'erase'"
+
+# Step 2: audit rows keep the action and time but no personal data: rows the user made lose
+# user id, IP address, user agent; rows about the user lose the resource id; all lose the
+# free-form metadata (it may quote personal data). Other actors' ids are kept.
+ERASE_AUDIT_PERSONAL_DATA: LiteralString = """
+UPDATE audit_logs SET
+    user_id     = CASE WHEN user_id = %(id)s THEN NULL ELSE user_id END,
+    ip_address  = CASE WHEN user_id = %(id)s THEN NULL ELSE ip_address END,
+    user_agent  = CASE WHEN user_id = %(id)s THEN NULL ELSE user_agent END,
+    resource_id = CASE WHEN resource_id = %(id)s::text THEN NULL ELSE resource_id END,
+    metadata    = '{}'::jsonb
+WHERE user_id = %(id)s OR resource_id = %(id)s::text
+"""
+
+# Step 3: the user's rate-limit buckets (keyed by the user id as text; no foreign key).
+ERASE_RATE_LIMITS: LiteralString = "DELETE FROM rate_limits WHERE user_id = %(id)s::text"
+
+# Step 4: the user; foreign keys cascade to models, sessions, turns and documents.
+ERASE_USER: LiteralString = "DELETE FROM users WHERE id = %(id)s"
