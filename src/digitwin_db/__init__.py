@@ -5,6 +5,8 @@ The asyncio API has the same names with an ``Async`` prefix, in :mod:`digitwin_d
 
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.factory import RepositoryFactory
+from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
+from digitwin_db._sync.repositories.users import UserRepository
 from digitwin_db.errors import (
     ConfigurationError,
     ConflictError,
@@ -16,7 +18,9 @@ from digitwin_db.errors import (
     TransientError,
     ValidationError,
 )
+from digitwin_db.models.ai_models import FaceModel, VoiceModel
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
+from digitwin_db.models.users import User
 from digitwin_db.observability import OperationStats
 from digitwin_db.settings import Settings
 
@@ -29,6 +33,8 @@ __all__ = [
     "DatabaseHealth",
     "DatabaseUnavailableError",
     "DigitwinDBError",
+    "FaceModel",
+    "FaceModelRepository",
     "HealthReport",
     "NotFoundError",
     "OperationStats",
@@ -39,5 +45,9 @@ __all__ = [
     "RepositoryFactory",
     "Settings",
     "TransientError",
+    "User",
+    "UserRepository",
     "ValidationError",
+    "VoiceModel",
+    "VoiceModelRepository",
 ]

@@ -2,6 +2,11 @@
 
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.factory import AsyncRepositoryFactory
+from digitwin_db._async.repositories.ai_models import (
+    AsyncFaceModelRepository,
+    AsyncVoiceModelRepository,
+)
+from digitwin_db._async.repositories.users import AsyncUserRepository
 from digitwin_db.errors import (
     ConfigurationError,
     ConflictError,
@@ -13,17 +18,23 @@ from digitwin_db.errors import (
     TransientError,
     ValidationError,
 )
+from digitwin_db.models.ai_models import FaceModel, VoiceModel
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
+from digitwin_db.models.users import User
 from digitwin_db.settings import Settings
 
 __all__ = [
     "AsyncDatabase",
+    "AsyncFaceModelRepository",
     "AsyncRepositoryFactory",
+    "AsyncUserRepository",
+    "AsyncVoiceModelRepository",
     "ConfigurationError",
     "ConflictError",
     "DatabaseHealth",
     "DatabaseUnavailableError",
     "DigitwinDBError",
+    "FaceModel",
     "HealthReport",
     "NotFoundError",
     "Page",
@@ -32,5 +43,7 @@ __all__ = [
     "RepositoryCheck",
     "Settings",
     "TransientError",
+    "User",
     "ValidationError",
+    "VoiceModel",
 ]

@@ -8,9 +8,14 @@ from typing import ClassVar
 
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.maintenance import AsyncMaintenance
+from digitwin_db._async.repositories.ai_models import (
+    AsyncFaceModelRepository,
+    AsyncVoiceModelRepository,
+)
 from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
 from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
+from digitwin_db._async.repositories.users import AsyncUserRepository
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
 from digitwin_db.observability import OperationStats
@@ -35,6 +40,12 @@ class AsyncRepositoryFactory:
         self._repositories: list[AsyncRepository] = []
         # Repositories are built here, in this order, and registered for health/close.
         # (domain repositories)
+        self.users = AsyncUserRepository(db)
+        self._register(self.users)
+        self.voice_models = AsyncVoiceModelRepository(db)
+        self._register(self.voice_models)
+        self.face_models = AsyncFaceModelRepository(db)
+        self._register(self.face_models)
         self.sessions = AsyncConversationSessionRepository(db)
         self._register(self.sessions)
         # (cache)

@@ -9,9 +9,11 @@ from typing import ClassVar
 
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.maintenance import Maintenance
+from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.base import Repository
 from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
+from digitwin_db._sync.repositories.users import UserRepository
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
 from digitwin_db.observability import OperationStats
@@ -36,6 +38,12 @@ class RepositoryFactory:
         self._repositories: list[Repository] = []
         # Repositories are built here, in this order, and registered for health/close.
         # (domain repositories)
+        self.users = UserRepository(db)
+        self._register(self.users)
+        self.voice_models = VoiceModelRepository(db)
+        self._register(self.voice_models)
+        self.face_models = FaceModelRepository(db)
+        self._register(self.face_models)
         self.sessions = ConversationSessionRepository(db)
         self._register(self.sessions)
         # (cache)
