@@ -6,6 +6,7 @@ The asyncio API has the same names with an ``Async`` prefix, in :mod:`digitwin_d
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
+from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.users import UserRepository
 from digitwin_db.errors import (
     ConfigurationError,
@@ -20,6 +21,7 @@ from digitwin_db.errors import (
 )
 from digitwin_db.models.ai_models import FaceModel, VoiceModel
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
+from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
 from digitwin_db.models.users import User
 from digitwin_db.observability import OperationStats
 from digitwin_db.settings import Settings
@@ -33,13 +35,17 @@ __all__ = [
     "DatabaseHealth",
     "DatabaseUnavailableError",
     "DigitwinDBError",
+    "EndpointUsage",
     "FaceModel",
     "FaceModelRepository",
     "HealthReport",
+    "Limit",
     "NotFoundError",
     "OperationStats",
     "Page",
     "QueryError",
+    "RateLimitRepository",
+    "RateLimitResult",
     "RateLimitUnavailableError",
     "RepositoryCheck",
     "RepositoryFactory",

@@ -6,6 +6,7 @@ from digitwin_db._async.repositories.ai_models import (
     AsyncFaceModelRepository,
     AsyncVoiceModelRepository,
 )
+from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db._async.repositories.users import AsyncUserRepository
 from digitwin_db.errors import (
     ConfigurationError,
@@ -20,12 +21,14 @@ from digitwin_db.errors import (
 )
 from digitwin_db.models.ai_models import FaceModel, VoiceModel
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
+from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
 from digitwin_db.models.users import User
 from digitwin_db.settings import Settings
 
 __all__ = [
     "AsyncDatabase",
     "AsyncFaceModelRepository",
+    "AsyncRateLimitRepository",
     "AsyncRepositoryFactory",
     "AsyncUserRepository",
     "AsyncVoiceModelRepository",
@@ -34,11 +37,14 @@ __all__ = [
     "DatabaseHealth",
     "DatabaseUnavailableError",
     "DigitwinDBError",
+    "EndpointUsage",
     "FaceModel",
     "HealthReport",
+    "Limit",
     "NotFoundError",
     "Page",
     "QueryError",
+    "RateLimitResult",
     "RateLimitUnavailableError",
     "RepositoryCheck",
     "Settings",

@@ -14,6 +14,7 @@ from digitwin_db._async.repositories.ai_models import (
 )
 from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
 from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db._async.repositories.users import AsyncUserRepository
 from digitwin_db.errors import ConfigurationError
@@ -50,6 +51,8 @@ class AsyncRepositoryFactory:
         self._register(self.sessions)
         # (cache)
         # (rate limits)
+        self.rate_limits = AsyncRateLimitRepository(db)
+        self._register(self.rate_limits)
         # (audit log)
         self.audit_logs = AsyncAuditLogRepository(db)
         self._register(self.audit_logs)

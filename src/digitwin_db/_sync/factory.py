@@ -12,6 +12,7 @@ from digitwin_db._sync.maintenance import Maintenance
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.base import Repository
+from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
 from digitwin_db._sync.repositories.users import UserRepository
 from digitwin_db.errors import ConfigurationError
@@ -48,6 +49,8 @@ class RepositoryFactory:
         self._register(self.sessions)
         # (cache)
         # (rate limits)
+        self.rate_limits = RateLimitRepository(db)
+        self._register(self.rate_limits)
         # (audit log)
         self.audit_logs = AuditLogRepository(db)
         self._register(self.audit_logs)

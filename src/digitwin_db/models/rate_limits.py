@@ -1,0 +1,100 @@
+"""Rate limiter models: a bucket's ``Limit``, a check's ``RateLimitResult``, usage rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from digitwin_db.models.common import Row
+from digitwin_db.ratelimit_policy import (
+    bucket_config,
+    check_endpoint,
+    sf_integer,
+    sf_string,
+)
+
+__all__ = ["EndpointUsage", "Limit", "RateLimitResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One bucket of a :meth:`check_many` call: ``capacity`` tokens for ``endpoint``,
+    refilled at ``refill_rate`` tokens/s or ``capacity`` per ``window_seconds`` (exactly one
+    of the two), a request taking ``cost`` tokens.
+
+    Validated when built: raises ``digitwin_db.ValidationError`` for a bad endpoint,
+    ``capacity``/``cost`` that are not whole numbers with ``1 <= cost <= capacity``,
+    non-finite or non-positive rates, or both/neither of ``refill_rate``/``window_seconds``.
+    """
+
+    endpoint: str
+    capacity: int
+    refill_rate: float | None = None
+    window_seconds: float | None = None
+    cost: int = 1
+    #: ``(capacity, refill_rate, cost)`` as floats, derived once.
+    config: tuple[float, float, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_endpoint(self.endpoint)
+        config = bucket_config(self.capacity, self.refill_rate, self.window_seconds, self.cost)
+        object.__setattr__(self, "config", config)
+
+
+class RateLimitResult(NamedTuple):
+    """The decision of a check (a tuple: cheap to build on every request).
+
+    ``remaining`` is the whole tokens left (floor); ``retry_after`` the seconds until the
+    request's ``cost`` is available (0 when allowed; never earlier than the real moment);
+    ``reset_after`` the seconds until the bucket is full again; ``window`` the seconds a
+    full refill takes (``limit / refill_rate``). ``policy`` names the bucket (its endpoint;
+    for ``check_many`` the one that decided). ``degraded`` is true when the database could
+    not answer and ``Settings.rate_limit_on_error`` ("allow"/"deny") made the decision.
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: float
+    reset_after: float
+    window: float
+    policy: str = "default"
+    degraded: bool = False
+
+    def headers(self) -> dict[str, str]:
+        """HTTP response header fields describing this result.
+
+        * ``X-RateLimit-Limit`` / ``-Remaining``: capacity and whole tokens left;
+          ``X-RateLimit-Reset``: seconds (delta, rounded up) until the bucket is full.
+        * ``Retry-After`` (only when denied): ``retry_after`` rounded UP to whole seconds,
+          at least 1, so a client that obeys it is never early.
+        * ``RateLimit-Policy`` / ``RateLimit`` in the syntax of
+          draft-ietf-httpapi-ratelimit-headers-08 ("RateLimit header fields for HTTP"):
+          ``RateLimit-Policy: "<policy>";q=<capacity>;w=<seconds for a full refill>`` and
+          ``RateLimit: "<policy>";r=<remaining>;t=<seconds until full>``, the policy name
+          an RFC 8941 string (``"default"`` when the endpoint is not printable ASCII).
+        """
+        name = sf_string(self.policy)
+        reset = sf_integer(self.reset_after)
+        fields = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(reset),
+            "RateLimit-Policy": f"{name};q={self.limit};w={max(1, sf_integer(self.window))}",
+            "RateLimit": f"{name};r={self.remaining};t={reset}",
+        }
+        if not self.allowed:
+            fields["Retry-After"] = str(max(1, sf_integer(self.retry_after)))
+        return fields
+
+
+class EndpointUsage(Row):
+    """Counters of one bucket of a user: checks ``allowed`` and ``denied`` since
+    ``first_seen`` (bucket creation or last reset); ``last_seen`` is its latest check."""
+
+    endpoint: str
+    allowed: int
+    denied: int
+    first_seen: datetime
+    last_seen: datetime

@@ -1,0 +1,146 @@
+"""Token-bucket rules that need no database: input validation and time arithmetic.
+
+Kept apart from the repository (as ``limits`` keeps its strategies apart from storage) so
+that the rules are read, and tested, in one place. Everything here is cheap plain Python:
+it runs before every check, and a check must stay close to a bare upsert in speed.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from digitwin_db.errors import ValidationError
+
+__all__ = [
+    "MAX_CAPACITY",
+    "MAX_ENDPOINT_LENGTH",
+    "MAX_REFILL_RATE",
+    "MIN_REFILL_RATE",
+    "bucket_config",
+    "ceil_microseconds",
+    "check_endpoint",
+    "check_user_id",
+    "sf_integer",
+    "sf_string",
+]
+
+#: Largest bucket. Token counts stay exact in a double far beyond it.
+MAX_CAPACITY = 1_000_000_000
+#: ``rate_limits.endpoint`` holds at most this many characters (CHECK in the migration).
+MAX_ENDPOINT_LENGTH = 500
+#: Slowest refill accepted, in tokens per second (one token in about 32 years): slower
+#: rates would make ``retry_after`` astronomically large.
+MIN_REFILL_RATE = 1e-9
+#: Fastest refill accepted, in tokens per second.
+MAX_REFILL_RATE = 1e9
+#: Structured-field integers have at most 15 digits (RFC 8941 §3.3.1).
+_SF_INTEGER_MAX = 999_999_999_999_999
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_user_id(user_id: object) -> str:
+    """The canonical text form of a user id (``uuid.UUID`` or its string form).
+
+    Raises ``ValidationError`` for anything else: the same user always maps to the same
+    bucket, whatever spelling of the UUID the caller used.
+    """
+    if type(user_id) is str:
+        try:
+            return str(uuid.UUID(user_id))
+        except ValueError:
+            raise ValidationError(f"user_id is not a UUID: {_short(user_id)}") from None
+    if isinstance(user_id, uuid.UUID):
+        return str(user_id)
+    raise ValidationError(
+        f"user_id must be a uuid.UUID or its string form, not {type(user_id).__name__}"
+    )
+
+
+def check_endpoint(endpoint: object) -> str:
+    """``endpoint`` if it is a printable string of 1 to 500 characters."""
+    if type(endpoint) is not str:
+        raise ValidationError(f"endpoint must be a str, not {type(endpoint).__name__}")
+    if not 0 < len(endpoint) <= MAX_ENDPOINT_LENGTH:
+        raise ValidationError(
+            f"endpoint must have 1 to {MAX_ENDPOINT_LENGTH} characters, not {len(endpoint)}"
+        )
+    if not endpoint.isprintable():
+        raise ValidationError(f"endpoint has control characters: {_short(endpoint)}")
+    return endpoint
+
+
+def _whole(name: str, value: object, upper: int) -> float:
+    """A whole number of tokens in [1, upper], as a float (an integral float is accepted)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{name} must be a whole number (int), not {_short(value)}")
+    if isinstance(value, float) and not value.is_integer():  # also NaN and infinities
+        raise ValidationError(f"{name} must be a whole number (int), not {_short(value)}")
+    if not 1 <= value <= upper:
+        raise ValidationError(f"{name} must be between 1 and {upper}, not {_short(value)}")
+    return float(value)
+
+
+def _positive(name: str, value: object) -> float:
+    """A finite number > 0 (int or float; bool, NaN and infinities refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{name} must be a number, not {_short(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValidationError(f"{name} is too large: {_short(value)}") from None
+    if not (number > 0 and math.isfinite(number)):  # NaN fails "number > 0"
+        raise ValidationError(f"{name} must be a finite number > 0, not {_short(value)}")
+    return number
+
+
+def bucket_config(
+    capacity: Any, refill_rate: Any, window_seconds: Any, cost: Any
+) -> tuple[float, float, float]:
+    """Validate a bucket's configuration: ``(capacity, refill_rate, cost)`` as floats.
+
+    ``capacity`` and ``cost`` are whole numbers with ``1 <= cost <= capacity``; exactly one
+    of ``refill_rate`` (tokens per second) or ``window_seconds`` (``capacity`` tokens per
+    window) is given, finite and positive. Raises ``ValidationError`` otherwise.
+    """
+    cap = _whole("capacity", capacity, MAX_CAPACITY)
+    cst = _whole("cost", cost, MAX_CAPACITY)
+    if cst > cap:
+        raise ValidationError(
+            f"cost ({cst:g}) exceeds capacity ({cap:g}): such a request could never be admitted"
+        )
+    if refill_rate is None:
+        if window_seconds is None:
+            raise ValidationError("give refill_rate or window_seconds (neither was given)")
+        rate = cap / _positive("window_seconds", window_seconds)
+    elif window_seconds is not None:
+        raise ValidationError("give refill_rate or window_seconds, not both")
+    else:
+        rate = _positive("refill_rate", refill_rate)
+    if not MIN_REFILL_RATE <= rate <= MAX_REFILL_RATE:
+        raise ValidationError(
+            f"refill rate {rate:g} tokens/s is outside [{MIN_REFILL_RATE:g}, {MAX_REFILL_RATE:g}]"
+        )
+    return cap, rate, cst
+
+
+def ceil_microseconds(seconds: float) -> float:
+    """``seconds`` rounded up to the next microsecond (the server clock's resolution)."""
+    return math.ceil(seconds * 1e6) / 1e6 if seconds > 0 else 0.0
+
+
+def sf_integer(value: float) -> int:
+    """``value`` rounded up, as an RFC 8941 structured-field integer (at most 15 digits)."""
+    return min(math.ceil(value), _SF_INTEGER_MAX) if value > 0 else 0
+
+
+def sf_string(name: str) -> str:
+    """``name`` as an RFC 8941 sf-string; ``"default"`` when it is not printable ASCII."""
+    if name.isascii() and name.isprintable():
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"default"'
