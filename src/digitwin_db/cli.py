@@ -10,14 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
 from digitwin_db import migrations
 from digitwin_db.errors import DatabaseUnavailableError, DigitwinDBError
 from digitwin_db.settings import Settings
+
+if TYPE_CHECKING:
+    from digitwin_db._sync.factory import RepositoryFactory
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -91,6 +100,239 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEM
 
 
+# ---------------------------------------------------------------------------- operations
+def _eprint(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _open_factory(settings: Settings) -> Iterator[RepositoryFactory]:
+    """A factory on a small pool; ``DatabaseUnavailableError`` when the server is down."""
+    from digitwin_db._sync.database import Database
+    from digitwin_db._sync.factory import RepositoryFactory
+
+    database = Database(settings, pool_min_size=0)
+    database.open()
+    factory = RepositoryFactory(database)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+def _render(value: Any, indent: int = 0) -> Iterator[str]:
+    """Plain-text rendering of nested dicts/lists (what ``stats`` prints without --json)."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if (
+                indent
+                and isinstance(item, dict)
+                and item
+                and not any(isinstance(v, dict | list) for v in item.values())
+            ):
+                # A flat record below the top level: one line, "key: a=1, b=2".
+                yield f"{pad}{key}: " + ", ".join(f"{k}={_scalar(v)}" for k, v in item.items())
+            elif isinstance(item, dict | list) and item:
+                yield f"{pad}{key}:"
+                yield from _render(item, indent + 1)
+            else:
+                yield f"{pad}{key}: {_scalar(item)}"
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                yield f"{pad}- " + ", ".join(f"{k}={_scalar(v)}" for k, v in item.items())
+            else:
+                yield f"{pad}- {_scalar(item)}"
+    else:
+        yield f"{pad}{_scalar(value)}"
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if value in ({}, []):
+        return "none"
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """Pydantic models (and lists/dicts of them) as JSON-ready data."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set ``stop`` instead of killing the process, so that the work in
+    progress (one batch) finishes and the command exits cleanly."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set():
+            _eprint(f"cleanup: {signal.Signals(signum).name} received, stopping after this batch")
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
+    from digitwin_db._sync.cleanup import CleanupJob
+
+    stop = threading.Event()
+
+    def progress(table: str, removed: int, so_far: int) -> None:
+        if not args.quiet:
+            _eprint(f"cleanup: {table}: removed {removed} (total {so_far})")
+
+    failed = False
+    with _stop_on_signals(stop), _open_factory(settings) as factory:
+        job = CleanupJob(
+            factory,
+            batch_size=args.batch_size,
+            audit_retention_days=args.audit_retention_days,
+            progress=progress,
+        )
+        passes = 0
+        while True:
+            report = job.run_once(should_stop=stop.is_set)
+            passes += 1
+            failed = failed or bool(report.errors)
+            if args.json:
+                _print(report.model_dump_json())
+            else:
+                detail = ", ".join(f"{t} {n}" for t, n in report.removed.items() if n)
+                _print(
+                    f"removed {report.total_removed} rows in {report.duration_ms:.0f} ms"
+                    + (f" ({detail})" if detail else "")
+                )
+                for step, reason in report.skipped.items():
+                    _print(f"skipped {step}: {reason}")
+                for step, error in report.errors.items():
+                    _eprint(f"cleanup: {step} failed: {error}")
+            if args.interval is None or stop.is_set():
+                break
+            stop.wait(args.interval)
+            if stop.is_set():
+                break
+    if args.interval is not None:
+        _eprint(f"cleanup: stopped after {passes} pass(es)")
+        return EXIT_OK  # a daemon reports failures in its log and keeps going
+    return EXIT_PROBLEM if failed else EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    with _open_factory(settings) as factory:
+        report: dict[str, Any] = {"database": settings.safe_url}
+        report["pool"] = factory.db.pool_stats()
+        cache = getattr(factory, "cache", None)
+        if cache is not None and hasattr(cache, "stats"):
+            cache_stats = cache.stats()
+            caches = getattr(cache_stats, "caches", None)
+            if isinstance(caches, dict):  # per cache: hits, misses, entries, bytes + hit rate
+                report["cache"] = {
+                    name: {**_plain(counts), "hit_rate": round(counts.hit_rate, 4)}
+                    for name, counts in caches.items()
+                }
+            else:
+                report["cache"] = _plain(cache_stats)
+        else:
+            report["cache"] = "not available in this version"
+        report["rate_limits"] = factory.maintenance.rate_limit_summary()
+        since = datetime.now(UTC) - timedelta(hours=args.hours)
+        audit = factory.audit_logs.statistics(since=since)
+        report[f"audit_last_{args.hours:g}h"] = _plain(audit)
+        report["tables"] = {
+            t.table: {
+                "total_bytes": t.total_bytes,
+                "live_tuples": t.live_tuples,
+                "dead_tuples": t.dead_tuples,
+                "dead_ratio": round(t.dead_ratio, 4),
+            }
+            for t in factory.maintenance.table_stats()
+        }
+        # Per-operation counts and latencies of this process (a service exposes its own
+        # through factory.stats()); here they show what the statistics queries cost.
+        report["operations"] = {
+            s.operation: s.model_dump(exclude={"operation"}) for s in factory.stats()
+        }
+    if args.json:
+        _print(json.dumps(report, indent=2, default=str))
+    else:
+        for line in _render(report):
+            _print(line)
+    return EXIT_OK
+
+
+def cmd_maintenance(args: argparse.Namespace, settings: Settings) -> int:
+    with _open_factory(settings) as factory:
+        if args.action == "vacuum":
+            timings = factory.maintenance.vacuum_analyze(args.tables or None)
+            for table, ms in timings.items():
+                _print(f"vacuum (analyze) {table:24} {ms:9.1f} ms")
+            return EXIT_OK
+        stats = factory.maintenance.table_stats(args.tables or None)
+    if args.json:
+        _print(json.dumps([s.model_dump(mode="json") for s in stats], indent=2))
+        return EXIT_OK
+    _print(f"{'table':24} {'total':>10} {'live':>10} {'dead':>10} {'dead %':>7}  last vacuum")
+    for s in stats:
+        vacuumed = max(
+            (t for t in (s.last_vacuum, s.last_autovacuum) if t is not None), default=None
+        )
+        last = f"{vacuumed:%Y-%m-%d %H:%M}" if vacuumed else "never"
+        flag = "  <- consider VACUUM" if s.dead_ratio >= BLOAT_WARN_RATIO else ""
+        _print(
+            f"{s.table:24} {_size(s.total_bytes):>10} {s.live_tuples:>10} {s.dead_tuples:>10} "
+            f"{s.dead_ratio * 100:>6.1f}%  {last}{flag}"
+        )
+    return EXIT_OK
+
+
+# A table whose dead tuples are this share of all tuples is flagged in the report
+# (autovacuum's default trigger is 20 % plus 50 rows).
+BLOAT_WARN_RATIO = 0.2
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -116,6 +358,67 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("health", help="check the database; exit 1 when unhealthy, 3 when down")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=cmd_health)
+
+    p = sub.add_parser(
+        "cleanup",
+        help="remove expired cache rows, idle rate-limit buckets, audit rows past retention",
+        description="Delete, in small batches, expired cache entries, rate-limit buckets idle "
+        "longer than RATE_LIMIT_IDLE_SECONDS and audit entries older than "
+        "AUDIT_RETENTION_DAYS. Safe to run on several hosts at once. With --interval it runs "
+        "until SIGTERM/SIGINT, then finishes the batch in progress and exits 0.",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="run one pass and exit (default)")
+    mode.add_argument(
+        "--interval",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="run a pass every SECONDS until stopped by SIGTERM/SIGINT",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=5000,
+        metavar="N",
+        help="rows per delete statement (default 5000)",
+    )
+    p.add_argument(
+        "--audit-retention-days",
+        type=_positive_int,
+        metavar="DAYS",
+        help="override AUDIT_RETENTION_DAYS (default from settings: 90)",
+    )
+    p.add_argument("--json", action="store_true", help="print each pass's report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-batch progress on stderr")
+    p.set_defaults(handler=cmd_cleanup)
+
+    p = sub.add_parser(
+        "stats",
+        help="pool, cache hit rates and sizes, rate-limit usage, audit, table sizes",
+        description="Print operational statistics: connection pool, cache hit rates and sizes, "
+        "rate-limit usage, audit activity, table sizes and dead-tuple ratios, and the "
+        "per-operation latencies of this command's own calls.",
+    )
+    p.add_argument("--hours", type=_positive_float, default=24.0, help="audit window (default 24)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=cmd_stats)
+
+    p = sub.add_parser(
+        "maintenance",
+        help="VACUUM (ANALYZE) tables, or report sizes and dead tuples",
+        description="'vacuum' runs VACUUM (ANALYZE) on the given tables (default: the cache and "
+        "rate-limit tables); 'report' lists table sizes, dead tuples and last vacuum.",
+    )
+    p.add_argument("action", choices=["vacuum", "report"], help="what to do")
+    p.add_argument(
+        "--table",
+        dest="tables",
+        action="append",
+        metavar="TABLE",
+        help="limit to this table (repeatable)",
+    )
+    p.add_argument("--json", action="store_true", help="report: print as JSON")
+    p.set_defaults(handler=cmd_maintenance)
 
     for register in EXTRA_COMMANDS:
         register(sub)

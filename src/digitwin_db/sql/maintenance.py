@@ -32,7 +32,7 @@ SELECT c.relname AS table,
 APPLICATION_TABLES: LiteralString = """
 SELECT relname FROM pg_class
  WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'
-   AND relname NOT LIKE '\\_yoyo%%' AND relname <> 'yoyo_lock'
+   AND relname NOT LIKE '\\_yoyo%' AND relname <> 'yoyo_lock'
  ORDER BY relname
 """
 

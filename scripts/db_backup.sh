@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Back up the database with pg_dump (custom format) into a timestamped file; keep the last N.
+#
+#   scripts/db_backup.sh [--keep N] [--dir DIR]
+#
+# Database: DATABASE_URL from the environment, else from .env (as the library reads it).
+# Directory: --dir, else $BACKUP_DIR, else backups/ in the repository.
+# Retention: --keep, else $BACKUP_KEEP, else 7 — older digitwin-*.dump files there are removed.
+# Prints the path of the new backup on stdout; progress and errors go to stderr.
+# Restore with scripts/db_restore.sh FILE. UNLOGGED cache tables are dumped like the others
+# (their contents are only a cache: restoring them is harmless).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+
+keep="${BACKUP_KEEP:-7}"
+dir="${BACKUP_DIR:-$ROOT/backups}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --keep) [ $# -ge 2 ] || die "--keep needs a number"; keep="$2"; shift 2 ;;
+        --dir)  [ $# -ge 2 ] || die "--dir needs a directory"; dir="$2"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+done
+case "$keep" in ''|*[!0-9]*|0) die "--keep / BACKUP_KEEP must be a positive integer, got '$keep'" ;; esac
+
+# database_url: DATABASE_URL from the environment, else the last DATABASE_URL= line of .env.
+database_url() {
+    if [ -n "${DATABASE_URL:-}" ]; then echo "$DATABASE_URL"; return; fi
+    if [ -f "$ROOT/.env" ]; then
+        local line
+        line="$(grep -E '^[[:space:]]*DATABASE_URL=' "$ROOT/.env" | tail -n 1 || true)"
+        line="${line#*=}"; line="${line%\"}"; line="${line#\"}"; line="${line%\'}"; line="${line#\'}"
+        if [ -n "$line" ]; then echo "$line"; return; fi
+    fi
+    die "DATABASE_URL is not set (environment or .env); run scripts/init_db.sh first"
+}
+
+# redact URL: the URL with its password masked, for messages.
+redact() { echo "$1" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#'; }
+
+# pg_tool NAME: path of a PostgreSQL client program, newest server version first (pg_dump
+# must not be older than the server).
+pg_tool() {
+    local d
+    for d in "${PG_BINDIR:-}" "$(pg_config --bindir 2>/dev/null || true)" \
+             $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr); do
+        if [ -n "$d" ] && [ -x "$d/$1" ]; then echo "$d/$1"; return 0; fi
+    done
+    command -v "$1" 2>/dev/null && return 0
+    die "$1 not found: install the PostgreSQL client (Debian: apt-get install postgresql-client) or set PG_BINDIR"
+}
+
+url="$(database_url)"
+pg_dump="$(pg_tool pg_dump)"
+mkdir -p "$dir"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+target="$dir/digitwin-$stamp.dump"
+n=1
+while [ -e "$target" ]; do n=$((n + 1)); target="$dir/digitwin-$stamp-$n.dump"; done
+partial="$target.partial"
+trap 'rm -f "$partial"' EXIT
+
+log "backing up $(redact "$url") to $target"
+# Custom format: compressed, and pg_restore can restore selectively and in parallel.
+"$pg_dump" --format=custom --no-owner --no-privileges --file="$partial" --dbname="$url"
+mv "$partial" "$target"
+trap - EXIT
+log "backup done: $(du -h "$target" | cut -f1)"
+
+# Retention: keep the newest $keep backups (by modification time) in this directory.
+old="$(ls -1t "$dir"/digitwin-*.dump 2>/dev/null | tail -n +"$((keep + 1))" || true)"
+if [ -n "$old" ]; then
+    while IFS= read -r f; do
+        log "removing old backup $f"
+        rm -f -- "$f"
+    done <<< "$old"
+fi
+echo "$target"
