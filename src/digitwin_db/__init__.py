@@ -3,9 +3,12 @@
 The asyncio API has the same names with an ``Async`` prefix, in :mod:`digitwin_db.aio`.
 """
 
+from digitwin_db._sync.cleanup import CleanupJob
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.factory import RepositoryFactory
+from digitwin_db._sync.maintenance import Maintenance
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
+from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.users import UserRepository
 from digitwin_db.errors import (
@@ -20,6 +23,13 @@ from digitwin_db.errors import (
     ValidationError,
 )
 from digitwin_db.models.ai_models import FaceModel, VoiceModel
+from digitwin_db.models.audit import (
+    AuditEntry,
+    AuditStatistics,
+    AuditUserCount,
+    CleanupJobReport,
+    TableStats,
+)
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
 from digitwin_db.models.users import User
@@ -29,6 +39,12 @@ from digitwin_db.settings import Settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditEntry",
+    "AuditLogRepository",
+    "AuditStatistics",
+    "AuditUserCount",
+    "CleanupJob",
+    "CleanupJobReport",
     "ConfigurationError",
     "ConflictError",
     "Database",
@@ -40,6 +56,7 @@ __all__ = [
     "FaceModelRepository",
     "HealthReport",
     "Limit",
+    "Maintenance",
     "NotFoundError",
     "OperationStats",
     "Page",
@@ -50,6 +67,7 @@ __all__ = [
     "RepositoryCheck",
     "RepositoryFactory",
     "Settings",
+    "TableStats",
     "TransientError",
     "User",
     "UserRepository",

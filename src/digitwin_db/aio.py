@@ -1,11 +1,14 @@
 """The asyncio API of digitwin-db: same names as :mod:`digitwin_db`, classes prefixed ``Async``."""
 
+from digitwin_db._async.cleanup import AsyncCleanupJob
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.factory import AsyncRepositoryFactory
+from digitwin_db._async.maintenance import AsyncMaintenance
 from digitwin_db._async.repositories.ai_models import (
     AsyncFaceModelRepository,
     AsyncVoiceModelRepository,
 )
+from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db._async.repositories.users import AsyncUserRepository
 from digitwin_db.errors import (
@@ -20,18 +23,32 @@ from digitwin_db.errors import (
     ValidationError,
 )
 from digitwin_db.models.ai_models import FaceModel, VoiceModel
+from digitwin_db.models.audit import (
+    AuditEntry,
+    AuditStatistics,
+    AuditUserCount,
+    CleanupJobReport,
+    TableStats,
+)
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
 from digitwin_db.models.users import User
 from digitwin_db.settings import Settings
 
 __all__ = [
+    "AsyncAuditLogRepository",
+    "AsyncCleanupJob",
     "AsyncDatabase",
     "AsyncFaceModelRepository",
+    "AsyncMaintenance",
     "AsyncRateLimitRepository",
     "AsyncRepositoryFactory",
     "AsyncUserRepository",
     "AsyncVoiceModelRepository",
+    "AuditEntry",
+    "AuditStatistics",
+    "AuditUserCount",
+    "CleanupJobReport",
     "ConfigurationError",
     "ConflictError",
     "DatabaseHealth",
@@ -48,6 +65,7 @@ __all__ = [
     "RateLimitUnavailableError",
     "RepositoryCheck",
     "Settings",
+    "TableStats",
     "TransientError",
     "User",
     "ValidationError",
