@@ -181,7 +181,7 @@ async def test_list_pages_with_total_and_filters(factory: AsyncRepositoryFactory
 async def test_list_and_count_reject_bad_arguments(factory: AsyncRepositoryFactory) -> None:
     for kwargs in ({"limit": 0}, {"limit": 100_000}, {"offset": -1}, {"limit": 1.5}):
         with pytest.raises(ValidationError):
-            await factory.users.list(**kwargs)  # type: ignore[arg-type]
+            await factory.users.list(**kwargs)
     with pytest.raises(ValidationError, match="subscription_tier"):
         await factory.users.list(subscription_tier="gold")
     with pytest.raises(ValidationError, match="subscription_tier"):

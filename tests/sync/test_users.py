@@ -179,7 +179,7 @@ def test_list_pages_with_total_and_filters(factory: RepositoryFactory) -> None:
 def test_list_and_count_reject_bad_arguments(factory: RepositoryFactory) -> None:
     for kwargs in ({"limit": 0}, {"limit": 100_000}, {"offset": -1}, {"limit": 1.5}):
         with pytest.raises(ValidationError):
-            factory.users.list(**kwargs)  # type: ignore[arg-type]
+            factory.users.list(**kwargs)
     with pytest.raises(ValidationError, match="subscription_tier"):
         factory.users.list(subscription_tier="gold")
     with pytest.raises(ValidationError, match="subscription_tier"):

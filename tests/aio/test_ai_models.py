@@ -1,0 +1,338 @@
+"""Voice and face models: the same behaviour from one implementation, tested for both."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from digitwin_db._async.factory import AsyncRepositoryFactory
+from digitwin_db._async.repositories.ai_models import AsyncAIModelRepository
+from digitwin_db.errors import NotFoundError, ValidationError
+from digitwin_db.models.ai_models import AIModel, FaceModel, VoiceModel
+from digitwin_db.models.users import User
+
+KINDS = ["voice_models", "face_models"]
+
+
+def repo(factory: AsyncRepositoryFactory, kind: str) -> Any:
+    """factory.voice_models or factory.face_models (typed Any: their create() differ)."""
+    repository: AsyncAIModelRepository[Any] = getattr(factory, kind)
+    return repository
+
+
+async def make(factory: AsyncRepositoryFactory, kind: str, user: User, **kwargs: Any) -> AIModel:
+    args: dict[str, Any] = {"name": "model", "provider": "acme", "model_ref": "s3://m", **kwargs}
+    model: AIModel = await repo(factory, kind).create(user_id=user.id, **args)
+    return model
+
+
+def snapshot(conn: psycopg.Connection, kind: str) -> list[Any]:
+    query = psycopg.sql.SQL("SELECT to_jsonb(t) FROM {} t ORDER BY id").format(
+        psycopg.sql.Identifier(kind)
+    )
+    return [r[0] for r in conn.execute(query).fetchall()]
+
+
+@pytest.fixture
+async def user(factory: AsyncRepositoryFactory) -> User:
+    return await factory.users.create(email="models@example.com", name="Modeller")
+
+
+async def test_create_voice_model(factory: AsyncRepositoryFactory, user: User) -> None:
+    model = await factory.voice_models.create(
+        user_id=user.id,
+        name=" Warm voice ",
+        provider="elevenlabs",
+        model_ref="voice-123",
+        status="ready",
+        metadata={"epochs": 10},
+        quality_score=0.93,
+        language="en-GB",
+        sample_rate=44100,
+    )
+    assert isinstance(model, VoiceModel)
+    assert model.name == "Warm voice" and model.user_id == user.id
+    assert model.language == "en-GB" and model.sample_rate == 44100
+    assert model.quality_score == pytest.approx(0.93)
+    assert model.metadata == {"epochs": 10}
+    assert model.status == "ready" and not model.is_active and model.deleted_at is None
+    assert await factory.voice_models.get(model.id) == model
+
+
+async def test_create_face_model(factory: AsyncRepositoryFactory, user: User) -> None:
+    model = await factory.face_models.create(
+        user_id=str(user.id), name="Face", provider="did", model_ref="f", resolution="1920x1080"
+    )
+    assert isinstance(model, FaceModel)
+    assert model.resolution == "1920x1080" and model.status == "training"
+    assert model.metadata == {} and model.quality_score is None
+    assert await factory.face_models.find(model.id) == model
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_create_needs_a_live_user(
+    factory: AsyncRepositoryFactory, raw_conn: psycopg.Connection, user: User, kind: str
+) -> None:
+    with pytest.raises(NotFoundError, match="user"):
+        await make(factory, kind, user.model_copy(update={"id": uuid.uuid4()}))
+    await factory.users.soft_delete(user.id)
+    with pytest.raises(NotFoundError, match="deleted"):
+        await make(factory, kind, user)
+    assert snapshot(raw_conn, kind) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": ""}, "name must not be empty"),
+        ({"name": "n" * 1_000_000}, "name is too long"),
+        ({"name": None}, "name must be a string"),
+        ({"provider": " "}, "provider must not be empty"),
+        ({"model_ref": ""}, "model_ref must not be empty"),
+        ({"status": "done"}, "status must be one of"),
+        ({"status": None}, "status must be one of"),
+        ({"quality_score": float("nan")}, "quality_score must be finite"),
+        ({"quality_score": 1.5}, "quality_score must be <= 1"),
+        ({"quality_score": -0.1}, "quality_score must be >= 0"),
+        ({"quality_score": "0.5"}, "quality_score must be a number"),
+        ({"metadata": [1]}, "metadata must be a JSON object"),
+        ({"metadata": {"x": float("inf")}}, "metadata is not JSON-serialisable"),
+    ],
+)
+async def test_create_rejects_bad_input(
+    factory: AsyncRepositoryFactory,
+    raw_conn: psycopg.Connection,
+    user: User,
+    kind: str,
+    kwargs: dict[str, Any],
+    message: str,
+) -> None:
+    await make(factory, kind, user)
+    before = snapshot(raw_conn, kind)
+    with pytest.raises(ValidationError, match=message):
+        await make(factory, kind, user, **kwargs)
+    assert snapshot(raw_conn, kind) == before
+
+
+@pytest.mark.parametrize(
+    ("kind", "kwargs", "message"),
+    [
+        ("voice_models", {"language": "e"}, "language must have at least 2"),
+        ("voice_models", {"sample_rate": 100}, "sample_rate must be >= 8000"),
+        ("voice_models", {"sample_rate": 44100.5}, "sample_rate must be an integer"),
+        ("face_models", {"resolution": "big"}, "resolution must look like"),
+        ("face_models", {"resolution": "1x1"}, "resolution must look like"),
+        (
+            "face_models",
+            {"resolution": "\uff11\uff19\uff12\uff10x1080"},
+            "resolution must look like",
+        ),
+        ("user_id", {}, "user_id must be a UUID"),
+    ],
+)
+async def test_create_rejects_bad_kind_specific_input(
+    factory: AsyncRepositoryFactory, user: User, kind: str, kwargs: dict[str, Any], message: str
+) -> None:
+    if kind == "user_id":
+        with pytest.raises(ValidationError, match=message):
+            await factory.voice_models.create(user_id="nope", name="n", provider="p", model_ref="r")
+        return
+    with pytest.raises(ValidationError, match=message):
+        await make(factory, kind, user, **kwargs)
+
+
+async def test_kind_columns_are_not_shared(factory: AsyncRepositoryFactory, user: User) -> None:
+    with pytest.raises(TypeError):
+        await factory.face_models.create(  # type: ignore[call-arg]
+            user_id=user.id, name="n", provider="p", model_ref="r", language="en"
+        )
+    face = await make(factory, "face_models", user)
+    with pytest.raises(ValidationError, match="cannot update sample_rate"):
+        await factory.face_models.update(face.id, sample_rate=16000)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_list_for_user(factory: AsyncRepositoryFactory, user: User, kind: str) -> None:
+    other = await factory.users.create(email="other@example.com", name="Other")
+    first = await make(factory, kind, user, name="first")
+    second = await make(factory, kind, user, name="second")
+    await make(factory, kind, other)
+    listed = await repo(factory, kind).list_for_user(user.id)
+    assert [m.id for m in listed] == [second.id, first.id]  # newest first
+    await repo(factory, kind).soft_delete(first.id)
+    assert [m.id for m in await repo(factory, kind).list_for_user(user.id)] == [second.id]
+    everything = await repo(factory, kind).list_for_user(str(user.id), include_deleted=True)
+    assert {m.id for m in everything} == {first.id, second.id}
+    assert await repo(factory, kind).list_for_user(uuid.uuid4()) == []
+    with pytest.raises(ValidationError):
+        await repo(factory, kind).list_for_user("bad")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_update(factory: AsyncRepositoryFactory, user: User, kind: str) -> None:
+    model = await make(factory, kind, user)
+    updated = await repo(factory, kind).update(
+        model.id, name="renamed", status="ready", quality_score=0.5, metadata={"a": 1}
+    )
+    assert updated.name == "renamed" and updated.status == "ready"
+    assert updated.quality_score == 0.5 and updated.metadata == {"a": 1}
+    assert await repo(factory, kind).get(model.id) == updated
+    cleared = await repo(factory, kind).update(model.id, quality_score=None)
+    assert cleared.quality_score is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_update_rejects_bad_input_and_changes_nothing(
+    factory: AsyncRepositoryFactory, raw_conn: psycopg.Connection, user: User, kind: str
+) -> None:
+    model = await make(factory, kind, user, status="ready")
+    await repo(factory, kind).activate(model.id)
+    before = snapshot(raw_conn, kind)
+    with pytest.raises(ValidationError, match="cannot update is_active, user_id"):
+        await repo(factory, kind).update(model.id, user_id=uuid.uuid4(), is_active=False)
+    with pytest.raises(ValidationError, match="status must be one of"):
+        await repo(factory, kind).update(model.id, status="bogus")
+    with pytest.raises(ValidationError, match="quality_score must be finite"):
+        await repo(factory, kind).update(model.id, quality_score=float("nan"))
+    with pytest.raises(ValidationError, match="name is too long"):
+        await repo(factory, kind).update(model.id, name="x" * 1_000_000)
+    with pytest.raises(ValidationError, match="deactivate it first") as info:
+        await repo(factory, kind).update(model.id, status="failed")
+    assert info.value.constraint == f"{kind}_active_ready"
+    with pytest.raises(NotFoundError):
+        await repo(factory, kind).update(uuid.uuid4(), name="ghost")
+    assert snapshot(raw_conn, kind) == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_activate_swaps_atomically(
+    factory: AsyncRepositoryFactory, raw_conn: psycopg.Connection, user: User, kind: str
+) -> None:
+    a = await make(factory, kind, user, status="ready")
+    b = await make(factory, kind, user, status="ready")
+    assert await repo(factory, kind).get_active(user.id) is None
+    activated = await repo(factory, kind).activate(a.id)
+    assert activated.is_active and activated.id == a.id
+    assert (await repo(factory, kind).get_active(user.id)) == activated
+    await repo(factory, kind).activate(b.id)
+    active = await repo(factory, kind).get_active(str(user.id))
+    assert active is not None and active.id == b.id
+    assert not (await repo(factory, kind).get(a.id)).is_active
+    # Activating the active one again is a no-op.
+    assert (await repo(factory, kind).activate(b.id)).is_active
+    prefix = kind.removesuffix("s")
+    rows = raw_conn.execute(
+        "SELECT resource_id, user_id, resource_type FROM audit_logs WHERE action = %s ORDER BY id",
+        (f"{prefix}.activated",),
+    ).fetchall()
+    assert rows == [(str(a.id), user.id, prefix), (str(b.id), user.id, prefix)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("status", ["training", "failed"])
+async def test_only_ready_models_can_be_activated(
+    factory: AsyncRepositoryFactory,
+    raw_conn: psycopg.Connection,
+    user: User,
+    kind: str,
+    status: str,
+) -> None:
+    ready = await make(factory, kind, user, status="ready")
+    await repo(factory, kind).activate(ready.id)
+    model = await make(factory, kind, user, status=status)
+    before = snapshot(raw_conn, kind)
+    with pytest.raises(ValidationError, match="only a ready"):
+        await repo(factory, kind).activate(model.id)
+    assert snapshot(raw_conn, kind) == before
+    active = await repo(factory, kind).get_active(user.id)
+    assert active is not None and active.id == ready.id
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_activate_unknown_or_deleted(
+    factory: AsyncRepositoryFactory, user: User, kind: str
+) -> None:
+    with pytest.raises(NotFoundError):
+        await repo(factory, kind).activate(uuid.uuid4())
+    with pytest.raises(ValidationError):
+        await repo(factory, kind).activate("not-a-uuid")
+    model = await make(factory, kind, user, status="ready")
+    await repo(factory, kind).soft_delete(model.id)
+    with pytest.raises(NotFoundError):
+        await repo(factory, kind).activate(model.id)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_deactivate(factory: AsyncRepositoryFactory, user: User, kind: str) -> None:
+    model = await make(factory, kind, user, status="ready")
+    await repo(factory, kind).activate(model.id)
+    off = await repo(factory, kind).deactivate(model.id)
+    assert not off.is_active
+    assert await repo(factory, kind).get_active(user.id) is None
+    assert not (await repo(factory, kind).deactivate(model.id)).is_active  # idempotent
+    with pytest.raises(NotFoundError):
+        await repo(factory, kind).deactivate(uuid.uuid4())
+    with pytest.raises(ValidationError):
+        await repo(factory, kind).get_active("bad")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_one_active_per_user_is_enforced_by_the_database(
+    factory: AsyncRepositoryFactory, raw_conn: psycopg.Connection, user: User, kind: str
+) -> None:
+    a = await make(factory, kind, user, status="ready")
+    b = await make(factory, kind, user, status="ready")
+    await repo(factory, kind).activate(a.id)
+    query = psycopg.sql.SQL("UPDATE {} SET is_active = true WHERE id = %s").format(
+        psycopg.sql.Identifier(kind)
+    )
+    with pytest.raises(psycopg.errors.UniqueViolation, match=f"{kind}_one_active_per_user"):
+        raw_conn.execute(query, (b.id,))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_soft_delete_restore_hard_delete(
+    factory: AsyncRepositoryFactory, user: User, kind: str
+) -> None:
+    model = await make(factory, kind, user, status="ready")
+    await repo(factory, kind).activate(model.id)
+    await repo(factory, kind).soft_delete(model.id)
+    # Deleting the active model switches it off.
+    assert await repo(factory, kind).get_active(user.id) is None
+    with pytest.raises(NotFoundError):
+        await repo(factory, kind).get(model.id)
+    hidden = await repo(factory, kind).get(model.id, include_deleted=True)
+    assert hidden.deleted_at is not None and not hidden.is_active
+    with pytest.raises(NotFoundError):
+        await repo(factory, kind).soft_delete(model.id)
+    restored = await repo(factory, kind).restore(model.id)
+    assert restored.deleted_at is None and not restored.is_active
+    await repo(factory, kind).hard_delete(model.id)
+    assert await repo(factory, kind).find(model.id, include_deleted=True) is None
+    with pytest.raises(NotFoundError):
+        await repo(factory, kind).hard_delete(model.id)
+    with pytest.raises(NotFoundError):
+        await repo(factory, kind).restore(model.id)
+
+
+async def test_hard_deleted_model_leaves_sessions_with_null(
+    factory: AsyncRepositoryFactory, raw_conn: psycopg.Connection, user: User
+) -> None:
+    model = await make(factory, "voice_models", user)
+    raw_conn.execute(
+        "INSERT INTO conversation_sessions (user_id, voice_model_id) VALUES (%s, %s)",
+        (user.id, model.id),
+    )
+    await factory.voice_models.hard_delete(model.id)
+    row = raw_conn.execute("SELECT voice_model_id FROM conversation_sessions").fetchone()
+    assert row == (None,)
+
+
+async def test_health_lists_the_repositories(factory: AsyncRepositoryFactory) -> None:
+    report = await factory.health()
+    names = {c.name: c.ok for c in report.repositories}
+    assert names["users"] and names["voice_models"] and names["face_models"]
