@@ -1,0 +1,158 @@
+"""Where does the time of a hot call go? ``python -m bench.profile [--pyinstrument OP]``.
+
+Starts its own PostgreSQL (like ``python -m bench``) and times the pieces of the hot paths
+one by one — µs per call, median of several rounds — from the bare round trip up to the
+full public call, so the difference between two lines is the cost of one layer. With
+``--pyinstrument OP`` (``kv.get``, ``get_embedding``, ``check_and_consume``) it also prints a
+pyinstrument call tree of a loop of that call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+
+from bench import baselines
+from bench.scenarios import EMBED_MODEL, sample_value, sample_vector
+from bench.servers import postgres
+
+
+def per_call_us(fn: Callable[[], object], *, calls: int = 3000, rounds: int = 5) -> float:
+    for _ in range(min(calls, 500)):
+        fn()
+    figures = []
+    for _ in range(rounds):
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            fn()
+        figures.append((time.perf_counter_ns() - t0) / calls / 1000.0)
+    return statistics.median(figures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile")
+    parser.add_argument("--pyinstrument", choices=["kv.get", "get_embedding", "check_and_consume"])
+    parser.add_argument("--calls", type=int, default=3000)
+    args = parser.parse_args(argv)
+
+    import digitwin_db
+    from digitwin_db.sql import cache as cache_sql
+    from digitwin_db.sql import rate_limits as rl_sql
+
+    with postgres() as pg:
+        baselines.create_bare_tables(pg.url)
+        db = digitwin_db.Database(url=pg.url)
+        db.open()
+        factory = digitwin_db.RepositoryFactory(db)
+        kv = factory.cache.kv
+        cache = factory.cache
+        rl = factory.rate_limits
+        conn = baselines.bare_connection(pg.url)
+        key = "user:1:profile"
+        kv.set(key, sample_value(1))
+        baselines.fill_bare_kv(conn, [key], sample_value(1))
+        vector = sample_vector(1)
+        cache.set_embedding("hello", vector, model=EMBED_MODEL)
+        baselines.fill_bare_embeddings(conn, ["hello"], vector, EMBED_MODEL)
+        user = str(uuid.UUID(int=1))
+        params = kv._params(key)
+        h = baselines.key_hash("default", key)
+        pool = db._pool
+        rl_params = {
+            "user_id": user,
+            "endpoint": "/api/chat",
+            "capacity": 1000.0,
+            "refill_rate": 1000.0,
+            "cost": 1.0,
+        }
+        bare_rl = {"user": user, "endpoint": "/api/chat", "capacity": 1000.0, "rate": 1000.0}
+
+        def pool_only() -> None:
+            with pool.connection():
+                pass
+
+        def db_conn_only() -> None:
+            with db.connection("x.y"):
+                pass
+
+        def kv_sql_on_pool() -> object:
+            with db.connection("cache.kv.get") as c:
+                return c.execute(cache_sql.KV_GET, params, binary=True).fetchone()
+
+        def kv_sql_on_bare() -> object:
+            return conn.execute(cache_sql.KV_GET, params, binary=True, prepare=True).fetchone()
+
+        def rl_sql_on_bare() -> object:
+            return conn.execute(rl_sql.CHECK_AND_CONSUME, rl_params, prepare=True).fetchone()
+
+        def rl_sql_on_pool() -> object:
+            with db.connection("rate_limits.check_and_consume") as c:
+                return c.execute(rl_sql.CHECK_AND_CONSUME, rl_params).fetchone()
+
+        emb_hash = baselines.key_hash(EMBED_MODEL, "hello")
+
+        def bare_embedding() -> object:
+            row = conn.execute(baselines.BARE_EMBEDDING_GET, (emb_hash,), prepare=True).fetchone()
+            return baselines.floats_from_bytes(row[0]) if row else None
+
+        def get_embedding() -> object:
+            return cache.get_embedding("hello", model=EMBED_MODEL)
+
+        rows: list[tuple[str, Callable[[], object]]] = [
+            ("SELECT 1 on a bare connection", lambda: conn.execute("SELECT 1").fetchone()),
+            (
+                "bare prepared PK SELECT (bench_kv)",
+                lambda: conn.execute(baselines.BARE_KV_GET, (h,), prepare=True).fetchone(),
+            ),
+            ("KV_GET statement on the bare connection", kv_sql_on_bare),
+            ("pool.connection() enter/exit, no query", pool_only),
+            ("db.connection(op) enter/exit, no query", db_conn_only),
+            ("KV_GET through db.connection()", kv_sql_on_pool),
+            ("kv._params(key) (validate + blake2b)", lambda: kv._params(key)),
+            ("counters.hit('kv')", lambda: cache.counters.hit("kv")),
+            ("kv.get(key) (public call)", lambda: kv.get(key)),
+            ("bare PK SELECT embedding + decode", bare_embedding),
+            ("cache.get_embedding (public call)", get_embedding),
+            (
+                "bare token-bucket upsert",
+                lambda: conn.execute(baselines.BARE_RATE_LIMIT, bare_rl, prepare=True).fetchone(),
+            ),
+            ("CHECK_AND_CONSUME statement on the bare connection", rl_sql_on_bare),
+            ("CHECK_AND_CONSUME through db.connection()", rl_sql_on_pool),
+            (
+                "rl.check_and_consume (public call)",
+                lambda: rl.check_and_consume(user, "/api/chat", capacity=1000, refill_rate=1000.0),
+            ),
+        ]
+        print("| piece | µs per call |")
+        print("|---|---:|")
+        for name, fn in rows:
+            print(f"| {name} | {per_call_us(fn, calls=args.calls):.1f} |", flush=True)
+
+        if args.pyinstrument:
+            from pyinstrument import Profiler
+
+            target: dict[str, Callable[[], object]] = {
+                "kv.get": lambda: kv.get(key),
+                "get_embedding": lambda: cache.get_embedding("hello", model=EMBED_MODEL),
+                "check_and_consume": lambda: rl.check_and_consume(
+                    user, "/api/chat", capacity=1000, refill_rate=1000.0
+                ),
+            }
+            fn = target[args.pyinstrument]
+            profiler = Profiler(interval=0.0001)
+            profiler.start()
+            for _ in range(args.calls * 3):
+                fn()
+            profiler.stop()
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
+        conn.close()
+        factory.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
