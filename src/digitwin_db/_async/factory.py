@@ -14,6 +14,7 @@ from digitwin_db._async.repositories.ai_models import (
 )
 from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
 from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db._async.repositories.documents import AsyncKnowledgeDocumentRepository
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db._async.repositories.users import AsyncUserRepository
@@ -49,6 +50,8 @@ class AsyncRepositoryFactory:
         self._register(self.face_models)
         self.sessions = AsyncConversationSessionRepository(db)
         self._register(self.sessions)
+        self.documents = AsyncKnowledgeDocumentRepository(db)
+        self._register(self.documents)
         # (cache)
         # (rate limits)
         self.rate_limits = AsyncRateLimitRepository(db)

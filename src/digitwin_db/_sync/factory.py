@@ -12,6 +12,7 @@ from digitwin_db._sync.maintenance import Maintenance
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.base import Repository
+from digitwin_db._sync.repositories.documents import KnowledgeDocumentRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
 from digitwin_db._sync.repositories.users import UserRepository
@@ -47,6 +48,8 @@ class RepositoryFactory:
         self._register(self.face_models)
         self.sessions = ConversationSessionRepository(db)
         self._register(self.sessions)
+        self.documents = KnowledgeDocumentRepository(db)
+        self._register(self.documents)
         # (cache)
         # (rate limits)
         self.rate_limits = RateLimitRepository(db)

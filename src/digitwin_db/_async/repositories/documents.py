@@ -1,0 +1,297 @@
+"""The per-user knowledge base: ``factory.documents``.
+
+A document is created ``pending`` and moves through the processing lifecycle with
+:meth:`set_status` (``pending → processing → ready | failed``, ``failed → pending``), each
+move checked and made in one statement so that two workers cannot both claim a document.
+Changing a document's ``content`` with :meth:`update` sends it back to ``pending`` (its
+chunks are stale). :meth:`search` is PostgreSQL full-text search over a generated,
+GIN-indexed ``tsvector``. get/find/soft_delete/restore/hard_delete follow the shared
+soft-delete rules (SPEC §2.5): deleted documents are hidden unless ``include_deleted``, and
+a document cannot be restored while its user is deleted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+from uuid import UUID
+
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from digitwin_db._async.database import AsyncDatabase
+
+# User checks and paging shared with the sessions repository (the module, not its functions,
+# is imported: that is what the sync generator maps to digitwin_db._sync).
+from digitwin_db._async.repositories import sessions as owned
+from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
+from digitwin_db.errors import NotFoundError, ValidationError
+from digitwin_db.models.common import Page
+from digitwin_db.models.documents import (
+    DOCUMENT_STATUSES,
+    DOCUMENT_TRANSITIONS,
+    DocumentSearchHit,
+    KnowledgeDocument,
+)
+from digitwin_db.sql import documents as q
+from digitwin_db.validation import check_json_object, check_optional_int, check_text, parse_uuid
+
+__all__ = ["AsyncKnowledgeDocumentRepository"]
+
+# Limits of the table's CHECK constraints, checked here first so that bad input fails with
+# a clear message before any SQL runs.
+TITLE_MAX = 500
+CONTENT_MAX = 5_000_000
+SOURCE_MAX = 2000
+MIME_TYPE_MAX = 255
+ERROR_MAX = 10_000
+# The longest search text accepted (10 kB of user text is fine; beyond this, refuse).
+QUERY_MAX = 100_000
+MAX_SEARCH_RESULTS = 100
+# Only the first words of a search text are used, as web search engines do: ranking and
+# ts_headline cost grows with the cube of the number of query terms (1,250 terms take
+# ~30 s), so a long text must not turn into a huge tsquery.
+MAX_QUERY_WORDS = 32
+_WORD = re.compile(r"\w+")
+_MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+
+
+def _title(value: object) -> str:
+    return check_text(value, "title", max_length=TITLE_MAX)
+
+
+def _content(value: object) -> str:
+    # Kept verbatim (not stripped): it is the document.
+    return check_text(value, "content", max_length=CONTENT_MAX, strip=False)
+
+
+def _source(value: object) -> str | None:
+    return None if value is None else check_text(value, "source", max_length=SOURCE_MAX)
+
+
+def _mime_type(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"mime_type must be a string, got {type(value).__name__}")
+    mime = value.strip().lower()
+    if len(mime) > MIME_TYPE_MAX or not _MIME_TYPE.fullmatch(mime):
+        raise ValidationError(
+            f"mime_type must look like 'type/subtype' (e.g. 'text/markdown', no parameters), "
+            f"got {value!r:.80}"
+        )
+    return mime
+
+
+def _metadata(value: object) -> Jsonb:
+    return Jsonb(check_json_object(value, "metadata"))
+
+
+#: What update() may change, and how each value is checked.
+_UPDATERS: dict[str, Callable[[Any], Any]] = {
+    "title": _title,
+    "content": _content,
+    "source": _source,
+    "mime_type": _mime_type,
+    "metadata": _metadata,
+}
+#: Columns update() writes: the updatable ones plus the processing state that a new
+#: content resets.
+_WRITABLE = (*_UPDATERS, "status", "error", "chunk_count", "processed_at")
+
+
+def _bounded_query(text: str) -> str:
+    """``text`` cut after its ``MAX_QUERY_WORDS``-th run of word characters."""
+    for number, word in enumerate(_WORD.finditer(text), start=1):
+        if number == MAX_QUERY_WORDS:
+            return text[: word.end()]
+    return text
+
+
+def _status(value: object, what: str = "status") -> str:
+    if not isinstance(value, str) or value not in DOCUMENT_STATUSES:
+        raise ValidationError(
+            f"{what} must be one of {', '.join(DOCUMENT_STATUSES)}, got {value!r:.60}"
+        )
+    return value
+
+
+class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocument]):
+    """Knowledge documents (``knowledge_documents``)."""
+
+    name: ClassVar[str] = "documents"
+    tables: ClassVar[tuple[str, ...]] = ("knowledge_documents",)
+    table: ClassVar[str] = "knowledge_documents"
+    row_model = KnowledgeDocument
+    entity: ClassVar[str] = "knowledge document"
+    owner_table: ClassVar[str | None] = "users"
+    owner_column: ClassVar[str] = "user_id"
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        super().__init__(db)
+        self._q_insert = q.INSERT.format(columns=self._columns)
+        self._q_set_status = q.SET_STATUS.format(columns=self._columns)
+        self._q_list = q.LIST_FOR_USER.format(columns=self._columns, where=self._live_filter(False))
+        self._q_list_any = q.LIST_FOR_USER.format(
+            columns=self._columns, where=self._live_filter(True)
+        )
+
+    # ------------------------------------------------------------------ writes
+    async def create(
+        self,
+        *,
+        user_id: UUID | str,
+        title: str,
+        content: str,
+        source: str | None = None,
+        mime_type: str = "text/plain",
+        metadata: dict[str, Any] | None = None,
+    ) -> KnowledgeDocument:
+        """Add a document (status ``pending``) to a live user's knowledge base.
+
+        ``title`` is stripped (1..500 characters), ``content`` kept verbatim (1..5,000,000
+        characters), ``mime_type`` lower-cased ``type/subtype``. ``NotFoundError`` if the
+        user is absent or deleted, ``ValidationError`` for bad input.
+        """
+        uid = parse_uuid(user_id, "user_id")
+        params = {
+            "user_id": uid,
+            "title": _title(title),
+            "content": _content(content),
+            "source": _source(source),
+            "mime_type": _mime_type(mime_type),
+            "metadata": _metadata(metadata),
+        }
+        async with self.db.connection("documents.create") as conn:
+            document = await self._fetch_one(conn, self._q_insert, params)
+            if document is None:
+                await owned.require_user(conn, uid)
+                raise NotFoundError(f"user {uid} is not live")
+        return document
+
+    async def update(self, id: UUID | str, **changes: Any) -> KnowledgeDocument:
+        """Change some of title, content, source, mime_type, metadata (replaced, not merged)
+        of a live document and return it. A new ``content`` resets the processing state:
+        status back to ``pending``, ``error``/``chunk_count``/``processed_at`` cleared (a
+        worker still processing the old content then fails to mark it ready). The status
+        itself changes only through :meth:`set_status`. Unknown fields or bad values are a
+        ``ValidationError``, an absent or deleted document a ``NotFoundError``; nothing
+        changes then."""
+        document_id = self._parse_id(id)
+        unknown = sorted(set(changes) - set(_UPDATERS))
+        if unknown:
+            raise ValidationError(
+                f"cannot update {', '.join(unknown)} of a knowledge document; "
+                f"updatable: {', '.join(_UPDATERS)} (status: use set_status)"
+            )
+        values = {k: _UPDATERS[k](v) for k, v in changes.items()}
+        if "content" in values:
+            values.update(status="pending", error=None, chunk_count=None, processed_at=None)
+        return await self._update_live("documents.update", document_id, values, allowed=_WRITABLE)
+
+    async def set_status(
+        self,
+        id: UUID | str,
+        status: str,
+        *,
+        error: str | None = None,
+        chunk_count: int | None = None,
+    ) -> KnowledgeDocument:
+        """Move a live document along its lifecycle and return it.
+
+        Allowed: ``pending → processing``, ``processing → ready`` (optionally with
+        ``chunk_count``), ``processing → failed`` (optionally with ``error``), and
+        ``failed → pending`` (retry). Anything else — including a move to the current
+        status — is a ``ValidationError``. The check and the move are one statement: of
+        two workers moving one document ``pending → processing``, one succeeds and the
+        other gets ``ValidationError``. ``NotFoundError`` if absent or deleted.
+        """
+        document_id = self._parse_id(id)
+        target = _status(status)
+        if error is not None:
+            if target != "failed":
+                raise ValidationError("error can only be given with status 'failed'")
+            error = check_text(error, "error", max_length=ERROR_MAX, strip=False)
+        count = check_optional_int(chunk_count, "chunk_count", minimum=0)
+        if count is not None and target != "ready":
+            raise ValidationError("chunk_count can only be given with status 'ready'")
+        allowed_from = DOCUMENT_TRANSITIONS[target]
+        params = {
+            "id": document_id,
+            "status": target,
+            "error": error,
+            "chunk_count": count,
+            "allowed_from": list(allowed_from),
+        }
+        async with self.db.connection("documents.set_status") as conn:
+            document = await self._fetch_one(conn, self._q_set_status, params)
+            if document is not None:
+                return document
+            cur = await conn.execute(q.STATE, {"id": document_id})
+            state = await cur.fetchone()
+        if state is None or not state[1]:
+            raise NotFoundError(f"knowledge document {document_id} not found")
+        raise ValidationError(
+            f"knowledge document {document_id} cannot move from {state[0]!r} to {target!r} "
+            f"(only from {' or '.join(repr(s) for s in allowed_from)})"
+        )
+
+    # ------------------------------------------------------------------ reads
+    async def list_for_user(
+        self,
+        user_id: UUID | str,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        include_deleted: bool = False,
+    ) -> Page[KnowledgeDocument]:
+        """A page of the user's documents, newest first, optionally of one ``status``,
+        with the ``total`` that match (items and total from one snapshot).
+        ``NotFoundError`` if the user is absent, or deleted (unless ``include_deleted``)."""
+        uid = parse_uuid(user_id, "user_id")
+        if status is not None:
+            _status(status, "status filter")
+        page, start = owned.check_page(limit, offset)
+        if not isinstance(include_deleted, bool):
+            raise ValidationError("include_deleted must be a bool")
+        where = self._live_filter(include_deleted)
+        params = {"user_id": uid, "status": status, "limit": page, "offset": start}
+        async with self.db.transaction("documents.list_for_user") as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await owned.require_user(conn, uid, allow_deleted=include_deleted)
+            query = self._q_list_any if include_deleted else self._q_list
+            items = await self._fetch_all(conn, query, params)
+            cur = await conn.execute(q.COUNT_FOR_USER.format(where=where), params)
+            row = await cur.fetchone()
+        total = int(row[0]) if row else 0
+        return Page[KnowledgeDocument](items=items, total=total, limit=page, offset=start)
+
+    async def search(
+        self, user_id: UUID | str, query: str, *, limit: int = 10
+    ) -> list[DocumentSearchHit]:
+        """Full-text search in the user's live documents, best first (``ts_rank_cd``).
+
+        ``query`` is plain user text in web-search syntax (``"exact phrase"``, ``or``,
+        ``-excluded``); any text is safe: quotes, backslashes, ``&|!():*`` never raise.
+        Blank text returns ``[]`` without touching the database; text with no searchable
+        word (only punctuation or stop words) matches nothing. NUL characters count as
+        spaces, and only the first 32 words are used (longer text would make a tsquery
+        too costly to rank). ``ValidationError`` beyond 100,000 characters or for ``limit`` outside
+        1..100; ``NotFoundError`` if the user is absent or deleted.
+        """
+        uid = parse_uuid(user_id, "user_id")
+        if not isinstance(query, str):
+            raise ValidationError(f"query must be a string, got {type(query).__name__}")
+        if len(query) > QUERY_MAX:
+            raise ValidationError(f"query is too long ({len(query)} > {QUERY_MAX} characters)")
+        count = check_optional_int(limit, "limit", minimum=1, maximum=MAX_SEARCH_RESULTS)
+        if count is None:
+            raise ValidationError("limit must be an integer")
+        text = _bounded_query(query.replace("\x00", " ").strip())
+        if not text:
+            return []
+        async with self.db.connection("documents.search") as conn:
+            await owned.require_user(conn, uid)
+            async with conn.cursor(row_factory=class_row(DocumentSearchHit)) as cur:
+                await cur.execute(q.SEARCH, {"user_id": uid, "query": text, "limit": count})
+                return await cur.fetchall()
