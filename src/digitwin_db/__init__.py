@@ -9,7 +9,9 @@ from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db._sync.maintenance import Maintenance
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
+from digitwin_db._sync.repositories.documents import KnowledgeDocumentRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
+from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
 from digitwin_db._sync.repositories.users import UserRepository
 from digitwin_db.errors import (
     ConfigurationError,
@@ -31,7 +33,15 @@ from digitwin_db.models.audit import (
     TableStats,
 )
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
+from digitwin_db.models.documents import DocumentSearchHit, KnowledgeDocument
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
+from digitwin_db.models.sessions import (
+    ConversationSession,
+    ConversationTurn,
+    SessionStatistics,
+    SessionWithTurns,
+    StageLatency,
+)
 from digitwin_db.models.users import User
 from digitwin_db.observability import OperationStats
 from digitwin_db.settings import Settings
@@ -47,14 +57,20 @@ __all__ = [
     "CleanupJobReport",
     "ConfigurationError",
     "ConflictError",
+    "ConversationSession",
+    "ConversationSessionRepository",
+    "ConversationTurn",
     "Database",
     "DatabaseHealth",
     "DatabaseUnavailableError",
     "DigitwinDBError",
+    "DocumentSearchHit",
     "EndpointUsage",
     "FaceModel",
     "FaceModelRepository",
     "HealthReport",
+    "KnowledgeDocument",
+    "KnowledgeDocumentRepository",
     "Limit",
     "Maintenance",
     "NotFoundError",
@@ -66,7 +82,10 @@ __all__ = [
     "RateLimitUnavailableError",
     "RepositoryCheck",
     "RepositoryFactory",
+    "SessionStatistics",
+    "SessionWithTurns",
     "Settings",
+    "StageLatency",
     "TableStats",
     "TransientError",
     "User",

@@ -9,7 +9,9 @@ from digitwin_db._async.repositories.ai_models import (
     AsyncVoiceModelRepository,
 )
 from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
+from digitwin_db._async.repositories.documents import AsyncKnowledgeDocumentRepository
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
+from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db._async.repositories.users import AsyncUserRepository
 from digitwin_db.errors import (
     ConfigurationError,
@@ -31,15 +33,25 @@ from digitwin_db.models.audit import (
     TableStats,
 )
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
+from digitwin_db.models.documents import DocumentSearchHit, KnowledgeDocument
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
+from digitwin_db.models.sessions import (
+    ConversationSession,
+    ConversationTurn,
+    SessionStatistics,
+    SessionWithTurns,
+    StageLatency,
+)
 from digitwin_db.models.users import User
 from digitwin_db.settings import Settings
 
 __all__ = [
     "AsyncAuditLogRepository",
     "AsyncCleanupJob",
+    "AsyncConversationSessionRepository",
     "AsyncDatabase",
     "AsyncFaceModelRepository",
+    "AsyncKnowledgeDocumentRepository",
     "AsyncMaintenance",
     "AsyncRateLimitRepository",
     "AsyncRepositoryFactory",
@@ -51,12 +63,16 @@ __all__ = [
     "CleanupJobReport",
     "ConfigurationError",
     "ConflictError",
+    "ConversationSession",
+    "ConversationTurn",
     "DatabaseHealth",
     "DatabaseUnavailableError",
     "DigitwinDBError",
+    "DocumentSearchHit",
     "EndpointUsage",
     "FaceModel",
     "HealthReport",
+    "KnowledgeDocument",
     "Limit",
     "NotFoundError",
     "Page",
@@ -64,7 +80,10 @@ __all__ = [
     "RateLimitResult",
     "RateLimitUnavailableError",
     "RepositoryCheck",
+    "SessionStatistics",
+    "SessionWithTurns",
     "Settings",
+    "StageLatency",
     "TableStats",
     "TransientError",
     "User",
