@@ -20,6 +20,9 @@ CREATE UNLOGGED TABLE embedding_cache (
 COMMENT ON TABLE embedding_cache IS 'L2 cache: embedding vectors by (model, text); float32 bytes.';
 -- Cleanup deletes in expiry order in small batches.
 CREATE INDEX embedding_cache_expires_idx ON embedding_cache (expires_at);
+-- set_embedding(s): "does the model have live vectors of another dimension?" is two range
+-- probes (dimensions < d, dimensions > d) that find nothing in the usual case.
+CREATE INDEX embedding_cache_model_dims_idx ON embedding_cache (model, dimensions);
 
 CREATE UNLOGGED TABLE vector_search_cache (
     key_hash    bigint      PRIMARY KEY,

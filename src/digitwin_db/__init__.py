@@ -9,6 +9,8 @@ from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db._sync.maintenance import Maintenance
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
+from digitwin_db._sync.repositories.cache import CacheRepository
+from digitwin_db._sync.repositories.cache_kv import KVNamespace
 from digitwin_db._sync.repositories.documents import KnowledgeDocumentRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
@@ -32,6 +34,13 @@ from digitwin_db.models.audit import (
     CleanupJobReport,
     TableStats,
 )
+from digitwin_db.models.cache import (
+    CacheCounts,
+    CachedLLMResponse,
+    CacheStats,
+    CleanupReport,
+    SearchHit,
+)
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
 from digitwin_db.models.documents import DocumentSearchHit, KnowledgeDocument
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
@@ -53,8 +62,13 @@ __all__ = [
     "AuditLogRepository",
     "AuditStatistics",
     "AuditUserCount",
+    "CacheCounts",
+    "CacheRepository",
+    "CacheStats",
+    "CachedLLMResponse",
     "CleanupJob",
     "CleanupJobReport",
+    "CleanupReport",
     "ConfigurationError",
     "ConflictError",
     "ConversationSession",
@@ -69,6 +83,7 @@ __all__ = [
     "FaceModel",
     "FaceModelRepository",
     "HealthReport",
+    "KVNamespace",
     "KnowledgeDocument",
     "KnowledgeDocumentRepository",
     "Limit",
@@ -82,6 +97,7 @@ __all__ = [
     "RateLimitUnavailableError",
     "RepositoryCheck",
     "RepositoryFactory",
+    "SearchHit",
     "SessionStatistics",
     "SessionWithTurns",
     "Settings",

@@ -9,6 +9,8 @@ from digitwin_db._async.repositories.ai_models import (
     AsyncVoiceModelRepository,
 )
 from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
+from digitwin_db._async.repositories.cache import AsyncCacheRepository
+from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
 from digitwin_db._async.repositories.documents import AsyncKnowledgeDocumentRepository
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
@@ -32,6 +34,13 @@ from digitwin_db.models.audit import (
     CleanupJobReport,
     TableStats,
 )
+from digitwin_db.models.cache import (
+    CacheCounts,
+    CachedLLMResponse,
+    CacheStats,
+    CleanupReport,
+    SearchHit,
+)
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
 from digitwin_db.models.documents import DocumentSearchHit, KnowledgeDocument
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
@@ -47,10 +56,12 @@ from digitwin_db.settings import Settings
 
 __all__ = [
     "AsyncAuditLogRepository",
+    "AsyncCacheRepository",
     "AsyncCleanupJob",
     "AsyncConversationSessionRepository",
     "AsyncDatabase",
     "AsyncFaceModelRepository",
+    "AsyncKVNamespace",
     "AsyncKnowledgeDocumentRepository",
     "AsyncMaintenance",
     "AsyncRateLimitRepository",
@@ -60,7 +71,11 @@ __all__ = [
     "AuditEntry",
     "AuditStatistics",
     "AuditUserCount",
+    "CacheCounts",
+    "CacheStats",
+    "CachedLLMResponse",
     "CleanupJobReport",
+    "CleanupReport",
     "ConfigurationError",
     "ConflictError",
     "ConversationSession",
@@ -80,6 +95,7 @@ __all__ = [
     "RateLimitResult",
     "RateLimitUnavailableError",
     "RepositoryCheck",
+    "SearchHit",
     "SessionStatistics",
     "SessionWithTurns",
     "Settings",

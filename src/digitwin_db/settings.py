@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     cache_fail_open: bool = True
     # In-process hit/miss counters are flushed to the database this often (seconds).
     cache_stats_flush_interval: float = Field(default=10.0, gt=0)
+    # Optional caps per cache (entries / bytes of stored values); empty = unbounded. Above a
+    # cap the oldest entries are evicted first, checked every cache_cap_check_writes writes.
+    embedding_cache_max_entries: int | None = Field(default=None, ge=1)
+    embedding_cache_max_bytes: int | None = Field(default=None, ge=1)
+    search_cache_max_entries: int | None = Field(default=None, ge=1)
+    search_cache_max_bytes: int | None = Field(default=None, ge=1)
+    llm_cache_max_entries: int | None = Field(default=None, ge=1)
+    llm_cache_max_bytes: int | None = Field(default=None, ge=1)
+    kv_cache_max_entries: int | None = Field(default=None, ge=1)
+    kv_cache_max_bytes: int | None = Field(default=None, ge=1)
+    # Writes to one cache (per process) between two checks of its caps.
+    cache_cap_check_writes: int = Field(default=100, ge=1)
 
     # What the rate limiter answers when the database cannot decide.
     rate_limit_on_error: Literal["raise", "allow", "deny"] = "raise"
@@ -90,6 +102,23 @@ class Settings(BaseSettings):
     @field_validator("prepare_threshold", "kv_default_ttl", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+            return None
+        return value
+
+    @field_validator(
+        "embedding_cache_max_entries",
+        "embedding_cache_max_bytes",
+        "search_cache_max_entries",
+        "search_cache_max_bytes",
+        "llm_cache_max_entries",
+        "llm_cache_max_bytes",
+        "kv_cache_max_entries",
+        "kv_cache_max_bytes",
+        mode="before",
+    )
+    @classmethod
+    def _empty_cap_is_none(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
             return None
         return value

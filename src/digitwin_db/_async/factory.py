@@ -14,6 +14,7 @@ from digitwin_db._async.repositories.ai_models import (
 )
 from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
 from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db._async.repositories.cache import AsyncCacheRepository
 from digitwin_db._async.repositories.documents import AsyncKnowledgeDocumentRepository
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
@@ -53,6 +54,8 @@ class AsyncRepositoryFactory:
         self.documents = AsyncKnowledgeDocumentRepository(db)
         self._register(self.documents)
         # (cache)
+        self.cache = AsyncCacheRepository(db)
+        self._register(self.cache)
         # (rate limits)
         self.rate_limits = AsyncRateLimitRepository(db)
         self._register(self.rate_limits)

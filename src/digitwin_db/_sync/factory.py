@@ -12,6 +12,7 @@ from digitwin_db._sync.maintenance import Maintenance
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.base import Repository
+from digitwin_db._sync.repositories.cache import CacheRepository
 from digitwin_db._sync.repositories.documents import KnowledgeDocumentRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
@@ -51,6 +52,8 @@ class RepositoryFactory:
         self.documents = KnowledgeDocumentRepository(db)
         self._register(self.documents)
         # (cache)
+        self.cache = CacheRepository(db)
+        self._register(self.cache)
         # (rate limits)
         self.rate_limits = RateLimitRepository(db)
         self._register(self.rate_limits)

@@ -1,0 +1,543 @@
+"""The L2 cache in PostgreSQL: embeddings, vector-search results, LLM responses, and the
+generic key/value store (``cache.kv``, ``cache.namespace(name)`` in ``cache_kv.py``).
+
+Two layers, as in Solid Cache: ``digitwin_db.sql.cache`` owns every statement; this class
+owns the cache semantics — key hashing and validation (``cache_codec.py``), statistics
+(``cache_counters.py``), fail-open reads, caps, expiry cleanup.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, NoReturn
+
+from psycopg import sql
+
+from digitwin_db._async.database import AsyncDatabase
+from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db._async.repositories.cache_codec import (
+    EMBEDDING_PERSON,
+    LLM_PERSON,
+    SEARCH_PERSON,
+    Seconds,
+    canonical_json,
+    canonical_params,
+    check_name,
+    check_text,
+    check_ttl,
+    encode_text,
+    hash_key,
+    pack_embedding,
+    unpack_embedding,
+)
+from digitwin_db._async.repositories.cache_counters import CacheCounters
+from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
+from digitwin_db.errors import (
+    DatabaseUnavailableError,
+    DigitwinDBError,
+    TransientError,
+    ValidationError,
+)
+from digitwin_db.models.cache import (
+    CACHE_NAMES,
+    CacheCounts,
+    CachedLLMResponse,
+    CacheStats,
+    CleanupReport,
+    SearchHit,
+)
+from digitwin_db.sql import cache as q
+
+__all__ = ["DEFAULT_NAMESPACE", "AsyncCacheRepository"]
+
+logger = logging.getLogger("digitwin_db.cache")
+
+#: Namespace of ``cache.kv``.
+DEFAULT_NAMESPACE = "default"
+
+#: Table of each cache, and the column that says how old an entry is (for eviction).
+CACHE_TABLES: dict[str, tuple[str, str]] = {
+    "embedding": ("embedding_cache", "created_at"),
+    "vector_search": ("vector_search_cache", "created_at"),
+    "llm_response": ("llm_response_cache", "created_at"),
+    "kv": ("kv_cache", "updated_at"),
+}
+
+_EMB = "embedding"
+_SEARCH = "vector_search"
+_LLM = "llm_response"
+
+
+def _mapping_items(mapping: object, what: str) -> list[tuple[Any, Any]]:
+    if not isinstance(mapping, Mapping):
+        raise ValidationError(f"{what} must be a mapping, got {type(mapping).__name__}")
+    items = list(mapping.items())
+    if not items:
+        raise ValidationError(f"{what} must not be empty")
+    return items
+
+
+def _check_hits(hits: object) -> list[SearchHit]:
+    if isinstance(hits, str | bytes | Mapping) or not isinstance(hits, Iterable):
+        raise ValidationError(f"hits must be a list, got {type(hits).__name__}")
+    result: list[SearchHit] = []
+    for hit in hits:
+        if isinstance(hit, SearchHit):
+            result.append(hit)
+            continue
+        try:
+            if isinstance(hit, Mapping):
+                result.append(SearchHit.model_validate(dict(hit)))
+            elif isinstance(hit, tuple | list) and 2 <= len(hit) <= 3:
+                result.append(SearchHit(**dict(zip(("id", "score", "payload"), hit, strict=False))))
+            else:
+                raise ValidationError(
+                    f"each hit must be a SearchHit, a mapping or an (id, score[, payload]) "
+                    f"tuple, got {type(hit).__name__}"
+                )
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            if isinstance(exc, ValidationError):
+                raise
+            raise ValidationError(f"invalid search hit: {exc}") from None
+    return result
+
+
+class AsyncCacheRepository(AsyncRepository):
+    """``factory.cache``: the embedding, vector-search and LLM-response caches, and the
+    key/value store ``kv`` (plus :meth:`namespace` views).
+
+    Reads never write: hit/miss counts and LLM hit counts are aggregated in this process
+    and flushed in one statement every ``Settings.cache_stats_flush_interval`` seconds
+    (piggy-backed on calls), on :meth:`flush_stats` and on :meth:`close`.
+    ``get_*`` reads are fail-open (``Settings.cache_fail_open``): a transient database
+    error is a logged miss; writes always raise.
+    """
+
+    name: ClassVar[str] = "cache"
+    tables: ClassVar[tuple[str, ...]] = (
+        "embedding_cache",
+        "vector_search_cache",
+        "llm_response_cache",
+        "kv_cache",
+        "cache_stats",
+    )
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        super().__init__(db)
+        settings = db.settings
+        self.counters = CacheCounters(settings.cache_stats_flush_interval)
+        self._fail_open = settings.cache_fail_open
+        self._ttl = {
+            _EMB: settings.embedding_cache_ttl,
+            _SEARCH: settings.search_cache_ttl,
+            _LLM: settings.llm_cache_ttl,
+        }
+        caps = {
+            _EMB: (settings.embedding_cache_max_entries, settings.embedding_cache_max_bytes),
+            _SEARCH: (settings.search_cache_max_entries, settings.search_cache_max_bytes),
+            _LLM: (settings.llm_cache_max_entries, settings.llm_cache_max_bytes),
+            "kv": (settings.kv_cache_max_entries, settings.kv_cache_max_bytes),
+        }
+        #: (max entries, max bytes) of the caches that have a cap.
+        self.caps = {name: cap for name, cap in caps.items() if cap != (None, None)}
+        self._cap_check_writes = settings.cache_cap_check_writes
+        self._writes = dict.fromkeys(CACHE_NAMES, 0)
+        self.kv = AsyncKVNamespace(self, DEFAULT_NAMESPACE)
+
+    def namespace(self, name: str) -> AsyncKVNamespace:
+        """A key/value view on another namespace (``cache.kv`` is ``"default"``)."""
+        return AsyncKVNamespace(self, name)
+
+    # ------------------------------------------------------------------ shared helpers
+    def fail_open(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None:
+        """Log a failed read as a miss, or re-raise it when fail-open is off."""
+        if not self._fail_open:
+            raise exc
+        logger.warning("%s failed, treated as a cache miss: %s", op, exc)
+
+    async def flush_due(self) -> None:
+        """Flush the counters from a read path; a failure is logged, counts are kept."""
+        try:
+            await self.flush_stats()
+        except DigitwinDBError as exc:
+            logger.warning("cache statistics flush failed (will retry): %s", exc)
+
+    async def wrote(self, cache: str, rows: int = 1) -> None:
+        """Count writes to a capped cache; every ``cache_cap_check_writes`` writes, evict
+        the oldest entries above its caps (a failure is logged: the write itself stood)."""
+        if cache not in self.caps:
+            return
+        self._writes[cache] += rows
+        if self._writes[cache] < self._cap_check_writes:
+            return
+        self._writes[cache] = 0
+        try:
+            await self._evict(cache)
+        except DigitwinDBError as exc:
+            logger.warning("cache eviction of %s failed: %s", cache, exc)
+
+    def _count(self, cache: str, hit: bool) -> bool:
+        return self.counters.hit(cache) if hit else self.counters.miss(cache)
+
+    @staticmethod
+    def _not_stored(model: str, dimensions: int, stored: int) -> NoReturn:
+        raise ValidationError(
+            f"embedding has {dimensions} dimensions but model {model[:100]!r} already has "
+            f"embeddings of {stored} dimensions in the cache"
+        )
+
+    # ------------------------------------------------------------------ embeddings
+    async def get_embedding(self, text: str, *, model: str) -> list[float] | None:
+        """The cached vector of ``text`` under ``model`` (float32 precision), or None."""
+        if type(text) is not str or type(model) is not str or "\x00" in text:
+            check_text(text, "text")
+            check_name(model, "model")
+        data = encode_text(model, "model") + b"\x00" + encode_text(text, "text")
+        params = {"key_hash": hash_key(EMBEDDING_PERSON, data), "model": model, "text": text}
+        try:
+            async with self.db.connection("cache.get_embedding") as conn:
+                cur = await conn.execute(q.EMBEDDING_GET, params, binary=True)
+                row = await cur.fetchone()
+        except (TransientError, DatabaseUnavailableError) as exc:
+            self.fail_open("cache.get_embedding", exc)
+            row = None
+        if self._count(_EMB, row is not None):
+            await self.flush_due()
+        return None if row is None else unpack_embedding(row[0])
+
+    async def get_embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float] | None]:
+        """The cached vectors of ``texts`` (None where missing), in order, in one round trip."""
+        model = check_name(model, "model")
+        if isinstance(texts, str) or not isinstance(texts, Iterable):
+            raise ValidationError("texts must be a list of strings")
+        texts = [check_text(t, "text") for t in texts]
+        if not texts:
+            raise ValidationError("texts must not be empty")
+        prefix = model.encode() + b"\x00"
+        params = {
+            "key_hashes": [hash_key(EMBEDDING_PERSON, prefix + t.encode()) for t in texts],
+            "texts": texts,
+            "model": model,
+        }
+        try:
+            async with self.db.connection("cache.get_embeddings") as conn:
+                cur = await conn.execute(q.EMBEDDING_GET_MANY, params, binary=True)
+                rows = await cur.fetchall()
+        except (TransientError, DatabaseUnavailableError) as exc:
+            self.fail_open("cache.get_embeddings", exc)
+            rows = []
+        result: list[list[float] | None] = [None] * len(texts)
+        for ordinal, data in rows:
+            result[ordinal - 1] = unpack_embedding(data)
+        hits = len(rows)
+        due = self.counters.hit(_EMB, hits) if hits else False
+        if hits < len(texts):
+            due = self.counters.miss(_EMB, len(texts) - hits)
+        if due:
+            await self.flush_due()
+        return result
+
+    async def set_embedding(
+        self, text: str, embedding: Sequence[float], *, model: str, ttl: Seconds | None = None
+    ) -> None:
+        """Cache ``embedding`` (stored as float32) for ``text`` under ``model``.
+
+        ``ValidationError`` (and nothing stored) for an empty vector, NaN/inf or non-numeric
+        values, or a dimension other than that of the model's live cached embeddings.
+        """
+        text = check_text(text, "text")
+        model = check_name(model, "model")
+        packed = pack_embedding(embedding)
+        dimensions = len(packed) // 4
+        params = {
+            "key_hash": hash_key(EMBEDDING_PERSON, model.encode() + b"\x00" + text.encode()),
+            "model": model,
+            "text": text,
+            "dimensions": dimensions,
+            "embedding": packed,
+            "byte_size": len(packed) + len(text),
+            "ttl": check_ttl(ttl, self._ttl[_EMB]),
+        }
+        async with self.db.connection("cache.set_embedding") as conn:
+            cur = await conn.execute(q.EMBEDDING_SET, params)
+            row = await cur.fetchone()
+        assert row is not None
+        if row[0] is not None:
+            self._not_stored(model, dimensions, row[0])
+        await self.wrote(_EMB)
+
+    async def set_embeddings(
+        self,
+        mapping: Mapping[str, Sequence[float]],
+        *,
+        model: str,
+        ttl: Seconds | None = None,
+    ) -> None:
+        """Cache several embeddings of one model in one statement (all or none); every
+        vector must have the same dimension. Same checks as :meth:`set_embedding`."""
+        model = check_name(model, "model")
+        items = _mapping_items(mapping, "mapping")
+        texts: list[str] = []
+        packed: list[bytes] = []
+        for text, vector in items:
+            texts.append(check_text(text, "text"))
+            packed.append(pack_embedding(vector, f"embedding of {str(text)[:50]!r}"))
+        dimensions = len(packed[0]) // 4
+        if any(len(p) != len(packed[0]) for p in packed):
+            raise ValidationError(
+                "all embeddings of one set_embeddings call must have one dimension"
+            )
+        prefix = model.encode() + b"\x00"
+        params = {
+            "key_hashes": [hash_key(EMBEDDING_PERSON, prefix + t.encode()) for t in texts],
+            "texts": texts,
+            "embeddings": packed,
+            "model": model,
+            "dimensions": dimensions,
+            "byte_size": len(packed[0]),
+            "ttl": check_ttl(ttl, self._ttl[_EMB]),
+        }
+        async with self.db.connection("cache.set_embeddings") as conn:
+            cur = await conn.execute(q.EMBEDDING_SET_MANY, params)
+            row = await cur.fetchone()
+        assert row is not None
+        if row[0] is not None:
+            self._not_stored(model, dimensions, row[0])
+        await self.wrote(_EMB, len(texts))
+
+    # ------------------------------------------------------------------ vector search
+    def _search_params(self, query: object, index: object, params: object) -> dict[str, Any]:
+        query = check_text(query, "query")
+        index = check_name(index, "index")
+        params_json = canonical_params(params)
+        data = b"\x00".join((index.encode(), query.encode(), params_json.encode()))
+        return {
+            "key_hash": hash_key(SEARCH_PERSON, data),
+            "index_name": index,
+            "query": query,
+            "params": params_json,
+        }
+
+    async def get_search_results(
+        self, query: str, *, index: str, params: Mapping[str, Any] | None = None
+    ) -> list[SearchHit] | None:
+        """The cached ranked hits of ``query`` on ``index`` with ``params``, or None."""
+        key = self._search_params(query, index, params)
+        try:
+            async with self.db.connection("cache.get_search_results") as conn:
+                cur = await conn.execute(q.SEARCH_GET, key, binary=True)
+                row = await cur.fetchone()
+        except (TransientError, DatabaseUnavailableError) as exc:
+            self.fail_open("cache.get_search_results", exc)
+            row = None
+        if self._count(_SEARCH, row is not None):
+            await self.flush_due()
+        if row is None:
+            return None
+        # Validated when stored: build the models without validating again.
+        return [SearchHit.model_construct(**hit) for hit in row[0]]
+
+    async def set_search_results(
+        self,
+        query: str,
+        hits: Sequence[SearchHit | Mapping[str, Any] | tuple[Any, ...]],
+        *,
+        index: str,
+        params: Mapping[str, Any] | None = None,
+        ttl: Seconds | None = None,
+    ) -> None:
+        """Cache the ranked ``hits`` (SearchHit, mappings or (id, score[, payload]) tuples)
+        of ``query`` on ``index``; their order is kept. An empty list is a valid result."""
+        key = self._search_params(query, index, params)
+        checked = _check_hits(hits)
+        hits_json = canonical_json([h.model_dump() for h in checked], "hits")
+        key.update(
+            hits=hits_json,
+            byte_size=len(hits_json.encode()),
+            ttl=check_ttl(ttl, self._ttl[_SEARCH]),
+        )
+        async with self.db.connection("cache.set_search_results") as conn:
+            await conn.execute(q.SEARCH_SET, key)
+        await self.wrote(_SEARCH)
+
+    # ------------------------------------------------------------------ LLM responses
+    def _llm_params(self, prompt: object, model: object, params: object) -> dict[str, Any]:
+        prompt = check_text(prompt, "prompt")
+        model = check_name(model, "model")
+        params_json = canonical_params(params)
+        data = b"\x00".join((model.encode(), prompt.encode(), params_json.encode()))
+        return {
+            "key_hash": hash_key(LLM_PERSON, data),
+            "model": model,
+            "prompt": prompt,
+            "params": params_json,
+        }
+
+    async def get_llm_response(
+        self, prompt: str, *, model: str, params: Mapping[str, Any] | None = None
+    ) -> CachedLLMResponse | None:
+        """The cached response of ``model`` to ``prompt`` with these generation ``params``
+        (temperature, max_tokens, stop…: other params are another entry), or None.
+
+        A hit is counted in process (``hit_count`` includes it and the hits not yet
+        flushed); the stored count is exact after :meth:`flush_stats`.
+        """
+        key = self._llm_params(prompt, model, params)
+        try:
+            async with self.db.connection("cache.get_llm_response") as conn:
+                cur = await conn.execute(q.LLM_GET, key, binary=True)
+                row = await cur.fetchone()
+        except (TransientError, DatabaseUnavailableError) as exc:
+            self.fail_open("cache.get_llm_response", exc)
+            row = None
+        if row is None:
+            if self.counters.miss(_LLM):
+                await self.flush_due()
+            return None
+        pending, due = self.counters.llm_hit(key["key_hash"])
+        response, metadata, hit_count, created_at, expires_at = row
+        result = CachedLLMResponse.model_construct(
+            model=key["model"],
+            prompt=key["prompt"],
+            params=dict(params or {}),
+            response=response,
+            metadata=metadata,
+            hit_count=hit_count + pending,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+        if due:
+            await self.flush_due()
+        return result
+
+    async def set_llm_response(
+        self,
+        prompt: str,
+        response: str,
+        *,
+        model: str,
+        params: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        ttl: Seconds | None = None,
+    ) -> None:
+        """Cache ``response`` (text) with JSON ``metadata`` (e.g. token usage); replacing
+        an entry resets its hit count."""
+        key = self._llm_params(prompt, model, params)
+        response = check_text(response, "response")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        metadata_json = canonical_json(dict(metadata or {}), "metadata")
+        key.update(
+            response=response,
+            metadata=metadata_json,
+            byte_size=len(response.encode()) + len(metadata_json.encode()),
+            ttl=check_ttl(ttl, self._ttl[_LLM]),
+        )
+        async with self.db.connection("cache.set_llm_response") as conn:
+            await conn.execute(q.LLM_SET, key)
+        await self.wrote(_LLM)
+
+    # ------------------------------------------------------------------ statistics
+    async def flush_stats(self) -> None:
+        """Write this process's hit/miss counters and LLM hit counts in one statement.
+        On failure the counts are kept for the next flush and the error is raised."""
+        snapshot = self.counters.take()
+        if snapshot.empty:
+            return
+        names = [n for n in CACHE_NAMES if snapshot.hits[n] or snapshot.misses[n]]
+        llm = sorted(snapshot.llm_hits.items())
+        params = {
+            "names": names,
+            "hits": [snapshot.hits[n] for n in names],
+            "misses": [snapshot.misses[n] for n in names],
+            "llm_hashes": [h for h, _ in llm],
+            "llm_hits": [c for _, c in llm],
+        }
+        try:
+            async with self.db.connection("cache.flush_stats") as conn:
+                await conn.execute(q.FLUSH_STATS, params)
+        except BaseException:
+            self.counters.restore(snapshot)
+            raise
+
+    async def stats(self) -> CacheStats:
+        """Per cache: hits, misses, hit_rate (all processes, after flushing this one's
+        counters), live entries and their bytes. Counts every live row: an operator call,
+        not for hot paths."""
+        await self.flush_stats()
+        async with self.db.connection("cache.stats") as conn:
+            cur = await conn.execute(q.STATS_COUNTERS)
+            counters = {name: (hits, misses) for name, hits, misses in await cur.fetchall()}
+            cur = await conn.execute(q.STATS_SIZES)
+            sizes = {name: (entries, size) for name, entries, size in await cur.fetchall()}
+        per_cache = {
+            name: CacheCounts(
+                name=name,
+                hits=counters.get(name, (0, 0))[0],
+                misses=counters.get(name, (0, 0))[1],
+                entries=sizes.get(name, (0, 0))[0],
+                bytes=sizes.get(name, (0, 0))[1],
+            )
+            for name in CACHE_NAMES
+        }
+        return CacheStats(**per_cache, collected_at=datetime.now(UTC))
+
+    # ------------------------------------------------------------------ expiry and caps
+    async def cleanup_expired(self, *, batch_size: int = 5000) -> CleanupReport:
+        """Delete every expired row of the four cache tables, ``batch_size`` rows per
+        statement in expiry-index order with ``FOR UPDATE SKIP LOCKED``: several cleaners
+        can run at once (each row is deleted by exactly one of them) and readers are never
+        blocked. Returns the rows removed per table."""
+        if type(batch_size) is not int or not 1 <= batch_size <= 1_000_000:
+            raise ValidationError(
+                f"batch_size must be an integer in 1..1000000, got {batch_size!r}"
+            )
+        start = time.perf_counter()
+        removed: dict[str, int] = {}
+        batches = 0
+        for table, _ in CACHE_TABLES.values():
+            statement = q.CLEANUP_BATCH.format(table=sql.Identifier(table))
+            removed[table] = 0
+            while True:
+                async with self.db.connection("cache.cleanup_expired") as conn:
+                    cur = await conn.execute(statement, {"batch_size": batch_size})
+                    deleted = cur.rowcount
+                batches += 1
+                removed[table] += deleted
+                if deleted < batch_size:
+                    break
+        return CleanupReport(
+            removed=removed,
+            batches=batches,
+            elapsed_ms=round((time.perf_counter() - start) * 1000.0, 3),
+        )
+
+    async def enforce_caps(self) -> dict[str, int]:
+        """Evict the oldest entries of every capped cache down to its caps now (writes do
+        this every ``Settings.cache_cap_check_writes`` writes). Returns rows evicted per
+        cache."""
+        return {cache: await self._evict(cache) for cache in self.caps}
+
+    async def _evict(self, cache: str) -> int:
+        max_entries, max_bytes = self.caps[cache]
+        table, age = CACHE_TABLES[cache]
+        statement = q.EVICT_OVER_CAPS.format(table=sql.Identifier(table), age=sql.Identifier(age))
+        async with self.db.connection("cache.evict") as conn:
+            cur = await conn.execute(
+                statement, {"max_entries": max_entries, "max_bytes": max_bytes}
+            )
+            evicted = cur.rowcount
+        if evicted:
+            logger.info("cache %s: evicted %d oldest entries above its caps", cache, evicted)
+        return evicted
+
+    # ------------------------------------------------------------------ lifecycle
+    async def close(self) -> None:
+        """Flush the in-process statistics (a failure is logged, not raised)."""
+        try:
+            await self.flush_stats()
+        except DigitwinDBError as exc:
+            logger.warning("cache statistics lost at close: %s", exc)

@@ -1,0 +1,384 @@
+"""The generic TTL key/value store: ``cache.kv`` and ``cache.namespace(name)``.
+
+One namespace is a view on ``kv_cache`` rows of that namespace. Values are JSON-serialisable
+data or bytes (never pickle); keys are strings of any length and content.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from digitwin_db._async.repositories.cache_codec import (
+    KV_PERSON,
+    Seconds,
+    advisory_lock_ids,
+    check_key,
+    check_keys,
+    check_name,
+    check_positive_seconds,
+    check_ttl,
+    encode_value,
+    hash_key,
+)
+from digitwin_db.errors import (
+    DatabaseUnavailableError,
+    TransientError,
+    ValidationError,
+)
+from digitwin_db.sql import cache as q
+
+if TYPE_CHECKING:
+    from digitwin_db._async.repositories.cache import AsyncCacheRepository
+
+__all__ = ["AsyncKVNamespace"]
+
+logger = logging.getLogger("digitwin_db.cache")
+
+_MISSING: Any = object()
+_CACHE = "kv"
+
+
+def _check_tags(tags: object) -> list[str]:
+    if isinstance(tags, str):
+        raise ValidationError("tags must be a list of strings, not one string")
+    if not isinstance(tags, Iterable):
+        raise ValidationError(f"tags must be a list of strings, got {type(tags).__name__}")
+    return sorted({check_name(t, "tag") for t in tags})
+
+
+class AsyncKVNamespace:
+    """Key/value operations on one namespace of ``kv_cache``.
+
+    TTLs are seconds (int, float or timedelta) > 0; ``ttl=None`` means
+    ``Settings.kv_default_ttl`` (itself None by default: no expiry). An expired key is
+    absent for every method, even before cleanup removes its row.
+    """
+
+    def __init__(self, cache: AsyncCacheRepository, name: str) -> None:
+        self.name = check_name(name, "namespace")
+        self._cache = cache
+        self._db = cache.db
+        self._counters = cache.counters
+        self._prefix = self.name.encode() + b"\x00"
+        self._default_ttl = cache.db.settings.kv_default_ttl
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    # ------------------------------------------------------------------ keys
+    def _params(self, key: str) -> dict[str, Any]:
+        if type(key) is not str or "\x00" in key:
+            check_key(key)
+        try:
+            data = self._prefix + key.encode()
+        except UnicodeEncodeError:
+            check_key(key)
+            raise
+        return {"key_hash": hash_key(KV_PERSON, data), "namespace": self.name, "key": key}
+
+    def _many(self, keys: object) -> dict[str, Any]:
+        checked = check_keys(keys)
+        hashes = [hash_key(KV_PERSON, self._prefix + k.encode()) for k in checked]
+        return {"key_hashes": hashes, "keys": checked, "namespace": self.name}
+
+    def _value_params(self, key: str, value: object, ttl: object, tags: object) -> dict[str, Any]:
+        params = self._params(key)
+        value_json, value_bytes, size = encode_value(value)
+        params.update(
+            value_json=value_json,
+            value_bytes=value_bytes,
+            byte_size=size + len(params["key"]),
+            tags=_check_tags(tags),
+            ttl=check_ttl(ttl, self._default_ttl),
+        )
+        return params
+
+    # ------------------------------------------------------------------ reads
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value of a live key, else ``default``. One primary-key probe.
+
+        With ``Settings.cache_fail_open`` a transient database error is a logged miss.
+        """
+        params = self._params(key)
+        try:
+            async with self._db.connection("cache.kv.get") as conn:
+                cur = await conn.execute(q.KV_GET, params, binary=True)
+                row = await cur.fetchone()
+        except (TransientError, DatabaseUnavailableError) as exc:
+            self._cache.fail_open("cache.kv.get", exc)
+            row = None
+        if row is None:
+            if self._counters.miss(_CACHE):
+                await self._cache.flush_due()
+            return default
+        if self._counters.hit(_CACHE):
+            await self._cache.flush_due()
+        return row[0] if row[1] is None else row[1]
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The live keys among ``keys`` with their values (absent keys are left out), in one
+        round trip. An empty list is a ``ValidationError``."""
+        params = self._many(keys)
+        try:
+            async with self._db.connection("cache.kv.get_many") as conn:
+                cur = await conn.execute(q.KV_GET_MANY, params, binary=True)
+                rows = await cur.fetchall()
+        except (TransientError, DatabaseUnavailableError) as exc:
+            self._cache.fail_open("cache.kv.get_many", exc)
+            rows = []
+        found = {key: (vj if vb is None else vb) for key, vj, vb in rows}
+        due = self._counters.hit(_CACHE, len(found)) if found else False
+        missed = len(set(params["keys"])) - len(found)
+        if missed:
+            due = self._counters.miss(_CACHE, missed)
+        if due:
+            await self._cache.flush_due()
+        return found
+
+    async def exists(self, key: str) -> bool:
+        """True when the key is present and not expired."""
+        params = self._params(key)
+        async with self._db.connection("cache.kv.exists") as conn:
+            cur = await conn.execute(q.KV_EXISTS, params)
+            return await cur.fetchone() is not None
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds until the key expires; None when it never expires or is absent."""
+        params = self._params(key)
+        async with self._db.connection("cache.kv.ttl") as conn:
+            cur = await conn.execute(q.KV_TTL, params)
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    # ------------------------------------------------------------------ writes
+    async def set(
+        self, key: str, value: Any, *, ttl: Seconds | None = None, tags: Iterable[str] = ()
+    ) -> None:
+        """Store ``value`` (JSON-serialisable or bytes) under ``key``, replacing any value.
+
+        ``tags`` label the entry for :meth:`invalidate_tags`.
+        """
+        params = self._value_params(key, value, ttl, tags)
+        async with self._db.connection("cache.kv.set") as conn:
+            await conn.execute(q.KV_SET, params)
+        await self._cache.wrote(_CACHE)
+
+    async def add(
+        self, key: str, value: Any, *, ttl: Seconds | None = None, tags: Iterable[str] = ()
+    ) -> bool:
+        """Store ``value`` only if the key is absent (or expired); True when stored."""
+        params = self._value_params(key, value, ttl, tags)
+        async with self._db.connection("cache.kv.add") as conn:
+            cur = await conn.execute(q.KV_ADD, params)
+            stored = await cur.fetchone() is not None
+        if stored:
+            await self._cache.wrote(_CACHE)
+        return stored
+
+    async def set_many(
+        self,
+        mapping: Mapping[str, Any],
+        *,
+        ttl: Seconds | None = None,
+        tags: Iterable[str] = (),
+    ) -> None:
+        """Store several values in one statement (all or none). An empty mapping is a
+        ``ValidationError``."""
+        if not isinstance(mapping, Mapping):
+            raise ValidationError(f"mapping must be a mapping, got {type(mapping).__name__}")
+        params = self._many(list(mapping))
+        values_json: list[str | None] = []
+        values_bytes: list[bytes | None] = []
+        sizes: list[int] = []
+        for key, value in mapping.items():
+            value_json, value_bytes, size = encode_value(value)
+            values_json.append(value_json)
+            values_bytes.append(value_bytes)
+            sizes.append(size + len(key))
+        params.update(
+            values_json=values_json,
+            values_bytes=values_bytes,
+            byte_sizes=sizes,
+            tags=_check_tags(tags),
+            ttl=check_ttl(ttl, self._default_ttl),
+        )
+        async with self._db.connection("cache.kv.set_many") as conn:
+            await conn.execute(q.KV_SET_MANY, params)
+        await self._cache.wrote(_CACHE, len(sizes))
+
+    async def delete(self, key: str) -> bool:
+        """Remove the key; True when a live value was removed."""
+        params = self._params(key)
+        async with self._db.connection("cache.kv.delete") as conn:
+            cur = await conn.execute(q.KV_DELETE, params)
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove several keys in one statement; returns how many live values were removed.
+        An empty list is a ``ValidationError``."""
+        params = self._many(keys)
+        async with self._db.connection("cache.kv.delete_many") as conn:
+            cur = await conn.execute(q.KV_DELETE_MANY, params)
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def expire(self, key: str, ttl: Seconds) -> bool:
+        """Give a live key a new TTL (seconds from now); False when it is absent."""
+        params = self._params(key)
+        params["ttl"] = check_positive_seconds(ttl, "ttl")
+        async with self._db.connection("cache.kv.expire") as conn:
+            cur = await conn.execute(q.KV_EXPIRE, params)
+            return await cur.fetchone() is not None
+
+    async def persist(self, key: str) -> bool:
+        """Remove a live key's expiry; False when it is absent."""
+        params = self._params(key)
+        async with self._db.connection("cache.kv.persist") as conn:
+            cur = await conn.execute(q.KV_PERSIST, params)
+            return await cur.fetchone() is not None
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        """Add ``amount`` atomically (one upsert) and return the new value; an absent or
+        expired key starts at 0. A live non-integer value is a ``ValidationError``."""
+        if type(amount) is not int:
+            raise ValidationError(f"amount must be an integer, got {type(amount).__name__}")
+        params = self._params(key)
+        params.update(amount=amount, ttl=self._default_ttl)
+        try:
+            async with self._db.connection("cache.kv.incr") as conn:
+                cur = await conn.execute(q.KV_INCR, params)
+                row = await cur.fetchone()
+        except ValidationError as exc:
+            if exc.constraint == "kv_cache_one_value":
+                raise ValidationError(
+                    f"cache.kv.incr: the value of {key[:100]!r} is not an integer"
+                ) from exc
+            raise
+        assert row is not None  # an upsert with RETURNING always returns its row
+        return int(row[0])
+
+    async def decr(self, key: str, amount: int = 1) -> int:
+        """Subtract ``amount`` atomically; same rules as :meth:`incr`."""
+        if type(amount) is not int:
+            raise ValidationError(f"amount must be an integer, got {type(amount).__name__}")
+        return await self.incr(key, -amount)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every key starting with ``prefix`` (compared literally: ``%`` and ``_``
+        are plain characters). Returns how many live values were removed."""
+        prefix = check_key(prefix, "prefix")
+        head = prefix[:256].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params = {"namespace": self.name, "prefix": prefix, "pattern": head + "%"}
+        async with self._db.connection("cache.kv.delete_prefix") as conn:
+            cur = await conn.execute(q.KV_DELETE_PREFIX, params)
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def invalidate_tags(self, *tags: str) -> int:
+        """Remove every key carrying any of ``tags``; returns how many live values were
+        removed. No tags is a ``ValidationError``."""
+        checked = _check_tags(tags)
+        if not checked:
+            raise ValidationError("invalidate_tags needs at least one tag")
+        params = {"namespace": self.name, "tags": checked}
+        async with self._db.connection("cache.kv.invalidate_tags") as conn:
+            cur = await conn.execute(q.KV_INVALIDATE_TAGS, params)
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def clear(self) -> int:
+        """Remove every key of this namespace; returns how many live values were removed."""
+        async with self._db.connection("cache.kv.clear") as conn:
+            cur = await conn.execute(q.KV_CLEAR, {"namespace": self.name})
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------ cache-aside
+    async def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        *,
+        ttl: Seconds | None = None,
+        lock_timeout: Seconds = 5.0,
+    ) -> Any:
+        """The cached value of ``key``, else ``loader()``'s result, stored and returned.
+
+        Stampede protection: on a miss the caller takes a transaction-scoped advisory lock
+        on the key (``pg_advisory_xact_lock``, so it works behind PgBouncer in transaction
+        mode), checks again, and only then runs the loader and stores its value in the same
+        transaction. N concurrent callers run the loader once; the others wait (at most
+        ``lock_timeout`` seconds) and return the stored value. After a timed-out wait the
+        caller loads and stores the value itself. ``loader`` may return an awaitable (async
+        API). If it raises, nothing is cached and the error propagates.
+        """
+        params = self._params(key)
+        ttl_seconds = check_ttl(ttl, self._default_ttl)
+        wait = check_positive_seconds(lock_timeout, "lock_timeout")
+        if not callable(loader):
+            raise ValidationError("loader must be callable")
+        found = await self._lookup(params)
+        if found is not _MISSING:
+            if self._counters.hit(_CACHE):
+                await self._cache.flush_due()
+            return found
+        class_id, object_id = advisory_lock_ids(params["key_hash"])
+        locked = False
+        try:
+            async with self._db.transaction("cache.kv.get_or_set") as conn:
+                await conn.execute(q.SET_LOCK_TIMEOUT, {"lock_timeout": f"{round(wait * 1000)}"})
+                await conn.execute(
+                    q.ADVISORY_XACT_LOCK, {"class_id": class_id, "object_id": object_id}
+                )
+                locked = True
+                cur = await conn.execute(q.KV_GET, params, binary=True)
+                row = await cur.fetchone()
+                if row is not None:
+                    self._counters.hit(_CACHE)
+                    return row[0] if row[1] is None else row[1]
+                self._counters.miss(_CACHE)
+                value = await self._load(loader)
+                await conn.execute(q.KV_SET, self._value_params(key, value, ttl_seconds, ()))
+        except TransientError:
+            if locked:
+                raise
+            # The lock holder's loader is slower than lock_timeout: use its value if it is
+            # there by now, else load and store it ourselves (never silently drop it).
+            logger.warning(
+                "cache.kv.get_or_set: lock wait exceeded %.3gs for a key of %r; loading anyway",
+                wait,
+                self.name,
+            )
+            found = await self._lookup(params)
+            if found is not _MISSING:
+                self._counters.hit(_CACHE)
+                return found
+            self._counters.miss(_CACHE)
+            value = await self._load(loader)
+            await self.set(key, value, ttl=ttl_seconds)
+            return value
+        await self._cache.wrote(_CACHE)
+        return value
+
+    async def _load(self, loader: Callable[[], Any]) -> Any:
+        value = loader()
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
+    async def _lookup(self, params: dict[str, Any]) -> Any:
+        """The live value, or ``_MISSING`` (a stored None is a value). Fail-open."""
+        try:
+            async with self._db.connection("cache.kv.get") as conn:
+                cur = await conn.execute(q.KV_GET, params, binary=True)
+                row = await cur.fetchone()
+        except (TransientError, DatabaseUnavailableError) as exc:
+            self._cache.fail_open("cache.kv.get_or_set", exc)
+            return _MISSING
+        if row is None:
+            return _MISSING
+        return row[0] if row[1] is None else row[1]
