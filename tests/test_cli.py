@@ -123,6 +123,8 @@ def test_stats_reports_every_section(
     report = json.loads(result.stdout)
     assert {"pool", "cache", "rate_limits", "audit_last_24h", "tables", "operations"} <= set(report)
     assert report["rate_limits"]["allowed"] == 7 and report["rate_limits"]["denied"] == 3
+    assert set(report["cache"]) == {"embedding", "vector_search", "llm_response", "kv"}
+    assert {"hits", "misses", "hit_rate", "entries", "bytes"} <= set(report["cache"]["kv"])
     assert report["audit_last_24h"]["total"] == 3
     assert report["audit_last_24h"]["by_result"] == {"success": 2, "failure": 1}
     assert report["tables"]["audit_logs"]["live_tuples"] >= 0

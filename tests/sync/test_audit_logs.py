@@ -85,6 +85,8 @@ def test_log_returns_the_stored_entry(
         ({"ip_address": "999.1.1.1"}, "ip_address"),
         ({"ip_address": "not an ip'; DROP TABLE audit_logs; --"}, "ip_address"),
         ({"ip_address": 1234}, "ip_address"),
+        ({"ip_address": "fe80::1%eth0"}, "ip_address"),
+        ({"ip_address": "10.0.0.0/8"}, "ip_address"),
         ({"user_agent": "u" * 1025}, "user_agent"),
         ({"user_agent": "bad\x00agent"}, "user_agent"),
         ({"user_id": "not-a-uuid"}, "user_id"),

@@ -8,6 +8,7 @@ erasure ('erase') in the users repository.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 from datetime import datetime
@@ -71,13 +72,15 @@ def _result(value: object) -> str:
 def _ip(value: object) -> str | None:
     if value is None:
         return None
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        return str(value)
-    if isinstance(value, str):
-        try:
-            return str(ipaddress.ip_address(value.strip()))
-        except ValueError:
-            pass
+        address = value
+    elif isinstance(value, str) and len(value) <= 100:
+        with contextlib.suppress(ValueError):
+            address = ipaddress.ip_address(value.strip())
+    # inet has no place for an IPv6 zone ("fe80::1%eth0").
+    if address is not None and getattr(address, "scope_id", None) is None:
+        return str(address)
     raise ValidationError(f"ip_address must be an IPv4 or IPv6 address, got {value!r:.80}")
 
 
