@@ -8,6 +8,7 @@ it runs before every check, and a check must stay close to a bare upsert in spee
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from typing import Any
 
@@ -44,6 +45,11 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+#: A UUID already in canonical text form: accepted as is, without building a UUID object
+#: (the common case: ids come from our own tables).
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def check_user_id(user_id: object) -> str:
     """The canonical text form of a user id (``uuid.UUID`` or its string form).
 
@@ -51,6 +57,8 @@ def check_user_id(user_id: object) -> str:
     bucket, whatever spelling of the UUID the caller used.
     """
     if type(user_id) is str:
+        if _CANONICAL_UUID.fullmatch(user_id):
+            return user_id
         try:
             return str(uuid.UUID(user_id))
         except ValueError:
@@ -99,6 +107,13 @@ def _positive(name: str, value: object) -> float:
     return number
 
 
+#: Validated configurations, keyed by the arguments AND their types (so that ``True`` never
+#: hits the entry of ``1``). Services use a handful of limits, so this stays tiny; it is
+#: emptied if it ever grows past _CONFIG_CACHE_SIZE. Only valid configurations are stored.
+_config_cache: dict[tuple[Any, ...], tuple[float, float, float]] = {}
+_CONFIG_CACHE_SIZE = 1024
+
+
 def bucket_config(
     capacity: Any, refill_rate: Any, window_seconds: Any, cost: Any
 ) -> tuple[float, float, float]:
@@ -108,6 +123,32 @@ def bucket_config(
     of ``refill_rate`` (tokens per second) or ``window_seconds`` (``capacity`` tokens per
     window) is given, finite and positive. Raises ``ValidationError`` otherwise.
     """
+    key = (
+        capacity,
+        refill_rate,
+        window_seconds,
+        cost,
+        type(capacity),
+        type(refill_rate),
+        type(window_seconds),
+        type(cost),
+    )
+    try:
+        return _config_cache[key]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable input: validation below names the problem
+        return _validate_config(capacity, refill_rate, window_seconds, cost)
+    config = _validate_config(capacity, refill_rate, window_seconds, cost)
+    if len(_config_cache) >= _CONFIG_CACHE_SIZE:
+        _config_cache.clear()
+    _config_cache[key] = config
+    return config
+
+
+def _validate_config(
+    capacity: Any, refill_rate: Any, window_seconds: Any, cost: Any
+) -> tuple[float, float, float]:
     cap = _whole("capacity", capacity, MAX_CAPACITY)
     cst = _whole("cost", cost, MAX_CAPACITY)
     if cst > cap:

@@ -21,6 +21,7 @@ from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.rate_limits import Limit, RateLimitResult
+from digitwin_db.ratelimit_policy import bucket_config, check_user_id
 
 # So slow that no token comes back while a test runs (one per ~11 days).
 NEGLIGIBLE = 1e-6
@@ -396,3 +397,16 @@ def test_health_check_and_factory_wiring(factory: RepositoryFactory) -> None:
     assert factory.rate_limits in factory.repositories
     check = factory.rate_limits.check_health()
     assert check.ok and check.name == "rate_limits"
+
+
+def test_validated_configs_are_cached_by_value_and_type() -> None:
+    assert bucket_config(1, 1.0, None, 1) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValidationError):  # True == 1 and hashes alike: still refused
+        bucket_config(True, 1.0, None, 1)
+    with pytest.raises(ValidationError):
+        bucket_config(1, 1.0, None, True)
+    with pytest.raises(ValidationError):
+        bucket_config(1, [1.0], None, 1)  # unhashable
+    assert check_user_id("6F9619FF-8B86-D011-B42D-00C04FC964FF") == (
+        "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+    )
