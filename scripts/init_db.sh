@@ -127,10 +127,8 @@ cmd_start() {
     fi
     log "applying migrations"
     "$PY" -m digitwin_db migrate
-    if "$PY" -m digitwin_db seed --help >/dev/null 2>&1; then
-        log "seeding demo data"
-        "$PY" -m digitwin_db seed
-    fi
+    log "seeding demo data"
+    "$PY" -m digitwin_db seed
     local safe
     safe="$("$PY" -c 'import os; from digitwin_db.settings import redact_url; print(redact_url(os.environ["DATABASE_URL"]))')"
     echo "DATABASE_URL=$safe   (full URL with password: .env)"

@@ -299,6 +299,16 @@ def cmd_maintenance(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from digitwin_db.seed import seed
+
+    with _open_factory(settings) as factory:
+        report = seed(factory)
+    _print(f"seed: {report.summary()}")
+    _print("seeded demo data" if report.changed else "demo data already in place")
+    return EXIT_OK
+
+
 # A table whose dead tuples are this share of all tuples is flagged in the report
 # (autovacuum's default trigger is 20 % plus 50 rows).
 BLOAT_WARN_RATIO = 0.2
@@ -419,6 +429,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="report: print as JSON")
     p.set_defaults(handler=cmd_maintenance)
+
+    p = sub.add_parser(
+        "seed",
+        help="create the demo data (idempotent)",
+        description="Create the demo data: two users (free and pro) with voice and face "
+        "models, knowledge documents in every state, conversation sessions with turns, and a "
+        "few audit entries. Idempotent: what exists is left alone, what is missing is added.",
+    )
+    p.set_defaults(handler=cmd_seed)
 
     for register in EXTRA_COMMANDS:
         register(sub)

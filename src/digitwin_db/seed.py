@@ -1,0 +1,619 @@
+"""Demo data for a fresh database: ``python -m digitwin_db seed`` (run by scripts/init_db.sh).
+
+Two users (a ``free`` and a ``pro`` one), their voice and face models (one active of each
+kind per user, all active ones ``ready``), knowledge documents in every processing state,
+conversation sessions with turns and realistic per-stage latencies, and a few audit
+entries.
+
+Idempotent: every row has a natural key (the user's email; a model's or document's name
+within its user; ``metadata["seed"]`` of a session; ``resource_id`` of an audit entry).
+A run looks each one up and creates only what is missing, then moves what it finds towards
+the planned state (a document along its lifecycle, missing turns of a session, the active
+model), so a second run changes nothing and a run interrupted half-way is completed by the
+next one. Turn latencies come from a random generator seeded with the turn's key, so they
+are the same on every run. Two seeds started at once are serialised by an advisory lock.
+
+Everything goes through the public sync API (``digitwin_db.RepositoryFactory``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from digitwin_db._sync.database import Database
+from digitwin_db._sync.factory import RepositoryFactory
+from digitwin_db.errors import NotFoundError
+from digitwin_db.models.ai_models import FaceModel, VoiceModel
+from digitwin_db.models.documents import KnowledgeDocument
+from digitwin_db.models.sessions import ConversationSession
+from digitwin_db.models.users import User
+from digitwin_db.settings import Settings
+from digitwin_db.sql import seed as q
+
+__all__ = ["SEED_USERS", "SeedReport", "run", "seed"]
+
+
+# ---------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class SeedModel:
+    name: str
+    provider: str
+    model_ref: str
+    status: str
+    quality_score: float | None
+    active: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # language/sample_rate/resolution
+
+
+@dataclass(frozen=True)
+class SeedDocument:
+    title: str
+    content: str
+    status: str  # the planned end state of its lifecycle
+    mime_type: str = "text/plain"
+    source: str | None = None
+    chunk_count: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SeedSession:
+    key: str  # stored as metadata["seed"]
+    exchanges: tuple[tuple[str, str], ...]  # (user says, assistant answers)
+    ended: bool
+    channel: str = "web"
+
+
+@dataclass(frozen=True)
+class SeedAudit:
+    key: str  # stored as resource_id
+    action: str
+    result: str
+    ip_address: str
+    user_agent: str
+
+
+@dataclass(frozen=True)
+class SeedUser:
+    email: str
+    name: str
+    tier: str
+    traits: tuple[str, ...]
+    preferences: dict[str, Any]
+    settings: dict[str, Any]
+    voice_models: tuple[SeedModel, ...]
+    face_models: tuple[SeedModel, ...]
+    documents: tuple[SeedDocument, ...]
+    sessions: tuple[SeedSession, ...]
+    audit: tuple[SeedAudit, ...]
+
+
+_BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15"
+_MOBILE = "DigiTwin/2.3.1 (iPhone; iOS 17.5)"
+
+SEED_USERS: tuple[SeedUser, ...] = (
+    SeedUser(
+        email="alice.free@example.com",
+        name="Alice Martin",
+        tier="free",
+        traits=("curious", "warm", "concise"),
+        preferences={"language": "en-US", "voice_speed": 1.0, "topics": ["cooking", "travel"]},
+        settings={"notifications": True, "theme": "light"},
+        voice_models=(
+            SeedModel(
+                "Alice - natural",
+                "xtts-v2",
+                "gs://digitwin-models/voice/alice-natural-v1",
+                "ready",
+                0.86,
+                active=True,
+                extra={"language": "en-US", "sample_rate": 24000},
+            ),
+            SeedModel(
+                "Alice - expressive",
+                "xtts-v2",
+                "gs://digitwin-models/voice/alice-expressive-v0",
+                "training",
+                None,
+                extra={"language": "en-US", "sample_rate": 24000},
+            ),
+        ),
+        face_models=(
+            SeedModel(
+                "Alice - studio",
+                "sadtalker",
+                "gs://digitwin-models/face/alice-studio-v1",
+                "ready",
+                0.81,
+                active=True,
+                extra={"resolution": "512x512"},
+            ),
+        ),
+        documents=(
+            SeedDocument(
+                "Getting started with my digital twin",
+                "My digital twin speaks with my cloned voice and answers questions about my "
+                "hobbies. It should keep answers short and friendly, mention cooking and travel "
+                "when relevant, and say when it does not know something.",
+                "ready",
+                mime_type="text/markdown",
+                chunk_count=3,
+            ),
+            SeedDocument(
+                "Favourite recipes",
+                "Shakshuka: tomatoes, peppers, onion, cumin, paprika and eggs, simmered in one "
+                "pan. Lemon pasta: spaghetti, lemon zest, parmesan, black pepper and butter.",
+                "processing",
+                source="upload://recipes.txt",
+            ),
+            SeedDocument(
+                "Travel notes - Lisbon",
+                "Trams 28 and 12 climb to the castle. Pasteis de nata in Belem. Sunset at the "
+                "Miradouro da Senhora do Monte.",
+                "pending",
+            ),
+            SeedDocument(
+                "Scanned receipt",
+                "%PDF-1.7 (image only, no text layer)",
+                "failed",
+                mime_type="application/pdf",
+                source="upload://receipt-2024-05.pdf",
+                error="no extractable text: the PDF contains only images (OCR is disabled)",
+            ),
+        ),
+        sessions=(
+            SeedSession(
+                "alice-onboarding",
+                (
+                    (
+                        "Hi, can you hear me?",
+                        "Loud and clear! I'm your digital twin. Shall we set up your profile?",
+                    ),
+                    (
+                        "Yes, what do you need to know?",
+                        "Tell me a few topics you love talking "
+                        "about, and how formal I should sound.",
+                    ),
+                    (
+                        "Cooking and travel, and keep it casual.",
+                        "Got it: casual, with a soft "
+                        "spot for food and trips. Anything I should never talk about?",
+                    ),
+                ),
+                ended=True,
+            ),
+            SeedSession(
+                "alice-recipes",
+                (
+                    (
+                        "What should I cook tonight?",
+                        "How about shakshuka? It takes twenty "
+                        "minutes and you have eggs and tomatoes.",
+                    ),
+                    (
+                        "Sounds good, what spices?",
+                        "Cumin and paprika, plus a pinch of chili if you like heat.",
+                    ),
+                ),
+                ended=False,
+                channel="mobile",
+            ),
+        ),
+        audit=(
+            SeedAudit("seed-alice-login-1", "auth.login", "success", "203.0.113.10", _BROWSER),
+            SeedAudit("seed-alice-login-2", "auth.login", "failure", "203.0.113.10", _BROWSER),
+            SeedAudit("seed-alice-rate", "api.rate_limited", "denied", "203.0.113.10", _MOBILE),
+        ),
+    ),
+    SeedUser(
+        email="bob.pro@example.com",
+        name="Bob Okafor",
+        tier="pro",
+        traits=("analytical", "upbeat", "precise", "patient"),
+        preferences={"language": "en-GB", "voice_speed": 1.1, "topics": ["product", "hiring"]},
+        settings={"notifications": False, "theme": "dark", "latency_budget_ms": 1500},
+        voice_models=(
+            SeedModel(
+                "Bob - podcast",
+                "elevenlabs",
+                "elevenlabs://voices/bob-podcast-2",
+                "ready",
+                0.93,
+                active=True,
+                extra={"language": "en-GB", "sample_rate": 44100},
+            ),
+            SeedModel(
+                "Bob - phone",
+                "xtts-v2",
+                "gs://digitwin-models/voice/bob-phone-v1",
+                "ready",
+                0.78,
+                extra={"language": "en-GB", "sample_rate": 16000},
+            ),
+            SeedModel(
+                "Bob - noisy sample",
+                "xtts-v2",
+                "gs://digitwin-models/voice/bob-noisy-v0",
+                "failed",
+                None,
+                extra={"language": "en-GB", "sample_rate": 16000},
+            ),
+        ),
+        face_models=(
+            SeedModel(
+                "Bob - webcam",
+                "sadtalker",
+                "gs://digitwin-models/face/bob-webcam-v2",
+                "ready",
+                0.84,
+                active=True,
+                extra={"resolution": "720x720"},
+            ),
+            SeedModel(
+                "Bob - 4k studio",
+                "musetalk",
+                "gs://digitwin-models/face/bob-4k-v0",
+                "training",
+                None,
+                extra={"resolution": "2160x2160"},
+            ),
+        ),
+        documents=(
+            SeedDocument(
+                "Product roadmap",
+                "Q1: real-time lip sync under 300 ms. Q2: knowledge base search with "
+                "citations. Q3: multilingual voices (French, Spanish). Q4: on-device ASR.",
+                "ready",
+                mime_type="text/markdown",
+                source="https://wiki.example.com/roadmap",
+                chunk_count=8,
+            ),
+            SeedDocument(
+                "Interview answers",
+                "Why this company: the latency work is hard and fun. Biggest failure: "
+                "shipping a cache without expiry. Strength: turning metrics into decisions.",
+                "ready",
+                chunk_count=4,
+            ),
+            SeedDocument(
+                "Meeting transcript - planning",
+                "Bob: the p95 total latency is 1.4 s, mostly LLM time. Ana: streaming TTS "
+                "would hide 300 ms. Decision: try streaming next sprint.",
+                "processing",
+                source="meet://planning-2024-06-03",
+            ),
+            SeedDocument(
+                "Customer FAQ",
+                "Can my twin speak French? Not yet, it is on the roadmap. Is my voice data "
+                "private? Yes, it is never used to train shared models.",
+                "pending",
+                mime_type="text/markdown",
+            ),
+            SeedDocument(
+                "Slides export",
+                "(binary slide deck)",
+                "failed",
+                mime_type="application/vnd.ms-powerpoint",
+                source="upload://deck.ppt",
+                error="unsupported format application/vnd.ms-powerpoint: export as PDF",
+            ),
+        ),
+        sessions=(
+            SeedSession(
+                "bob-standup",
+                (
+                    (
+                        "Summarise yesterday's planning meeting.",
+                        "The team found that most of "
+                        "the 1.4 s p95 latency is LLM time and agreed to try streaming TTS.",
+                    ),
+                    ("Who owns that?", "Ana volunteered; the spike is planned for next sprint."),
+                    (
+                        "Draft a note to the team.",
+                        "Here is a draft: 'Streaming TTS spike next "
+                        "sprint, owner Ana, goal: hide 300 ms of latency.'",
+                    ),
+                    ("Perfect, thanks.", "You're welcome. Anything else before stand-up?"),
+                ),
+                ended=True,
+            ),
+            SeedSession(
+                "bob-interview-prep",
+                (
+                    (
+                        "Ask me a tough interview question.",
+                        "Tell me about a time a system you built failed in production.",
+                    ),
+                    (
+                        "The cache without expiry.",
+                        "Good example. What did you change afterwards, and how did you measure it?",
+                    ),
+                    (
+                        "We added TTLs and a cleanup job.",
+                        "Nice. Mention the metric you "
+                        "watched, for instance the cache hit rate before and after.",
+                    ),
+                ),
+                ended=True,
+                channel="mobile",
+            ),
+            SeedSession(
+                "bob-live",
+                (("Are we live?", "We are. Your podcast voice and webcam face are active."),),
+                ended=False,
+            ),
+        ),
+        audit=(
+            SeedAudit("seed-bob-login-1", "auth.login", "success", "198.51.100.7", _BROWSER),
+            SeedAudit("seed-bob-export", "user.data_exported", "success", "198.51.100.7", _BROWSER),
+        ),
+    ),
+)
+
+# The way to each document state from 'pending'.
+_LIFECYCLE: dict[str, tuple[str, ...]] = {
+    "pending": (),
+    "processing": ("processing",),
+    "ready": ("processing", "ready"),
+    "failed": ("processing", "failed"),
+}
+_MAX_LISTED = 1000
+
+
+# ---------------------------------------------------------------------------- the report
+@dataclass
+class SeedReport:
+    """What a seed run found (``existing``) and created (``created``), per kind of row."""
+
+    created: dict[str, int] = field(default_factory=dict)
+    existing: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str, *, created: bool) -> None:
+        target = self.created if created else self.existing
+        target[kind] = target.get(kind, 0) + 1
+
+    @property
+    def changed(self) -> bool:
+        return any(self.created.values())
+
+    def summary(self) -> str:
+        kinds = sorted(set(self.created) | set(self.existing))
+        return ", ".join(
+            f"{kind} {self.created.get(kind, 0) + self.existing.get(kind, 0)} "
+            f"({self.created.get(kind, 0)} new)"
+            for kind in kinds
+        )
+
+
+# ---------------------------------------------------------------------------- the work
+def seed(factory: RepositoryFactory) -> SeedReport:
+    """Bring the demo data into the database behind ``factory`` (see the module docstring).
+
+    Its pool needs two connections: one holds the seed lock while the other does the work.
+    """
+    report = SeedReport()
+    with _seed_lock(factory.db):
+        for plan in SEED_USERS:
+            user = _user(factory, plan, report)
+            for model in plan.voice_models:
+                _voice_model(factory, user, model, report)
+            for model in plan.face_models:
+                _face_model(factory, user, model, report)
+            _documents(factory, user, plan.documents, report)
+            _sessions(factory, user, plan, report)
+            _audit(factory, user, plan.audit, report)
+    return report
+
+
+def run(settings: Settings | None = None) -> SeedReport:
+    """Seed the database of ``settings`` (default: ``Settings()`` from the environment)."""
+    database = Database(settings or Settings(), pool_min_size=0)
+    database.open()
+    factory = RepositoryFactory(database)
+    try:
+        return seed(factory)
+    finally:
+        factory.close()
+
+
+@contextmanager
+def _seed_lock(db: Database) -> Iterator[None]:
+    # No operation name: the connection is held for the whole seed, which would otherwise be
+    # recorded (and logged) as one very slow call.
+    with db.connection() as conn:
+        conn.execute(q.SEED_LOCK, {"key": q.SEED_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(q.SEED_UNLOCK, {"key": q.SEED_LOCK_KEY})
+
+
+def _user(factory: RepositoryFactory, plan: SeedUser, report: SeedReport) -> User:
+    try:
+        user = factory.users.get_by_email(plan.email)
+    except NotFoundError:
+        user = factory.users.create(
+            email=plan.email,
+            name=plan.name,
+            personality_traits=plan.traits,
+            preferences=plan.preferences,
+            settings=plan.settings,
+            subscription_tier=plan.tier,
+        )
+        report.count("users", created=True)
+    else:
+        report.count("users", created=False)
+    return user
+
+
+def _voice_model(
+    factory: RepositoryFactory, user: User, plan: SeedModel, report: SeedReport
+) -> None:
+    found = {m.name: m for m in factory.voice_models.list_for_user(user.id)}
+    model: VoiceModel | None = found.get(plan.name)
+    report.count("voice_models", created=model is None)
+    if model is None:
+        model = factory.voice_models.create(
+            user_id=user.id,
+            name=plan.name,
+            provider=plan.provider,
+            model_ref=plan.model_ref,
+            status=plan.status,
+            quality_score=plan.quality_score,
+            metadata={"seed": True},
+            **plan.extra,
+        )
+    if plan.active and not model.is_active:
+        factory.voice_models.activate(model.id)
+
+
+def _face_model(
+    factory: RepositoryFactory, user: User, plan: SeedModel, report: SeedReport
+) -> None:
+    found = {m.name: m for m in factory.face_models.list_for_user(user.id)}
+    model: FaceModel | None = found.get(plan.name)
+    report.count("face_models", created=model is None)
+    if model is None:
+        model = factory.face_models.create(
+            user_id=user.id,
+            name=plan.name,
+            provider=plan.provider,
+            model_ref=plan.model_ref,
+            status=plan.status,
+            quality_score=plan.quality_score,
+            metadata={"seed": True},
+            **plan.extra,
+        )
+    if plan.active and not model.is_active:
+        factory.face_models.activate(model.id)
+
+
+def _documents(
+    factory: RepositoryFactory,
+    user: User,
+    plans: tuple[SeedDocument, ...],
+    report: SeedReport,
+) -> None:
+    page = factory.documents.list_for_user(user.id, limit=_MAX_LISTED)
+    found: dict[str, KnowledgeDocument] = {d.title: d for d in page.items}
+    for plan in plans:
+        document = found.get(plan.title)
+        report.count("documents", created=document is None)
+        if document is None:
+            document = factory.documents.create(
+                user_id=user.id,
+                title=plan.title,
+                content=plan.content,
+                source=plan.source,
+                mime_type=plan.mime_type,
+                metadata={"seed": True},
+            )
+        path = _LIFECYCLE[plan.status]
+        # Walk the rest of the way from where the document is now (a document already
+        # past the plan, or off it, is left as it is).
+        if document.status == "pending":
+            remaining = path
+        elif document.status in path:
+            remaining = path[path.index(document.status) + 1 :]
+        else:
+            remaining = ()
+        for status in remaining:
+            factory.documents.set_status(
+                document.id,
+                status,
+                chunk_count=plan.chunk_count if status == "ready" else None,
+                error=plan.error if status == "failed" else None,
+            )
+
+
+def _sessions(factory: RepositoryFactory, user: User, plan: SeedUser, report: SeedReport) -> None:
+    page = factory.sessions.list_for_user(user.id, limit=_MAX_LISTED)
+    found: dict[str, ConversationSession] = {
+        str(s.metadata["seed"]): s for s in page.items if "seed" in s.metadata
+    }
+    voice = factory.voice_models.get_active(user.id)
+    face = factory.face_models.get_active(user.id)
+    for planned in plan.sessions:
+        session = found.get(planned.key)
+        report.count("sessions", created=session is None)
+        if session is None:
+            session = factory.sessions.start(
+                user_id=user.id,
+                voice_model_id=voice.id if voice else None,
+                face_model_id=face.id if face else None,
+                metadata={"seed": planned.key, "channel": planned.channel},
+            )
+        if session.status == "active":
+            turns = _turns(planned)
+            for number, turn in enumerate(turns, start=1):
+                if number > session.turn_count:
+                    factory.sessions.add_turn(session.id, **turn)
+                    report.count("turns", created=True)
+                else:
+                    report.count("turns", created=False)
+            if planned.ended:
+                factory.sessions.end(session.id)
+        else:
+            for _ in range(session.turn_count):
+                report.count("turns", created=False)
+
+
+def _turns(plan: SeedSession) -> list[dict[str, Any]]:
+    """The turns of a planned session with latencies drawn from generators seeded by the
+    turn's key: a user turn carries its speech recognition time, an assistant turn the LLM
+    and speech synthesis times and the end-to-end total of the exchange."""
+    turns: list[dict[str, Any]] = []
+    for index, (question, answer) in enumerate(plan.exchanges):
+        rng = random.Random(f"{plan.key}:{index}")
+        asr = rng.randint(90, 260)
+        llm = rng.randint(320, 950)
+        tts = rng.randint(140, 380)
+        overhead = rng.randint(25, 70)
+        words_in = len(question.split())
+        words_out = len(answer.split())
+        turns.append(
+            {
+                "role": "user",
+                "content": question,
+                "asr_ms": asr,
+                "total_ms": asr + overhead // 2,
+                "tokens_in": round(words_in * 1.3),
+                "metadata": {"audio_ms": 400 * words_in},
+            }
+        )
+        turns.append(
+            {
+                "role": "assistant",
+                "content": answer,
+                "llm_ms": llm,
+                "tts_ms": tts,
+                "total_ms": asr + llm + tts + overhead,
+                "tokens_in": 180 + 40 * index + round(words_in * 1.3),
+                "tokens_out": round(words_out * 1.3),
+                "metadata": {"audio_ms": 380 * words_out},
+            }
+        )
+    return turns
+
+
+def _audit(
+    factory: RepositoryFactory, user: User, plans: tuple[SeedAudit, ...], report: SeedReport
+) -> None:
+    for plan in plans:
+        existing = factory.audit_logs.query(user_id=user.id, resource_id=plan.key, limit=1)
+        report.count("audit_logs", created=not existing.items)
+        if not existing.items:
+            factory.audit_logs.log(
+                plan.action,
+                user_id=user.id,
+                resource_type="seed",
+                resource_id=plan.key,
+                result=plan.result,
+                ip_address=plan.ip_address,
+                user_agent=plan.user_agent,
+                metadata={"seed": True},
+            )
