@@ -163,3 +163,29 @@ def test_create_racing_user_soft_delete_leaves_no_live_model(
             (user.id,),
         ).fetchone()
         assert live == (0,)
+
+
+def test_restore_racing_user_soft_delete_leaves_no_live_model(
+    factory: RepositoryFactory, raw_conn: psycopg.Connection
+) -> None:
+    """Restoring models while their user is being soft-deleted: each restore is refused
+    (owner deleted) or caught by the cascade; no deadlock, no other error."""
+    for round_ in range(ROUNDS):
+        user = factory.users.create(email=f"r{round_}@example.com", name="R")
+        models = [
+            factory.voice_models.create(user_id=user.id, name=f"m{i}", provider="p", model_ref="r")
+            for i in range(THREADS - 1)
+        ]
+        for model in models:
+            factory.voice_models.soft_delete(model.id)
+        tasks: list[Callable[[], Any]] = [
+            partial(factory.voice_models.restore, m.id) for m in models
+        ]
+        tasks.append(partial(factory.users.soft_delete, user.id))
+        _, errors = run_together(tasks)
+        assert all(isinstance(e, NotFoundError) for e in errors), errors
+        live = raw_conn.execute(
+            "SELECT count(*) FROM voice_models WHERE user_id = %s AND deleted_at IS NULL",
+            (user.id,),
+        ).fetchone()
+        assert live == (0,)

@@ -47,9 +47,12 @@ UPDATE_LIVE = sql.SQL(
 )
 
 # Is the owning row (e.g. the user of a model) live? Used before restoring an owned row.
+# FOR SHARE: a concurrent soft delete of the owner waits for this restore, so its cascade
+# then sees the restored row (and the owner is locked before the owned row: same order as
+# the cascade, no deadlock). No row back: the owned row does not exist.
 OWNER_IS_LIVE = sql.SQL(
     "SELECT deleted_at IS NULL FROM {owner_table} "
-    "WHERE id = (SELECT {owner_column} FROM {table} WHERE id = %(id)s)"
+    "WHERE id = (SELECT {owner_column} FROM {table} WHERE id = %(id)s) FOR SHARE"
 )
 
 # Append an audit row in the caller's transaction (security-relevant actions of the domain

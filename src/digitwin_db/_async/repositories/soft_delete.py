@@ -227,6 +227,15 @@ class AsyncSoftDeleteRepository(AsyncRepository, Generic[RowT]):
         """
         row_id = self._parse_id(id)
         async with self.db.transaction(f"{self.name}.restore") as conn:
+            # Owner first, then the row: the lock order of the owner's soft-delete cascade.
+            if self._q_owner_live is not None:
+                cur = await conn.execute(self._q_owner_live, {"id": row_id})
+                owner = await cur.fetchone()
+                if owner is not None and not owner[0]:
+                    raise NotFoundError(
+                        f"cannot restore {self.entity} {row_id}: its owner "
+                        f"({self.owner_table}) is deleted; restore that first"
+                    )
             cur = await conn.execute(self._q_lock, {"id": row_id})
             locked = await cur.fetchone()
             if locked is None:
@@ -234,14 +243,6 @@ class AsyncSoftDeleteRepository(AsyncRepository, Generic[RowT]):
             deleted_at = cast("datetime | None", locked[0])
             if deleted_at is None:
                 raise NotFoundError(f"{self.entity} {row_id} is not deleted: nothing to restore")
-            if self._q_owner_live is not None:
-                cur = await conn.execute(self._q_owner_live, {"id": row_id})
-                owner = await cur.fetchone()
-                if owner is None or not owner[0]:
-                    raise NotFoundError(
-                        f"cannot restore {self.entity} {row_id}: its owner "
-                        f"({self.owner_table}) is deleted; restore that first"
-                    )
             row = await self._fetch_one(conn, self._q_restore, {"id": row_id})
             if row is None:  # pragma: no cover - the row is locked above
                 raise NotFoundError(f"{self.entity} {row_id} not found")

@@ -7,7 +7,7 @@ How to use it
 -------------
 Subclass ``SoftDeleteRepository[YourRow]`` and set four class attributes::
 
-    class AsyncKnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
+    class KnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
         name = "documents"                 # op names: "documents.get", "documents.soft_delete"…
         tables = ("knowledge_documents",)
         table = "knowledge_documents"      # the table the base reads and writes
@@ -229,6 +229,15 @@ class SoftDeleteRepository(Repository, Generic[RowT]):
         """
         row_id = self._parse_id(id)
         with self.db.transaction(f"{self.name}.restore") as conn:
+            # Owner first, then the row: the lock order of the owner's soft-delete cascade.
+            if self._q_owner_live is not None:
+                cur = conn.execute(self._q_owner_live, {"id": row_id})
+                owner = cur.fetchone()
+                if owner is not None and not owner[0]:
+                    raise NotFoundError(
+                        f"cannot restore {self.entity} {row_id}: its owner "
+                        f"({self.owner_table}) is deleted; restore that first"
+                    )
             cur = conn.execute(self._q_lock, {"id": row_id})
             locked = cur.fetchone()
             if locked is None:
@@ -236,14 +245,6 @@ class SoftDeleteRepository(Repository, Generic[RowT]):
             deleted_at = cast("datetime | None", locked[0])
             if deleted_at is None:
                 raise NotFoundError(f"{self.entity} {row_id} is not deleted: nothing to restore")
-            if self._q_owner_live is not None:
-                cur = conn.execute(self._q_owner_live, {"id": row_id})
-                owner = cur.fetchone()
-                if owner is None or not owner[0]:
-                    raise NotFoundError(
-                        f"cannot restore {self.entity} {row_id}: its owner "
-                        f"({self.owner_table}) is deleted; restore that first"
-                    )
             row = self._fetch_one(conn, self._q_restore, {"id": row_id})
             if row is None:  # pragma: no cover - the row is locked above
                 raise NotFoundError(f"{self.entity} {row_id} not found")
