@@ -11,10 +11,13 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from digitwin_db import cli
@@ -98,6 +101,20 @@ def test_every_database_command_fails_cleanly_when_the_server_is_down(tmp_path: 
         assert "database unavailable" in result.stderr
         assert "Traceback" not in result.stderr
         assert "secret" not in result.stderr + result.stdout
+
+
+def test_health_exits_1_when_migrations_are_pending(
+    pg_url: str, raw_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    name = f"unmigrated_{uuid.uuid4().hex[:8]}"
+    raw_conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = urlunsplit(urlsplit(pg_url)._replace(path=f"/{name}"))
+        result = run_cli("health", url=url, cwd=tmp_path)
+        assert result.returncode == cli.EXIT_PROBLEM, result.stderr
+        assert "UNHEALTHY" in result.stdout and "0004_audit_logs" in result.stdout
+    finally:
+        raw_conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_health_ok(pg_url: str, tmp_path: Path) -> None:

@@ -263,6 +263,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
         }
         # Per-operation counts and latencies of this process (a service exposes its own
         # through factory.stats()); here they show what the statistics queries cost.
+        report["slow_call_ms"] = settings.slow_call_ms  # slower calls are logged as warnings
         report["operations"] = {
             s.operation: s.model_dump(exclude={"operation"}) for s in factory.stats()
         }
@@ -455,6 +456,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # The pool logs every failed reconnection attempt; the command reports the outcome
+        # itself ("database unavailable: ..."), so keep only the pool's errors.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         settings = Settings()
     except pydantic.ValidationError as exc:
