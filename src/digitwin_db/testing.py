@@ -31,6 +31,9 @@ TEST_SERVER_SETTINGS = (
     "-c max_connections=200 -c shared_buffers=128MB"
 )
 
+# Seconds to wait for the server to accept connections (start, restart, crash recovery).
+BOOT_TIMEOUT = 120
+
 
 def find_pg_bindir() -> Path:
     """Directory holding ``initdb`` and ``postgres``."""
@@ -135,6 +138,9 @@ def embedded_postgres(*, extra_settings: str = "") -> Iterator[EmbeddedPostgres]
         base_dir=str(base_dir),
         initdb=str(wrappers / "initdb"),
         postgres=str(wrappers / "postgres"),
+        # Crash recovery after restart("immediate") replays the WAL written since the last
+        # checkpoint; on a busy test server that can take longer than the default 20 s.
+        boot_timeout=BOOT_TIMEOUT,
         postgres_args=(
             f"-h 127.0.0.1 -F -c logging_collector=off {TEST_SERVER_SETTINGS} {extra_settings}"
         ),
