@@ -24,11 +24,12 @@ from digitwin_db.errors import ConfigurationError
 
 __all__ = ["EmbeddedPostgres", "embedded_postgres", "find_pg_bindir"]
 
-# Server settings for a test cluster: durability off (a test server is thrown away), and
+# Server settings for a test cluster: durability off (a test server is thrown away),
+# frequent checkpoints (short crash recovery in restart("immediate") tests), and
 # enough connections for the concurrency tests (threads plus processes).
 TEST_SERVER_SETTINGS = (
     "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-    "-c max_connections=200 -c shared_buffers=128MB"
+    "-c max_connections=200 -c shared_buffers=128MB -c checkpoint_timeout=30s"
 )
 
 # Seconds to wait for the server to accept connections (start, restart, crash recovery).
