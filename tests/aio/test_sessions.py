@@ -135,6 +135,7 @@ async def test_start_refuses_unknown_or_deleted_user_and_models(
         {"metadata": ["not", "a", "dict"]},
         {"metadata": {"x": float("nan")}},
         {"metadata": {"x": "y" * 1_000_001}},
+        {"metadata": {"\ud800": 1}},
     ],
 )
 async def test_start_bad_input_is_a_validation_error(
@@ -231,6 +232,7 @@ async def test_add_turn_to_unknown_session_is_not_found(
         ({"content": "x" * 1_000_000}, "content is too long"),
         ({"content": 42}, "content must be a string"),
         ({"content": "nul\x00byte"}, "NUL"),
+        ({"content": "lone \ud800 surrogate"}, "content is not valid Unicode"),
         ({"asr_ms": -1}, "asr_ms must be >= 0"),
         ({"llm_ms": float("nan")}, "llm_ms must be an integer"),
         ({"tts_ms": 12.5}, "tts_ms must be an integer"),
@@ -242,6 +244,7 @@ async def test_add_turn_to_unknown_session_is_not_found(
         ({"tokens_out": float("inf")}, "tokens_out must be"),
         ({"metadata": "not a dict"}, "metadata must be a JSON object"),
         ({"metadata": {"x": object()}}, "metadata is not JSON-serialisable"),
+        ({"metadata": {"x": "\udfff"}}, "metadata is not valid Unicode"),
     ],
 )
 async def test_add_turn_bad_input_changes_nothing(

@@ -34,6 +34,9 @@ SELECT {columns} FROM knowledge_documents
 """
 )
 
+# Make the next reads of this transaction see one snapshot (a page and its total agree).
+SNAPSHOT: LiteralString = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
 # How many documents LIST_FOR_USER matches in all.
 COUNT_FOR_USER = sql.SQL(
     """

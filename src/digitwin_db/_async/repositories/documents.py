@@ -35,7 +35,7 @@ from digitwin_db.models.documents import (
     KnowledgeDocument,
 )
 from digitwin_db.sql import documents as q
-from digitwin_db.validation import check_json_object, check_optional_int, check_text, parse_uuid
+from digitwin_db.validation import check_optional_int, parse_uuid
 
 __all__ = ["AsyncKnowledgeDocumentRepository"]
 
@@ -58,16 +58,16 @@ _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*"
 
 
 def _title(value: object) -> str:
-    return check_text(value, "title", max_length=TITLE_MAX)
+    return owned.check_utf8_text(value, "title", max_length=TITLE_MAX)
 
 
 def _content(value: object) -> str:
     # Kept verbatim (not stripped): it is the document.
-    return check_text(value, "content", max_length=CONTENT_MAX, strip=False)
+    return owned.check_utf8_text(value, "content", max_length=CONTENT_MAX, strip=False)
 
 
 def _source(value: object) -> str | None:
-    return None if value is None else check_text(value, "source", max_length=SOURCE_MAX)
+    return None if value is None else owned.check_utf8_text(value, "source", max_length=SOURCE_MAX)
 
 
 def _mime_type(value: object) -> str:
@@ -83,7 +83,7 @@ def _mime_type(value: object) -> str:
 
 
 def _metadata(value: object) -> Jsonb:
-    return Jsonb(check_json_object(value, "metadata"))
+    return owned.check_metadata(value)
 
 
 #: What update() may change, and how each value is checked.
@@ -97,6 +97,15 @@ _UPDATERS: dict[str, Callable[[Any], Any]] = {
 #: Columns update() writes: the updatable ones plus the processing state that a new
 #: content resets.
 _WRITABLE = (*_UPDATERS, "status", "error", "chunk_count", "processed_at")
+
+
+def _storable(text: str) -> str:
+    """``text`` with lone surrogates (not encodable in UTF-8) replaced by ``?``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _bounded_query(text: str) -> str:
@@ -210,7 +219,7 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         if error is not None:
             if target != "failed":
                 raise ValidationError("error can only be given with status 'failed'")
-            error = check_text(error, "error", max_length=ERROR_MAX, strip=False)
+            error = owned.check_utf8_text(error, "error", max_length=ERROR_MAX, strip=False)
         count = check_optional_int(chunk_count, "chunk_count", minimum=0)
         if count is not None and target != "ready":
             raise ValidationError("chunk_count can only be given with status 'ready'")
@@ -257,7 +266,7 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         where = self._live_filter(include_deleted)
         params = {"user_id": uid, "status": status, "limit": page, "offset": start}
         async with self.db.transaction("documents.list_for_user") as conn:
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await conn.execute(q.SNAPSHOT)
             await owned.require_user(conn, uid, allow_deleted=include_deleted)
             query = self._q_list_any if include_deleted else self._q_list
             items = await self._fetch_all(conn, query, params)
@@ -275,9 +284,10 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         ``-excluded``); any text is safe: quotes, backslashes, ``&|!():*`` never raise.
         Blank text returns ``[]`` without touching the database; text with no searchable
         word (only punctuation or stop words) matches nothing. NUL characters count as
-        spaces, and only the first 32 words are used (longer text would make a tsquery
-        too costly to rank). ``ValidationError`` beyond 100,000 characters or for ``limit`` outside
-        1..100; ``NotFoundError`` if the user is absent or deleted.
+        spaces, lone surrogates as ``?``, and only the first 32 words are used (longer text
+        would make a tsquery too costly to rank). ``ValidationError`` beyond 100,000
+        characters or for ``limit`` outside 1..100; ``NotFoundError`` if the user is absent
+        or deleted.
         """
         uid = parse_uuid(user_id, "user_id")
         if not isinstance(query, str):
@@ -287,7 +297,7 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         count = check_optional_int(limit, "limit", minimum=1, maximum=MAX_SEARCH_RESULTS)
         if count is None:
             raise ValidationError("limit must be an integer")
-        text = _bounded_query(query.replace("\x00", " ").strip())
+        text = _bounded_query(_storable(query).replace("\x00", " ").strip())
         if not text:
             return []
         async with self.db.connection("documents.search") as conn:

@@ -11,6 +11,7 @@ unchanged (its first ``ended_at`` is kept); a turn on an ended session is a
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, ClassVar, NoReturn
 from uuid import UUID
@@ -34,7 +35,14 @@ from digitwin_db.models.sessions import (
 from digitwin_db.sql import sessions as q
 from digitwin_db.validation import check_json_object, check_optional_int, check_text, parse_uuid
 
-__all__ = ["AsyncConversationSessionRepository", "require_user"]
+__all__ = [
+    "AsyncConversationSessionRepository",
+    "check_metadata",
+    "check_page",
+    "check_since",
+    "check_utf8_text",
+    "require_user",
+]
 
 # Limits of the tables' CHECK constraints, checked here first so that bad input fails with
 # a clear message before any SQL runs.
@@ -53,6 +61,28 @@ def check_page(limit: object, offset: object) -> tuple[int, int]:
     if page is None or start is None:
         raise ValidationError("limit and offset must be integers")
     return page, start
+
+
+def check_utf8_text(value: object, what: str, *, max_length: int, strip: bool = True) -> str:
+    """``check_text``, and storable: no lone surrogate (``"\\ud800"``), which UTF-8 cannot
+    encode (psycopg would fail with a ``UnicodeEncodeError`` outside our error tree)."""
+    text = check_text(value, what, max_length=max_length, strip=strip)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} is not valid Unicode (lone surrogate)") from None
+    return text
+
+
+def check_metadata(value: object, what: str = "metadata") -> Jsonb:
+    """``check_json_object`` (``None`` → ``{}``) without lone surrogates (PostgreSQL's JSON
+    parser refuses them), wrapped for a jsonb parameter."""
+    document = check_json_object(value, what)
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} is not valid Unicode (lone surrogate)") from None
+    return Jsonb(document)
 
 
 def check_since(value: object) -> datetime | None:
@@ -115,7 +145,7 @@ class AsyncConversationSessionRepository(AsyncRepository):
             "user_id": parse_uuid(user_id, "user_id"),
             "voice_model_id": _optional_uuid(voice_model_id, "voice_model_id"),
             "face_model_id": _optional_uuid(face_model_id, "face_model_id"),
-            "metadata": Jsonb(check_json_object(metadata, "metadata")),
+            "metadata": check_metadata(metadata),
         }
         async with self.db.connection("sessions.start") as conn:
             cur = conn.cursor(row_factory=class_row(ConversationSession))
@@ -157,14 +187,14 @@ class AsyncConversationSessionRepository(AsyncRepository):
         params = {
             "session_id": sid,
             "role": role,
-            "content": check_text(content, "content", max_length=CONTENT_MAX, strip=False),
+            "content": check_utf8_text(content, "content", max_length=CONTENT_MAX, strip=False),
             "asr_ms": _latency(asr_ms, "asr_ms"),
             "llm_ms": _latency(llm_ms, "llm_ms"),
             "tts_ms": _latency(tts_ms, "tts_ms"),
             "total_ms": _latency(total_ms, "total_ms"),
             "tokens_in": _tokens(tokens_in, "tokens_in"),
             "tokens_out": _tokens(tokens_out, "tokens_out"),
-            "metadata": Jsonb(check_json_object(metadata, "metadata")),
+            "metadata": check_metadata(metadata),
         }
         async with self.db.connection("sessions.add_turn") as conn:
             cur = conn.cursor(row_factory=class_row(ConversationTurn))

@@ -36,7 +36,7 @@ from digitwin_db.models.documents import (
     KnowledgeDocument,
 )
 from digitwin_db.sql import documents as q
-from digitwin_db.validation import check_json_object, check_optional_int, check_text, parse_uuid
+from digitwin_db.validation import check_optional_int, parse_uuid
 
 __all__ = []
 
@@ -59,16 +59,18 @@ _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*"
 
 
 def _title(value: object) -> str:
-    return check_text(value, "title", max_length=TITLE_MAX)
+    return sessions.check_utf8_text(value, "title", max_length=TITLE_MAX)
 
 
 def _content(value: object) -> str:
     # Kept verbatim (not stripped): it is the document.
-    return check_text(value, "content", max_length=CONTENT_MAX, strip=False)
+    return sessions.check_utf8_text(value, "content", max_length=CONTENT_MAX, strip=False)
 
 
 def _source(value: object) -> str | None:
-    return None if value is None else check_text(value, "source", max_length=SOURCE_MAX)
+    return (
+        None if value is None else sessions.check_utf8_text(value, "source", max_length=SOURCE_MAX)
+    )
 
 
 def _mime_type(value: object) -> str:
@@ -84,7 +86,7 @@ def _mime_type(value: object) -> str:
 
 
 def _metadata(value: object) -> Jsonb:
-    return Jsonb(check_json_object(value, "metadata"))
+    return sessions.check_metadata(value)
 
 
 #: What update() may change, and how each value is checked.
@@ -98,6 +100,15 @@ _UPDATERS: dict[str, Callable[[Any], Any]] = {
 #: Columns update() writes: the updatable ones plus the processing state that a new
 #: content resets.
 _WRITABLE = (*_UPDATERS, "status", "error", "chunk_count", "processed_at")
+
+
+def _storable(text: str) -> str:
+    """``text`` with lone surrogates (not encodable in UTF-8) replaced by ``?``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _bounded_query(text: str) -> str:
@@ -211,7 +222,7 @@ class KnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
         if error is not None:
             if target != "failed":
                 raise ValidationError("error can only be given with status 'failed'")
-            error = check_text(error, "error", max_length=ERROR_MAX, strip=False)
+            error = sessions.check_utf8_text(error, "error", max_length=ERROR_MAX, strip=False)
         count = check_optional_int(chunk_count, "chunk_count", minimum=0)
         if count is not None and target != "ready":
             raise ValidationError("chunk_count can only be given with status 'ready'")
@@ -258,7 +269,7 @@ class KnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
         where = self._live_filter(include_deleted)
         params = {"user_id": uid, "status": status, "limit": page, "offset": start}
         with self.db.transaction("documents.list_for_user") as conn:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            conn.execute(q.SNAPSHOT)
             sessions.require_user(conn, uid, allow_deleted=include_deleted)
             query = self._q_list_any if include_deleted else self._q_list
             items = self._fetch_all(conn, query, params)
@@ -276,9 +287,10 @@ class KnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
         ``-excluded``); any text is safe: quotes, backslashes, ``&|!():*`` never raise.
         Blank text returns ``[]`` without touching the database; text with no searchable
         word (only punctuation or stop words) matches nothing. NUL characters count as
-        spaces, and only the first 32 words are used (longer text would make a tsquery
-        too costly to rank). ``ValidationError`` beyond 100,000 characters or for ``limit`` outside
-        1..100; ``NotFoundError`` if the user is absent or deleted.
+        spaces, lone surrogates as ``?``, and only the first 32 words are used (longer text
+        would make a tsquery too costly to rank). ``ValidationError`` beyond 100,000
+        characters or for ``limit`` outside 1..100; ``NotFoundError`` if the user is absent
+        or deleted.
         """
         uid = parse_uuid(user_id, "user_id")
         if not isinstance(query, str):
@@ -288,7 +300,7 @@ class KnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
         count = check_optional_int(limit, "limit", minimum=1, maximum=MAX_SEARCH_RESULTS)
         if count is None:
             raise ValidationError("limit must be an integer")
-        text = _bounded_query(query.replace("\x00", " ").strip())
+        text = _bounded_query(_storable(query).replace("\x00", " ").strip())
         if not text:
             return []
         with self.db.connection("documents.search") as conn:
