@@ -7,6 +7,7 @@ both are stopped at the end. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(group)
             print(f"    {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     header["seconds"] = round(time.perf_counter() - started, 1)
+    header["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     header["failed_groups"] = failed
     print(render_table(scenarios, header))
     write_json(args.json, scenarios, header)

@@ -29,6 +29,8 @@ CREATE UNLOGGED TABLE IF NOT EXISTS bench_embedding (LIKE embedding_cache INCLUD
 CREATE UNLOGGED TABLE IF NOT EXISTS bench_llm (LIKE llm_response_cache INCLUDING ALL);
 CREATE TABLE IF NOT EXISTS bench_rate_limits (LIKE rate_limits INCLUDING ALL)
     WITH (fillfactor = 70);
+CREATE UNLOGGED TABLE IF NOT EXISTS bench_rate_limits_unlogged (LIKE rate_limits INCLUDING ALL)
+    WITH (fillfactor = 70);
 """
 
 # Primary-key lookup of a key/value entry.
@@ -45,20 +47,28 @@ ON CONFLICT (key_hash) DO UPDATE
 SET value_json = EXCLUDED.value_json, byte_size = EXCLUDED.byte_size,
     updated_at = now(), expires_at = EXCLUDED.expires_at
 """
-# Token bucket in one upsert: refill by server time, take one token when there is one.
+# Token bucket in one upsert: refill by server time, take one token when there is one. A
+# statement that started before a concurrent one moved refilled_at sees a negative elapsed
+# time: clamped to 0, and refilled_at never moves backwards.
 BARE_RATE_LIMIT = """
 INSERT INTO bench_rate_limits AS b (user_id, endpoint, capacity, refill_rate, tokens, refilled_at)
 VALUES (%(user)s, %(endpoint)s, %(capacity)s, %(rate)s, %(capacity)s - 1, now())
 ON CONFLICT (user_id, endpoint) DO UPDATE
 SET tokens = CASE WHEN {level} >= 1 THEN {level} - 1 ELSE {level} END,
-    refilled_at = now(),
+    refilled_at = greatest(b.refilled_at, now()),
     allowed_count = b.allowed_count + ({level} >= 1)::int,
     denied_count = b.denied_count + ({level} < 1)::int
 RETURNING tokens
 """.replace(
     "{level}",
-    "least(b.capacity, b.tokens + extract(epoch FROM now() - b.refilled_at)::float8"
-    " * b.refill_rate)",
+    "least(b.capacity, b.tokens"
+    " + greatest(0, extract(epoch FROM now() - b.refilled_at)::float8) * b.refill_rate)",
+)
+
+
+# The same upsert on an UNLOGGED copy: what the limiter would cost without WAL.
+BARE_RATE_LIMIT_UNLOGGED = BARE_RATE_LIMIT.replace(
+    "INTO bench_rate_limits AS b", "INTO bench_rate_limits_unlogged AS b"
 )
 
 

@@ -99,6 +99,10 @@ def render_table(scenarios: list[Scenario], header: dict[str, Any]) -> str:
         f"psycopg {m.get('psycopg')}; mode {header.get('mode')}"
     )
     lines.append(f"Server: {m.get('postgresql_settings')}")
+    lines.append(
+        f"Load average (1, 5, 15 min) at start {m.get('loadavg_at_start')}, "
+        f"at end {m.get('loadavg_at_end')}; run took {header.get('seconds')} s"
+    )
     lines.append("")
     lines.append("| scenario | contender | ops/s | p50 µs | p99 µs | digitwin-db ÷ this (ops/s) |")
     lines.append("|---|---|---:|---:|---:|---:|")

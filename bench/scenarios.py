@@ -24,6 +24,8 @@ from bench.servers import redis_unavailable_reason
 DIGITWIN = "digitwin-db"
 BARE = "bare psycopg"
 REDIS = "redis-py"
+# Informational contender: what the limiter's statement costs on a table without WAL.
+BARE_UNLOGGED = "bare upsert, UNLOGGED table"
 
 EMBED_MODEL = "text-embedding-3-small"
 LLM_MODEL = "gpt-4o-mini"
@@ -58,7 +60,7 @@ class Config:
             rounds=7,
             warmup=500,
             keys=1000,
-            many_ops=100,
+            many_ops=40,
             procs=8,
             concurrent_seconds=5.0,
             scale_small=10_000,
@@ -427,6 +429,7 @@ def rate_limit(env: Env) -> list[Scenario]:
     kinds = [
         (DIGITWIN, "digitwin"),
         ("bare upsert", "bare"),
+        (BARE_UNLOGGED, "bare_unlogged"),
         ("limits MovingWindow (Redis)", "limits"),
     ]
     for name, kind in kinds:
@@ -499,6 +502,7 @@ def _rate_limit_concurrent(env: Env, buckets: int) -> Scenario:
     kinds = [
         (DIGITWIN, "digitwin"),
         ("bare upsert", "bare"),
+        (BARE_UNLOGGED, "bare_unlogged"),
         ("limits MovingWindow (Redis)", "limits"),
     ]
     for name, kind in kinds:

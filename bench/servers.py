@@ -143,4 +143,5 @@ def machine_info(pg_url: str) -> dict[str, Any]:
         "psycopg": psycopg.__version__,
         "postgresql": pg_version,
         "postgresql_settings": PG_SETTINGS_NOTE,
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }

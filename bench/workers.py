@@ -47,10 +47,11 @@ def make_rate_limit_op(
             return rl.check_and_consume(user, endpoint, capacity=RL_CAPACITY, refill_rate=RL_REFILL)
 
         return check, factory.close
-    if kind == "bare":
-        from bench.baselines import BARE_RATE_LIMIT, bare_connection
+    if kind in ("bare", "bare_unlogged"):
+        from bench.baselines import BARE_RATE_LIMIT, BARE_RATE_LIMIT_UNLOGGED, bare_connection
 
         conn = bare_connection(pg_url)
+        statement = BARE_RATE_LIMIT if kind == "bare" else BARE_RATE_LIMIT_UNLOGGED
 
         def check_bare(user: str, endpoint: str) -> object:
             params = {
@@ -59,7 +60,7 @@ def make_rate_limit_op(
                 "capacity": float(RL_CAPACITY),
                 "rate": RL_REFILL,
             }
-            return conn.execute(BARE_RATE_LIMIT, params, prepare=True).fetchone()
+            return conn.execute(statement, params, prepare=True).fetchone()
 
         return check_bare, conn.close
     if kind == "limits":
@@ -106,12 +107,16 @@ def rate_limit_worker(
     deadline = clock() + int(duration * 1e9)
     begin = clock()
     now = begin
-    while now < deadline:
-        endpoint = endpoints[rng.randrange(buckets)] if buckets > 1 else endpoints[0]
-        t0 = clock()
-        check(user, endpoint)
-        now = clock()
-        latencies.append(now - t0)
+    try:
+        while now < deadline:
+            endpoint = endpoints[rng.randrange(buckets)] if buckets > 1 else endpoints[0]
+            t0 = clock()
+            check(user, endpoint)
+            now = clock()
+            latencies.append(now - t0)
+    except Exception as exc:
+        queue.put(f"{type(exc).__name__}: {exc}")
+        raise
     queue.put((len(latencies), now - begin, latencies))
     close()
 
