@@ -10,6 +10,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from digitwin_db._async.repositories.cache_codec import KV_PERSON, hash_key
 from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db.errors import ValidationError
 
@@ -267,3 +268,21 @@ def test_bad_input_is_rejected_and_nothing_stored(
         with pytest.raises(ValidationError):
             call()
     assert _count(raw_conn) == 0
+
+
+def test_a_hash_collision_never_serves_another_keys_value(
+    factory: RepositoryFactory, raw_conn: psycopg.Connection
+) -> None:
+    kv = factory.cache.kv
+    # Forge the collision: a row for key "b" stored under the hash of key "a".
+    raw_conn.execute(
+        "INSERT INTO kv_cache (key_hash, namespace, key, value_json, byte_size) "
+        "VALUES (%s, 'default', 'b', '\"value of b\"', 10)",
+        (hash_key(KV_PERSON, b"default\x00a"),),
+    )
+    assert kv.get("a") is None
+    assert kv.get_many(["a"]) == {}
+    assert not kv.exists("a")
+    assert kv.delete("a") is False
+    assert kv.incr("a") == 1  # the colliding row is replaced, never read as "a"
+    assert kv.get("a") == 1

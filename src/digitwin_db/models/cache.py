@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ class SearchHit(BaseModel):
         # Integer and UUID document ids are common; they are stored (and returned) as text.
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
-        if type(value).__name__ == "UUID":
+        if isinstance(value, uuid.UUID):
             return str(value)
         return value
 
