@@ -102,6 +102,8 @@ def test_create_needs_a_live_user(
         ({"quality_score": -0.1}, "quality_score must be >= 0"),
         ({"quality_score": "0.5"}, "quality_score must be a number"),
         ({"metadata": [1]}, "metadata must be a JSON object"),
+        ({"metadata": {"\ud800": 1}}, "not valid Unicode"),
+        ({"name": "\ud800"}, "not valid Unicode"),
         ({"metadata": {"x": float("inf")}}, "metadata is not JSON-serialisable"),
     ],
 )

@@ -9,14 +9,17 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from psycopg import AsyncConnection, sql
-from psycopg.types.json import Jsonb
 
 from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.common import Page
 from digitwin_db.models.users import SUBSCRIPTION_TIERS, User
 from digitwin_db.sql import users as q
-from digitwin_db.validation import check_json_object, check_number, check_text
+from digitwin_db.validation import check_number
+
+# Text and JSON checks that also refuse what psycopg cannot encode (lone surrogates).
+check_text = AsyncSoftDeleteRepository.storable_text
+json_param = AsyncSoftDeleteRepository.json_param
 
 # The same shape as the users_email_format CHECK: something@something, no blanks.
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -77,8 +80,8 @@ _UPDATERS: dict[str, Any] = {
     "email": check_email,
     "name": lambda v: check_text(v, "name", max_length=MAX_NAME_LENGTH),
     "personality_traits": check_traits,
-    "preferences": lambda v: Jsonb(check_json_object(v, "preferences")),
-    "settings": lambda v: Jsonb(check_json_object(v, "settings")),
+    "preferences": lambda v: json_param(v, "preferences"),
+    "settings": lambda v: json_param(v, "settings"),
     "subscription_tier": check_tier,
     "last_active_at": lambda v: check_timestamp(v, "last_active_at"),
 }
@@ -110,8 +113,8 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
             "email": check_email(email),
             "name": check_text(name, "name", max_length=MAX_NAME_LENGTH),
             "personality_traits": check_traits(personality_traits),
-            "preferences": Jsonb(check_json_object(preferences, "preferences")),
-            "settings": Jsonb(check_json_object(settings, "settings")),
+            "preferences": json_param(preferences, "preferences"),
+            "settings": json_param(settings, "settings"),
             "subscription_tier": check_tier(subscription_tier),
         }
         async with self.db.transaction("users.create") as conn:

@@ -11,14 +11,17 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.repositories.soft_delete import SoftDeleteRepository
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.ai_models import MODEL_STATUSES, AIModel, FaceModel, VoiceModel
 from digitwin_db.sql import ai_models as q
-from digitwin_db.validation import check_json_object, check_number, check_optional_int, check_text
+from digitwin_db.validation import check_number, check_optional_int
+
+# Text and JSON checks that also refuse what psycopg cannot encode (lone surrogates).
+check_text = SoftDeleteRepository.storable_text
+json_param = SoftDeleteRepository.json_param
 
 ModelT = TypeVar("ModelT", bound=AIModel)
 
@@ -66,7 +69,7 @@ _COMMON_CHECKS: dict[str, Callable[[Any], Any]] = {
     "model_ref": lambda v: check_text(v, "model_ref", max_length=1000, strip=False),
     "status": check_status,
     "quality_score": check_quality,
-    "metadata": lambda v: Jsonb(check_json_object(v, "metadata")),
+    "metadata": lambda v: json_param(v, "metadata"),
 }
 
 
