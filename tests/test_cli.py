@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from digitwin_db import cli
 
-COMMANDS = ["migrate", "rollback", "status", "health", "cleanup", "stats", "maintenance"]
+COMMANDS = ["migrate", "rollback", "status", "seed", "health", "cleanup", "stats", "maintenance"]
 
 
 def run_cli(
