@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from digitwin_db import Database, RepositoryFactory
-from digitwin_db.errors import ValidationError
+from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.documents import KnowledgeDocument
 
 WORKERS = 8
@@ -91,3 +91,50 @@ def test_many_workers_many_documents(
     assert len(errors) == WORKERS - 1 and all(isinstance(e, ValidationError) for e in errors)
     final = factory.documents.get(doc.id)
     assert final.status == "ready" and final.processed_at is not None
+
+
+def test_create_waits_for_a_concurrent_user_soft_delete(
+    factory: RepositoryFactory, raw_conn: psycopg.Connection, pg_url: str
+) -> None:
+    """A document created while the user's soft delete is in flight is either refused
+    (the delete commits first) or caught by its cascade: never a live document of a
+    deleted user."""
+    user_id = _user(raw_conn)
+    outcome: list[BaseException | KnowledgeDocument] = []
+    with psycopg.connect(pg_url) as deleter:  # one transaction, held open below
+        deleter.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (user_id,))
+
+        def create() -> None:
+            try:
+                outcome.append(
+                    factory.documents.create(user_id=user_id, title="late", content="text")
+                )
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=create)
+        thread.start()
+        # Wait until the insert is blocked on the user's row lock.
+        for _ in range(500):
+            row = raw_conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%INSERT INTO knowledge_documents%'"
+            ).fetchone()
+            if row and row[0]:
+                break
+            threading.Event().wait(0.01)
+        else:
+            pytest.fail("the insert never waited for the user's row lock")
+        deleter.execute(
+            "UPDATE knowledge_documents SET deleted_at = now() "
+            "WHERE user_id = %s AND deleted_at IS NULL",
+            (user_id,),
+        )
+        deleter.commit()
+    thread.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], NotFoundError)
+    live = raw_conn.execute(
+        "SELECT count(*) FROM knowledge_documents WHERE user_id = %s AND deleted_at IS NULL",
+        (user_id,),
+    ).fetchone()
+    assert live == (0,)

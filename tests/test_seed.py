@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from digitwin_db import Database, RepositoryFactory
+from digitwin_db import ConfigurationError, Database, RepositoryFactory
 from digitwin_db.cli import main
 from digitwin_db.seed import SEED_USERS, run, seed
 
@@ -191,6 +191,12 @@ def test_two_seeds_at_once_create_one_set(
         sum(len(u.audit) for u in SEED_USERS),
     )
     assert counts == expected
+
+
+def test_seed_needs_two_connections(pg_url: str) -> None:
+    with Database(url=pg_url, pool_min_size=0, pool_max_size=1) as db:
+        with pytest.raises(ConfigurationError, match="at least 2 connections"):
+            seed(RepositoryFactory(db))
 
 
 def test_run_from_settings_and_the_command(

@@ -24,14 +24,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from digitwin_db._sync.database import Database
-from digitwin_db._sync.factory import RepositoryFactory
-from digitwin_db.errors import NotFoundError
-from digitwin_db.models.ai_models import FaceModel, VoiceModel
-from digitwin_db.models.documents import KnowledgeDocument
-from digitwin_db.models.sessions import ConversationSession
-from digitwin_db.models.users import User
-from digitwin_db.settings import Settings
+from digitwin_db import (
+    ConfigurationError,
+    ConversationSession,
+    Database,
+    FaceModel,
+    KnowledgeDocument,
+    NotFoundError,
+    RepositoryFactory,
+    Settings,
+    User,
+    VoiceModel,
+)
 from digitwin_db.sql import seed as q
 
 __all__ = ["SEED_USERS", "SeedReport", "run", "seed"]
@@ -395,6 +399,8 @@ def seed(factory: RepositoryFactory) -> SeedReport:
 
     Its pool needs two connections: one holds the seed lock while the other does the work.
     """
+    if factory.db.settings.pool_max_size < 2:
+        raise ConfigurationError("the seed needs a pool of at least 2 connections (POOL_MAX_SIZE)")
     report = SeedReport()
     with _seed_lock(factory.db):
         for plan in SEED_USERS:

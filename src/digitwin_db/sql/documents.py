@@ -13,12 +13,15 @@ from typing import LiteralString
 from psycopg import sql
 
 # Add a pending document for a live user; no row back = the user is absent or deleted.
+# FOR SHARE on the user: a concurrent users.soft_delete waits for this insert, so its
+# cascade soft-deletes the new document too (or, if it commits first, nothing is inserted).
 INSERT = sql.SQL(
     """
 INSERT INTO knowledge_documents (user_id, title, content, source, mime_type, metadata)
 SELECT u.id, %(title)s, %(content)s, %(source)s, %(mime_type)s, %(metadata)s
   FROM users u
  WHERE u.id = %(user_id)s AND u.deleted_at IS NULL
+   FOR SHARE OF u
 RETURNING {columns}
 """
 )
