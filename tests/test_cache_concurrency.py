@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from digitwin_db import Database, RepositoryFactory
+from digitwin_db import Database, RepositoryFactory, ValidationError
 
 
 @pytest.fixture
@@ -133,3 +133,12 @@ def test_statistics_from_many_threads_are_exact_after_flush(
     assert stats.llm_response.hits == 400
     hit = cache.get_llm_response("p", model="m")
     assert hit is not None and hit.hit_count == 401
+
+
+def test_sync_get_or_set_refuses_an_async_loader(factory: RepositoryFactory) -> None:
+    async def loader() -> int:
+        return 1
+
+    with pytest.raises(ValidationError, match="asyncio API"):
+        factory.cache.kv.get_or_set("k", loader)
+    assert factory.cache.kv.get("k") is None

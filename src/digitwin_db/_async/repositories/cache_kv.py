@@ -368,6 +368,12 @@ class AsyncKVNamespace:
         value = loader()
         if inspect.isawaitable(value):
             value = await value
+        if inspect.isawaitable(value):
+            # Reached in the generated sync API only, where nothing can await a coroutine.
+            close = getattr(value, "close", None)
+            if callable(close):
+                close()
+            raise ValidationError("loader returned an awaitable: use the asyncio API for it")
         return value
 
     async def _lookup(self, params: dict[str, Any]) -> Any:

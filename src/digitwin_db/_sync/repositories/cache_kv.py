@@ -13,7 +13,19 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from digitwin_db._async.repositories.cache_codec import (
+from digitwin_db._sync.repositories.cache_codec import (
+    KV_PERSON,
+    Seconds,
+    advisory_lock_ids,
+    check_key,
+    check_keys,
+    check_name,
+    check_positive_seconds,
+    check_ttl,
+    encode_value,
+    hash_key,
+)
+from digitwin_db._sync.repositories.cache_codec import (
     KV_PERSON,
     Seconds,
     advisory_lock_ids,
@@ -368,6 +380,12 @@ class KVNamespace:
         value = loader()
         if inspect.isawaitable(value):
             value = value
+        if inspect.isawaitable(value):
+            # Reached in the generated sync API only, where nothing can await a coroutine.
+            close = getattr(value, "close", None)
+            if callable(close):
+                close()
+            raise ValidationError("loader returned an awaitable: use the asyncio API for it")
         return value
 
     def _lookup(self, params: dict[str, Any]) -> Any:
