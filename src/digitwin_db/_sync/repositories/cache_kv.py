@@ -25,18 +25,6 @@ from digitwin_db._sync.repositories.cache_codec import (
     encode_value,
     hash_key,
 )
-from digitwin_db._sync.repositories.cache_codec import (
-    KV_PERSON,
-    Seconds,
-    advisory_lock_ids,
-    check_key,
-    check_keys,
-    check_name,
-    check_positive_seconds,
-    check_ttl,
-    encode_value,
-    hash_key,
-)
 from digitwin_db.errors import (
     DatabaseUnavailableError,
     TransientError,
@@ -329,6 +317,11 @@ class KVNamespace:
         ``lock_timeout`` seconds) and return the stored value. After a timed-out wait the
         caller loads and stores the value itself. ``loader`` may return an awaitable (async
         API). If it raises, nothing is cached and the error propagates.
+
+        Each waiting caller holds a pooled connection (in its transaction) until the lock is
+        granted, and the loader runs while its caller holds one: size the pool for the
+        expected concurrency, and remember that a loader reading the database needs a
+        second connection.
         """
         params = self._params(key)
         ttl_seconds = check_ttl(ttl, self._default_ttl)
