@@ -1,10 +1,10 @@
 """Generate the sync code from the async source with unasyncd (``--check`` to verify only).
 
 pyproject.toml's ``[tool.unasyncd]`` says which trees map to which and holds the fixed name
-replacements (psycopg, asyncio). This wrapper adds, automatically, one replacement per class
-named ``Async*`` that the async trees define — ``AsyncDatabase`` -> ``Database``, both as a
-plain name and fully qualified, module path included — so a new repository needs no
-configuration.
+replacements (psycopg, asyncio). This wrapper adds the rest automatically: every class named
+``Async*`` that the async trees define becomes its sync name (``AsyncDatabase`` ->
+``Database``), and every module-level name imported from another async module is imported
+from the generated sync module instead — so a new module needs no configuration.
 
 Usage:  python tools/generate_sync.py [--check]
 Exit status: 0 when the sync code is (or now is) current; 1 when ``--check`` finds it stale.
@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from unasyncd.config import load_config
 from unasyncd.main import Env, File
 
 ROOT = Path(__file__).resolve().parents[1]
+_ASYNC_MODULE = re.compile(r"\bdigitwin_db\._async\b")
 
 
 def _module_name(path: Path) -> str:
@@ -46,6 +49,7 @@ def _async_class_replacements(files: dict[str, str]) -> dict[str, str]:
                 replacements[node.name] = sync_name
                 replacements[f"{src_mod}.{node.name}"] = f"{dst_mod}.{sync_name}"
     return replacements
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +87,11 @@ async def _transform_all(files: dict[str, str], env: Env, *, write: bool) -> lis
     stale: list[str] = []
     for source, target in sorted(files.items()):
         content = await env.transform(File(source))
+        # unasyncd rewrites an import only when the imported name changes; a function or
+        # constant keeps its name, so point every remaining async module path at its twin.
+        fixed = _ASYNC_MODULE.sub("digitwin_db._sync", content)
+        if fixed != content:
+            content = _ruff_tidy(fixed, target)
         target_path = ROOT / target
         current = target_path.read_text(encoding="utf-8") if target_path.exists() else None
         if content != current:
@@ -91,6 +100,24 @@ async def _transform_all(files: dict[str, str], env: Env, *, write: bool) -> lis
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 target_path.write_text(content, encoding="utf-8")
     return stale
+
+
+def _ruff_tidy(content: str, filename: str) -> str:
+    """Re-sort imports and re-format, as unasyncd's own ruff pass did before our rewrite."""
+    ruff = [sys.executable, "-m", "ruff"]
+    for args in (["check", "--fix", "--select", "I", "--quiet"], ["format", "--quiet"]):
+        done = subprocess.run(
+            [*ruff, *args, "--stdin-filename", filename, "-"],
+            input=content,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
+        if done.returncode not in (0, 1) or not done.stdout:
+            raise RuntimeError(f"ruff failed on {filename}: {done.stderr}")
+        content = done.stdout
+    return content
 
 
 def _orphans(files: dict[str, str]) -> list[Path]:

@@ -10,8 +10,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from digitwin_db._async.repositories.cache_codec import KV_PERSON, hash_key
 from digitwin_db._sync.factory import RepositoryFactory
+from digitwin_db._sync.repositories.cache_codec import KV_PERSON, hash_key
 from digitwin_db.errors import ValidationError
 
 

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from digitwin_db._async.maintenance import CHURN_TABLES
 from digitwin_db._sync.factory import RepositoryFactory
+from digitwin_db._sync.maintenance import CHURN_TABLES
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.audit import TableStats
 

@@ -18,7 +18,9 @@ from typing import Any, ClassVar, NoReturn
 
 from psycopg import sql
 
-from digitwin_db._async.repositories.cache_codec import (
+from digitwin_db._sync.database import Database
+from digitwin_db._sync.repositories.base import Repository
+from digitwin_db._sync.repositories.cache_codec import (
     EMBEDDING_PERSON,
     LLM_PERSON,
     SEARCH_PERSON,
@@ -33,9 +35,7 @@ from digitwin_db._async.repositories.cache_codec import (
     pack_embedding,
     unpack_embedding,
 )
-from digitwin_db._async.repositories.cache_counters import CacheCounters
-from digitwin_db._sync.database import Database
-from digitwin_db._sync.repositories.base import Repository
+from digitwin_db._sync.repositories.cache_counters import CacheCounters
 from digitwin_db._sync.repositories.cache_kv import KVNamespace
 from digitwin_db.errors import (
     DatabaseUnavailableError,
