@@ -21,10 +21,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from digitwin_db._async.database import AsyncDatabase
-
-# User checks and paging shared with the sessions repository (the module, not its functions,
-# is imported: that is what the sync generator maps to digitwin_db._sync).
-from digitwin_db._async.repositories import sessions as owned
+from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.common import Page
@@ -58,16 +55,22 @@ _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*"
 
 
 def _title(value: object) -> str:
-    return owned.check_utf8_text(value, "title", max_length=TITLE_MAX)
+    return AsyncSoftDeleteRepository.storable_text(value, "title", max_length=TITLE_MAX)
 
 
 def _content(value: object) -> str:
     # Kept verbatim (not stripped): it is the document.
-    return owned.check_utf8_text(value, "content", max_length=CONTENT_MAX, strip=False)
+    return AsyncSoftDeleteRepository.storable_text(
+        value, "content", max_length=CONTENT_MAX, strip=False
+    )
 
 
 def _source(value: object) -> str | None:
-    return None if value is None else owned.check_utf8_text(value, "source", max_length=SOURCE_MAX)
+    return (
+        None
+        if value is None
+        else AsyncSoftDeleteRepository.storable_text(value, "source", max_length=SOURCE_MAX)
+    )
 
 
 def _mime_type(value: object) -> str:
@@ -83,7 +86,7 @@ def _mime_type(value: object) -> str:
 
 
 def _metadata(value: object) -> Jsonb:
-    return owned.check_metadata(value)
+    return AsyncSoftDeleteRepository.json_param(value, "metadata")
 
 
 #: What update() may change, and how each value is checked.
@@ -173,7 +176,7 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         async with self.db.connection("documents.create") as conn:
             document = await self._fetch_one(conn, self._q_insert, params)
             if document is None:
-                await owned.require_user(conn, uid)
+                await AsyncConversationSessionRepository.require_user(conn, uid)
                 raise NotFoundError(f"user {uid} is not live")
         return document
 
@@ -219,7 +222,9 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         if error is not None:
             if target != "failed":
                 raise ValidationError("error can only be given with status 'failed'")
-            error = owned.check_utf8_text(error, "error", max_length=ERROR_MAX, strip=False)
+            error = AsyncSoftDeleteRepository.storable_text(
+                error, "error", max_length=ERROR_MAX, strip=False
+            )
         count = check_optional_int(chunk_count, "chunk_count", minimum=0)
         if count is not None and target != "ready":
             raise ValidationError("chunk_count can only be given with status 'ready'")
@@ -260,14 +265,16 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         uid = parse_uuid(user_id, "user_id")
         if status is not None:
             _status(status, "status filter")
-        page, start = owned.check_page(limit, offset)
+        page, start = AsyncConversationSessionRepository.check_page(limit, offset)
         if not isinstance(include_deleted, bool):
             raise ValidationError("include_deleted must be a bool")
         where = self._live_filter(include_deleted)
         params = {"user_id": uid, "status": status, "limit": page, "offset": start}
         async with self.db.transaction("documents.list_for_user") as conn:
             await conn.execute(q.SNAPSHOT)
-            await owned.require_user(conn, uid, allow_deleted=include_deleted)
+            await AsyncConversationSessionRepository.require_user(
+                conn, uid, allow_deleted=include_deleted
+            )
             query = self._q_list_any if include_deleted else self._q_list
             items = await self._fetch_all(conn, query, params)
             cur = await conn.execute(q.COUNT_FOR_USER.format(where=where), params)
@@ -301,7 +308,7 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         if not text:
             return []
         async with self.db.connection("documents.search") as conn:
-            await owned.require_user(conn, uid)
+            await AsyncConversationSessionRepository.require_user(conn, uid)
             async with conn.cursor(row_factory=class_row(DocumentSearchHit)) as cur:
                 await cur.execute(q.SEARCH, {"user_id": uid, "query": text, "limit": count})
                 return await cur.fetchall()

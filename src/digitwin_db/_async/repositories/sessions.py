@@ -11,16 +11,15 @@ unchanged (its first ``ended_at`` is kept); a turn on an ended session is a
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, ClassVar, NoReturn
 from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
-from psycopg.types.json import Jsonb
 
 from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.common import Page
 from digitwin_db.models.sessions import (
@@ -33,16 +32,9 @@ from digitwin_db.models.sessions import (
     StageLatency,
 )
 from digitwin_db.sql import sessions as q
-from digitwin_db.validation import check_json_object, check_optional_int, check_text, parse_uuid
+from digitwin_db.validation import check_optional_int, parse_uuid
 
-__all__ = [
-    "AsyncConversationSessionRepository",
-    "check_metadata",
-    "check_page",
-    "check_since",
-    "check_utf8_text",
-    "require_user",
-]
+__all__ = ["AsyncConversationSessionRepository", "check_since"]
 
 # Limits of the tables' CHECK constraints, checked here first so that bad input fails with
 # a clear message before any SQL runs.
@@ -54,37 +46,6 @@ MAX_PAGE = 1000
 _STAGES = ("asr", "llm", "tts", "total")
 
 
-def check_page(limit: object, offset: object) -> tuple[int, int]:
-    """``limit`` 1..MAX_PAGE and ``offset`` >= 0, both integers."""
-    page = check_optional_int(limit, "limit", minimum=1, maximum=MAX_PAGE)
-    start = check_optional_int(offset, "offset", minimum=0)
-    if page is None or start is None:
-        raise ValidationError("limit and offset must be integers")
-    return page, start
-
-
-def check_utf8_text(value: object, what: str, *, max_length: int, strip: bool = True) -> str:
-    """``check_text``, and storable: no lone surrogate (``"\\ud800"``), which UTF-8 cannot
-    encode (psycopg would fail with a ``UnicodeEncodeError`` outside our error tree)."""
-    text = check_text(value, what, max_length=max_length, strip=strip)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(f"{what} is not valid Unicode (lone surrogate)") from None
-    return text
-
-
-def check_metadata(value: object, what: str = "metadata") -> Jsonb:
-    """``check_json_object`` (``None`` → ``{}``) without lone surrogates (PostgreSQL's JSON
-    parser refuses them), wrapped for a jsonb parameter."""
-    document = check_json_object(value, what)
-    try:
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(f"{what} is not valid Unicode (lone surrogate)") from None
-    return Jsonb(document)
-
-
 def check_since(value: object) -> datetime | None:
     """``None`` or a timezone-aware ``datetime``."""
     if value is None:
@@ -94,18 +55,6 @@ def check_since(value: object) -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError("since must be timezone-aware (e.g. datetime.now(UTC))")
     return value
-
-
-async def require_user(
-    conn: AsyncConnection[Any], user_id: UUID, *, allow_deleted: bool = False
-) -> None:
-    """``NotFoundError`` unless the user exists and (unless ``allow_deleted``) is live."""
-    cur = await conn.execute(q.USER_STATE, {"user_id": user_id})
-    row = await cur.fetchone()
-    if row is None:
-        raise NotFoundError(f"user {user_id} does not exist")
-    if not row[0] and not allow_deleted:
-        raise NotFoundError(f"user {user_id} is deleted")
 
 
 def _latency(value: object, what: str) -> int | None:
@@ -126,6 +75,29 @@ class AsyncConversationSessionRepository(AsyncRepository):
     name: ClassVar[str] = "sessions"
     tables: ClassVar[tuple[str, ...]] = ("conversation_sessions", "conversation_turns")
 
+    # Shared with the documents repository (called on the class, which the sync generator
+    # maps reliably, unlike module-level functions of another module).
+    @staticmethod
+    def check_page(limit: object, offset: object) -> tuple[int, int]:
+        """``limit`` 1..MAX_PAGE and ``offset`` >= 0, both integers."""
+        page = check_optional_int(limit, "limit", minimum=1, maximum=MAX_PAGE)
+        start = check_optional_int(offset, "offset", minimum=0)
+        if page is None or start is None:
+            raise ValidationError("limit and offset must be integers")
+        return page, start
+
+    @staticmethod
+    async def require_user(
+        conn: AsyncConnection[Any], user_id: UUID, *, allow_deleted: bool = False
+    ) -> None:
+        """``NotFoundError`` unless the user exists and (unless ``allow_deleted``) is live."""
+        cur = await conn.execute(q.USER_STATE, {"user_id": user_id})
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"user {user_id} does not exist")
+        if not row[0] and not allow_deleted:
+            raise NotFoundError(f"user {user_id} is deleted")
+
     # ------------------------------------------------------------------ writes
     async def start(
         self,
@@ -145,7 +117,7 @@ class AsyncConversationSessionRepository(AsyncRepository):
             "user_id": parse_uuid(user_id, "user_id"),
             "voice_model_id": _optional_uuid(voice_model_id, "voice_model_id"),
             "face_model_id": _optional_uuid(face_model_id, "face_model_id"),
-            "metadata": check_metadata(metadata),
+            "metadata": AsyncSoftDeleteRepository.json_param(metadata, "metadata"),
         }
         async with self.db.connection("sessions.start") as conn:
             cur = conn.cursor(row_factory=class_row(ConversationSession))
@@ -187,14 +159,16 @@ class AsyncConversationSessionRepository(AsyncRepository):
         params = {
             "session_id": sid,
             "role": role,
-            "content": check_utf8_text(content, "content", max_length=CONTENT_MAX, strip=False),
+            "content": AsyncSoftDeleteRepository.storable_text(
+                content, "content", max_length=CONTENT_MAX, strip=False
+            ),
             "asr_ms": _latency(asr_ms, "asr_ms"),
             "llm_ms": _latency(llm_ms, "llm_ms"),
             "tts_ms": _latency(tts_ms, "tts_ms"),
             "total_ms": _latency(total_ms, "total_ms"),
             "tokens_in": _tokens(tokens_in, "tokens_in"),
             "tokens_out": _tokens(tokens_out, "tokens_out"),
-            "metadata": check_metadata(metadata),
+            "metadata": AsyncSoftDeleteRepository.json_param(metadata, "metadata"),
         }
         async with self.db.connection("sessions.add_turn") as conn:
             cur = conn.cursor(row_factory=class_row(ConversationTurn))
@@ -270,14 +244,14 @@ class AsyncConversationSessionRepository(AsyncRepository):
         """A page of the user's sessions, newest first, optionally only ``active`` or
         ``ended`` ones. ``NotFoundError`` if the user does not exist or is deleted."""
         uid = parse_uuid(user_id, "user_id")
-        page, start = check_page(limit, offset)
+        page, start = self.check_page(limit, offset)
         if status is not None and status not in SESSION_STATUSES:
             raise ValidationError(
                 f"status must be one of {', '.join(SESSION_STATUSES)} or None, got {status!r:.60}"
             )
         params = {"user_id": uid, "status": status, "limit": page, "offset": start}
         async with self.db.connection("sessions.list_for_user") as conn:
-            await require_user(conn, uid)
+            await self.require_user(conn, uid)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(q.LIST_FOR_USER, params)
             rows = await cur.fetchall()
@@ -299,7 +273,7 @@ class AsyncConversationSessionRepository(AsyncRepository):
         uid = parse_uuid(user_id, "user_id")
         start = check_since(since)
         async with self.db.connection("sessions.statistics") as conn:
-            await require_user(conn, uid)
+            await self.require_user(conn, uid)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(q.STATISTICS, {"user_id": uid, "since": start})
             row = await cur.fetchone()

@@ -22,10 +22,8 @@ from uuid import UUID
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-# User checks and paging shared with the sessions repository (the module, not its functions,
-# is imported: that is what the sync generator maps to digitwin_db._sync).
 from digitwin_db._sync.database import Database
-from digitwin_db._sync.repositories import sessions
+from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
 from digitwin_db._sync.repositories.soft_delete import SoftDeleteRepository
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.common import Page
@@ -59,17 +57,19 @@ _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*"
 
 
 def _title(value: object) -> str:
-    return sessions.check_utf8_text(value, "title", max_length=TITLE_MAX)
+    return SoftDeleteRepository.storable_text(value, "title", max_length=TITLE_MAX)
 
 
 def _content(value: object) -> str:
     # Kept verbatim (not stripped): it is the document.
-    return sessions.check_utf8_text(value, "content", max_length=CONTENT_MAX, strip=False)
+    return SoftDeleteRepository.storable_text(value, "content", max_length=CONTENT_MAX, strip=False)
 
 
 def _source(value: object) -> str | None:
     return (
-        None if value is None else sessions.check_utf8_text(value, "source", max_length=SOURCE_MAX)
+        None
+        if value is None
+        else SoftDeleteRepository.storable_text(value, "source", max_length=SOURCE_MAX)
     )
 
 
@@ -86,7 +86,7 @@ def _mime_type(value: object) -> str:
 
 
 def _metadata(value: object) -> Jsonb:
-    return sessions.check_metadata(value)
+    return SoftDeleteRepository.json_param(value, "metadata")
 
 
 #: What update() may change, and how each value is checked.
@@ -176,7 +176,7 @@ class KnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
         with self.db.connection("documents.create") as conn:
             document = self._fetch_one(conn, self._q_insert, params)
             if document is None:
-                sessions.require_user(conn, uid)
+                ConversationSessionRepository.require_user(conn, uid)
                 raise NotFoundError(f"user {uid} is not live")
         return document
 
@@ -222,7 +222,9 @@ class KnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
         if error is not None:
             if target != "failed":
                 raise ValidationError("error can only be given with status 'failed'")
-            error = sessions.check_utf8_text(error, "error", max_length=ERROR_MAX, strip=False)
+            error = SoftDeleteRepository.storable_text(
+                error, "error", max_length=ERROR_MAX, strip=False
+            )
         count = check_optional_int(chunk_count, "chunk_count", minimum=0)
         if count is not None and target != "ready":
             raise ValidationError("chunk_count can only be given with status 'ready'")
@@ -263,14 +265,14 @@ class KnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
         uid = parse_uuid(user_id, "user_id")
         if status is not None:
             _status(status, "status filter")
-        page, start = sessions.check_page(limit, offset)
+        page, start = ConversationSessionRepository.check_page(limit, offset)
         if not isinstance(include_deleted, bool):
             raise ValidationError("include_deleted must be a bool")
         where = self._live_filter(include_deleted)
         params = {"user_id": uid, "status": status, "limit": page, "offset": start}
         with self.db.transaction("documents.list_for_user") as conn:
             conn.execute(q.SNAPSHOT)
-            sessions.require_user(conn, uid, allow_deleted=include_deleted)
+            ConversationSessionRepository.require_user(conn, uid, allow_deleted=include_deleted)
             query = self._q_list_any if include_deleted else self._q_list
             items = self._fetch_all(conn, query, params)
             cur = conn.execute(q.COUNT_FOR_USER.format(where=where), params)
@@ -304,7 +306,7 @@ class KnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
         if not text:
             return []
         with self.db.connection("documents.search") as conn:
-            sessions.require_user(conn, uid)
+            ConversationSessionRepository.require_user(conn, uid)
             with conn.cursor(row_factory=class_row(DocumentSearchHit)) as cur:
                 cur.execute(q.SEARCH, {"user_id": uid, "query": text, "limit": count})
                 return cur.fetchall()
