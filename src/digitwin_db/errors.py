@@ -25,6 +25,7 @@ __all__ = [
     "TransientError",
     "ValidationError",
     "is_transient",
+    "raise_translated",
     "translate_errors",
 ]
 
@@ -78,7 +79,9 @@ def _constraint(exc: psycopg.Error) -> str | None:
     return exc.diag.constraint_name if exc.diag is not None else None
 
 
-def _raise_translated(exc: BaseException, context: str) -> NoReturn:
+def raise_translated(exc: BaseException, context: str = "") -> NoReturn:
+    """Raise the digitwin_db error for ``exc`` (a psycopg / psycopg_pool error), chained
+    to it; re-raise ``exc`` itself when it is not a database error."""
     where = f"{context}: " if context else ""
     if isinstance(exc, psycopg_pool.PoolTimeout):
         raise DatabaseUnavailableError(
@@ -138,7 +141,7 @@ def translate_errors(context: str = "") -> Iterator[None]:
     except DigitwinDBError:
         raise
     except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
-        _raise_translated(exc, context)
+        raise_translated(exc, context)
 
 
 class ConfigurationError(DigitwinDBError):
