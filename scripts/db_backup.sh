@@ -56,7 +56,8 @@ pg_tool() {
 url="$(database_url)"
 pg_dump="$(pg_tool pg_dump)"
 mkdir -p "$dir"
-stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+# Nanoseconds in the name: backups taken within one second still sort in order.
+stamp="$(date -u +%Y%m%dT%H%M%S.%NZ)"
 target="$dir/digitwin-$stamp.dump"
 n=1
 while [ -e "$target" ]; do n=$((n + 1)); target="$dir/digitwin-$stamp-$n.dump"; done
@@ -70,8 +71,9 @@ mv "$partial" "$target"
 trap - EXIT
 log "backup done: $(du -h "$target" | cut -f1)"
 
-# Retention: keep the newest $keep backups (by modification time) in this directory.
-old="$(ls -1t "$dir"/digitwin-*.dump 2>/dev/null | tail -n +"$((keep + 1))" || true)"
+# Retention: keep the newest $keep backups in this directory. Names sort by time;
+# modification times can tie for backups taken in quick succession.
+old="$(ls -1 "$dir"/digitwin-*.dump 2>/dev/null | sort -r | tail -n +"$((keep + 1))" || true)"
 if [ -n "$old" ]; then
     while IFS= read -r f; do
         log "removing old backup $f"
