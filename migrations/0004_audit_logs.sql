@@ -20,6 +20,9 @@ COMMENT ON TABLE audit_logs IS 'Append-only audit trail; UPDATE/DELETE refused e
 CREATE INDEX audit_logs_created_idx ON audit_logs (created_at);
 CREATE INDEX audit_logs_user_created_idx ON audit_logs (user_id, created_at DESC) WHERE user_id IS NOT NULL;
 CREATE INDEX audit_logs_action_created_idx ON audit_logs (action, created_at DESC);
+-- GDPR erasure finds the rows that name the user as their resource (resource_id = id::text);
+-- without it, erase() would scan the whole trail.
+CREATE INDEX audit_logs_resource_idx ON audit_logs (resource_id) WHERE resource_id IS NOT NULL;
 
 -- The guard: only a transaction that has run SET LOCAL digitwin.audit_maintenance = 'purge'
 -- (retention purge: DELETE) or = 'erase' (GDPR: UPDATE that removes personal data) may
