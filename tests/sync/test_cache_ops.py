@@ -53,6 +53,26 @@ def test_cleanup_expired_removes_only_expired_rows(
         cache.cleanup_expired(batch_size=0)
 
 
+def test_cleanup_expired_stops_after_the_batch_when_asked(
+    factory: RepositoryFactory, raw_conn: psycopg.Connection
+) -> None:
+    cache = factory.cache
+    cache.kv.set_many({f"old{i}": i for i in range(25)}, ttl=60)
+    raw_conn.execute("UPDATE kv_cache SET expires_at = now() - interval '1 s'")
+    polls: list[int] = []
+
+    def stop_after_four_batches() -> bool:
+        polls.append(1)
+        return len(polls) >= 4
+
+    # The three other caches take one (empty) batch each, then kv_cache: 10 rows, stop.
+    report = cache.cleanup_expired(batch_size=10, should_stop=stop_after_four_batches)
+    assert report.batches == 4
+    assert report.total == 10
+    assert _count(raw_conn, "kv_cache") == 15
+    assert (cache.cleanup_expired(batch_size=10)).total == 15
+
+
 def test_stats_exact_after_flush(factory: RepositoryFactory, raw_conn: psycopg.Connection) -> None:
     cache = factory.cache
     cache.kv.set("a", "x" * 100)

@@ -93,7 +93,7 @@ class CleanupJob:
         errors: dict[str, str] = {}
         stopped = False
         steps: list[tuple[str, Callable[[], Any]]] = [
-            ("cache", lambda: self._cache(removed)),
+            ("cache", lambda: self._cache(removed, stop)),
             ("rate_limits", lambda: self._rate_limits(removed)),
             ("audit_logs", lambda: self._audit_logs(removed, stop)),
         ]
@@ -126,11 +126,11 @@ class CleanupJob:
         )
         return report
 
-    def _cache(self, removed: dict[str, int]) -> str | None:
+    def _cache(self, removed: dict[str, int], stop: Callable[[], bool]) -> str | None:
         cache = getattr(self.factory, "cache", None)
         if cache is None or not hasattr(cache, "cleanup_expired"):
             return "the cache repository is not available in this version"
-        per_table = _per_table(cache.cleanup_expired(batch_size=self.batch_size))
+        per_table = _per_table(cache.cleanup_expired(batch_size=self.batch_size, should_stop=stop))
         for table, count in per_table.items():
             removed[table] = removed.get(table, 0) + count
             self._report_progress(table, count, removed[table])

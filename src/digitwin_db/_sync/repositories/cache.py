@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NoReturn
 
@@ -488,11 +488,17 @@ class CacheRepository(Repository):
         return CacheStats(**per_cache, collected_at=datetime.now(UTC))
 
     # ------------------------------------------------------------------ expiry and caps
-    def cleanup_expired(self, *, batch_size: int = 5000) -> CleanupReport:
+    def cleanup_expired(
+        self, *, batch_size: int = 5000, should_stop: Callable[[], bool] | None = None
+    ) -> CleanupReport:
         """Delete every expired row of the four cache tables, ``batch_size`` rows per
         statement in expiry-index order with ``FOR UPDATE SKIP LOCKED``: several cleaners
         can run at once (each row is deleted by exactly one of them) and readers are never
-        blocked. Returns the rows removed per table."""
+        blocked. Returns the rows removed per table.
+
+        ``should_stop`` is polled after every batch; when it returns true the cleanup ends
+        there (the cleanup job passes its SIGTERM flag, so a stop never waits for a long
+        purge to finish)."""
         if type(batch_size) is not int or not 1 <= batch_size <= 1_000_000:
             raise ValidationError(
                 f"batch_size must be an integer in 1..1000000, got {batch_size!r}"
@@ -509,8 +515,14 @@ class CacheRepository(Repository):
                     deleted = cur.rowcount
                 batches += 1
                 removed[table] += deleted
+                if should_stop is not None and should_stop():
+                    return self._cleanup_report(removed, batches, start)
                 if deleted < batch_size:
                     break
+        return self._cleanup_report(removed, batches, start)
+
+    @staticmethod
+    def _cleanup_report(removed: dict[str, int], batches: int, start: float) -> CleanupReport:
         return CleanupReport(
             removed=removed,
             batches=batches,
