@@ -51,7 +51,6 @@ def _async_class_replacements(files: dict[str, str]) -> dict[str, str]:
     return replacements
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="fail if the sync code is stale")
@@ -90,6 +89,7 @@ async def _transform_all(files: dict[str, str], env: Env, *, write: bool) -> lis
         # unasyncd rewrites an import only when the imported name changes; a function or
         # constant keeps its name, so point every remaining async module path at its twin.
         fixed = _ASYNC_MODULE.sub("digitwin_db._sync", content)
+        fixed = _restore_all(fixed, ROOT / source)
         if fixed != content:
             content = _ruff_tidy(fixed, target)
         target_path = ROOT / target
@@ -100,6 +100,28 @@ async def _transform_all(files: dict[str, str], env: Env, *, write: bool) -> lis
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 target_path.write_text(content, encoding="utf-8")
     return stale
+
+
+def _restore_all(content: str, source: Path) -> str:
+    """unasyncd empties ``__all__`` (it drops the strings); write the sync names back."""
+    names: list[str] | None = None
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+            and isinstance(node.value, ast.List | ast.Tuple)
+        ):
+            names = [
+                str(e.value).removeprefix("Async")
+                if str(e.value).startswith("Async")
+                else str(e.value)
+                for e in node.value.elts
+                if isinstance(e, ast.Constant)
+            ]
+    if names is None:
+        return content
+    listing = "__all__ = [" + ", ".join(repr(n).replace("'", '"') for n in names) + "]"
+    return re.sub(r"^__all__ = \[\]$", listing, content, count=1, flags=re.MULTILINE)
 
 
 def _ruff_tidy(content: str, filename: str) -> str:

@@ -99,7 +99,9 @@ def raise_translated(exc: BaseException, context: str = "") -> NoReturn:
         raise NotFoundError(f"{where}a referenced row does not exist ({name})") from exc
     if isinstance(
         exc,
-        pg.CheckViolation | pg.NotNullViolation | pg.DataException | pg.RaiseException,
+        # psycopg.DataError is SQLSTATE class 22 (invalid text representation, numeric
+        # out of range, character not in repertoire, …): bad input that reached SQL.
+        pg.CheckViolation | pg.NotNullViolation | psycopg.DataError | pg.RaiseException,
     ):
         name = _constraint(exc)
         detail = exc.diag.message_primary if exc.diag is not None else None

@@ -22,7 +22,7 @@ from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db.errors import DigitwinDBError, ValidationError
 from digitwin_db.models.audit import CleanupJobReport
 
-__all__ = []
+__all__ = ["DEFAULT_BATCH_SIZE", "CleanupJob", "Progress"]
 
 logger = logging.getLogger("digitwin_db.cleanup")
 

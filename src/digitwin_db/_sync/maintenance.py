@@ -22,7 +22,7 @@ from digitwin_db.errors import ValidationError
 from digitwin_db.models.audit import TableStats
 from digitwin_db.sql import maintenance as q
 
-__all__ = []
+__all__ = ["CHURN_TABLES", "Maintenance"]
 
 logger = logging.getLogger("digitwin_db.maintenance")
 

@@ -28,7 +28,7 @@ from digitwin_db.models.common import Page
 from digitwin_db.sql import audit_logs as q
 from digitwin_db.validation import check_json_object, check_text, parse_uuid
 
-__all__ = []
+__all__ = ["AuditLogRepository"]
 
 # Limits of the table's CHECK constraints, checked here first so that bad input fails
 # with a clear message before any SQL runs.

@@ -53,7 +53,7 @@ from digitwin_db.models.cache import (
 )
 from digitwin_db.sql import cache as q
 
-__all__ = []
+__all__ = ["DEFAULT_NAMESPACE", "CacheRepository"]
 
 logger = logging.getLogger("digitwin_db.cache")
 

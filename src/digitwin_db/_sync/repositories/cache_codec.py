@@ -20,7 +20,28 @@ from hashlib import blake2b
 
 from digitwin_db.errors import ValidationError
 
-__all__ = []
+__all__ = [
+    "EMBEDDING_PERSON",
+    "KV_PERSON",
+    "LLM_PERSON",
+    "MAX_DIMENSIONS",
+    "SEARCH_PERSON",
+    "Seconds",
+    "advisory_lock_ids",
+    "canonical_json",
+    "canonical_params",
+    "check_key",
+    "check_keys",
+    "check_name",
+    "check_positive_seconds",
+    "check_text",
+    "check_ttl",
+    "encode_text",
+    "encode_value",
+    "hash_key",
+    "pack_embedding",
+    "unpack_embedding",
+]
 
 # blake2b personalisation per cache: the same strings in two caches hash differently.
 EMBEDDING_PERSON = b"digitwin.emb"

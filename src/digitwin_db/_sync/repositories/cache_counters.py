@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from digitwin_db.models.cache import CACHE_NAMES
 
-__all__ = []
+__all__ = ["CacheCounters", "CounterSnapshot"]
 
 
 class CounterSnapshot(NamedTuple):

@@ -35,7 +35,7 @@ from digitwin_db.sql import cache as q
 if TYPE_CHECKING:
     from digitwin_db._sync.repositories.cache import CacheRepository
 
-__all__ = []
+__all__ = ["KVNamespace"]
 
 logger = logging.getLogger("digitwin_db.cache")
 

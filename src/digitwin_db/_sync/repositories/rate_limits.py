@@ -34,7 +34,7 @@ from digitwin_db.ratelimit_policy import (
 )
 from digitwin_db.sql import rate_limits as q
 
-__all__ = []
+__all__ = ["RateLimitRepository"]
 
 logger = logging.getLogger("digitwin_db")
 

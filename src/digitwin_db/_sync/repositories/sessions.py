@@ -36,7 +36,7 @@ from digitwin_db.models.sessions import (
 from digitwin_db.sql import sessions as q
 from digitwin_db.validation import check_optional_int, parse_uuid
 
-__all__ = []
+__all__ = ["ConversationSessionRepository", "check_since"]
 
 # Limits of the tables' CHECK constraints, checked here first so that bad input fails with
 # a clear message before any SQL runs.
