@@ -68,3 +68,23 @@ def test_check_json_object() -> None:
         check_json_object({"a": math.nan}, "metadata")
     with pytest.raises(ValidationError, match="too large"):
         check_json_object({"a": "x" * 2_000_000}, "metadata")
+
+
+def test_lone_surrogates_are_refused_but_real_characters_pass() -> None:
+    assert check_text("emoji 😀 ok", "name", max_length=20) == "emoji 😀 ok"
+    assert check_json_object({"e": "😀"}, "metadata") == {"e": "😀"}
+    with pytest.raises(ValidationError, match="name is not valid Unicode"):
+        check_text("bad \ud800", "name", max_length=20)
+    with pytest.raises(ValidationError, match="metadata is not valid Unicode"):
+        check_json_object({"k": "\udfff"}, "metadata")
+    with pytest.raises(ValidationError, match="metadata is not valid Unicode"):
+        check_json_object({"\ud800": 1}, "metadata")
+
+
+def test_check_page() -> None:
+    from digitwin_db.validation import check_page
+
+    assert check_page(50, 0) == (50, 0)
+    for limit, offset in [(0, 0), (1001, 0), (10, -1), (1.5, 0), (True, 0), (10, "0")]:
+        with pytest.raises(ValidationError):
+            check_page(limit, offset)

@@ -12,15 +12,27 @@ from typing import Any
 from digitwin_db.errors import ValidationError
 
 __all__ = [
+    "MAX_PAGE_SIZE",
     "check_json_object",
     "check_number",
     "check_optional_int",
+    "check_page",
     "check_text",
     "parse_uuid",
 ]
 
 # Largest JSON document we accept in a jsonb column (bytes of its compact encoding).
 MAX_JSON_BYTES = 1_000_000
+# Largest page a list/query method returns.
+MAX_PAGE_SIZE = 1000
+
+
+def _check_encodable(text: str, what: str) -> None:
+    """PostgreSQL stores UTF-8: a lone surrogate ("\\ud800") cannot be sent at all."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} is not valid Unicode (lone surrogate)") from None
 
 
 def parse_uuid(value: object, what: str = "id") -> uuid.UUID:
@@ -59,6 +71,7 @@ def check_text(
         raise ValidationError(f"{what} is too long ({len(text)} > {max_length} characters)")
     if "\x00" in text:
         raise ValidationError(f"{what} must not contain NUL characters")
+    _check_encodable(text, what)
     return text
 
 
@@ -108,5 +121,14 @@ def check_json_object(value: object, what: str) -> dict[str, Any]:
         raise ValidationError(f"{what} is too large ({len(encoded)} bytes > {MAX_JSON_BYTES})")
     if "\\u0000" in encoded:
         raise ValidationError(f"{what} must not contain NUL characters")
+    if "\\ud" in encoded:  # a surrogate escape: valid pairs re-encode, lone ones do not
+        _check_encodable(json.dumps(value, ensure_ascii=False), what)
     result: dict[str, Any] = json.loads(encoded)
     return result
+
+
+def check_page(limit: object, offset: object) -> tuple[int, int]:
+    """``limit`` in 1..``MAX_PAGE_SIZE`` and ``offset`` >= 0, both integers."""
+    size = int(check_number(limit, "limit", minimum=1, maximum=MAX_PAGE_SIZE, integer=True))
+    start = int(check_number(offset, "offset", minimum=0, maximum=2**62, integer=True))
+    return size, start

@@ -15,10 +15,9 @@ from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepositor
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.ai_models import MODEL_STATUSES, AIModel, FaceModel, VoiceModel
 from digitwin_db.sql import ai_models as q
-from digitwin_db.validation import check_number, check_optional_int
+from digitwin_db.validation import check_number, check_optional_int, check_text
 
 # Text and JSON checks that also refuse what psycopg cannot encode (lone surrogates).
-check_text = AsyncSoftDeleteRepository.storable_text
 json_param = AsyncSoftDeleteRepository.json_param
 
 ModelT = TypeVar("ModelT", bound=AIModel)

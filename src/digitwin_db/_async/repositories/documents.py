@@ -32,7 +32,7 @@ from digitwin_db.models.documents import (
     KnowledgeDocument,
 )
 from digitwin_db.sql import documents as q
-from digitwin_db.validation import check_optional_int, parse_uuid
+from digitwin_db.validation import check_optional_int, check_page, check_text, parse_uuid
 
 __all__ = ["AsyncKnowledgeDocumentRepository"]
 
@@ -55,22 +55,16 @@ _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*"
 
 
 def _title(value: object) -> str:
-    return AsyncSoftDeleteRepository.storable_text(value, "title", max_length=TITLE_MAX)
+    return check_text(value, "title", max_length=TITLE_MAX)
 
 
 def _content(value: object) -> str:
     # Kept verbatim (not stripped): it is the document.
-    return AsyncSoftDeleteRepository.storable_text(
-        value, "content", max_length=CONTENT_MAX, strip=False
-    )
+    return check_text(value, "content", max_length=CONTENT_MAX, strip=False)
 
 
 def _source(value: object) -> str | None:
-    return (
-        None
-        if value is None
-        else AsyncSoftDeleteRepository.storable_text(value, "source", max_length=SOURCE_MAX)
-    )
+    return None if value is None else check_text(value, "source", max_length=SOURCE_MAX)
 
 
 def _mime_type(value: object) -> str:
@@ -222,9 +216,7 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         if error is not None:
             if target != "failed":
                 raise ValidationError("error can only be given with status 'failed'")
-            error = AsyncSoftDeleteRepository.storable_text(
-                error, "error", max_length=ERROR_MAX, strip=False
-            )
+            error = check_text(error, "error", max_length=ERROR_MAX, strip=False)
         count = check_optional_int(chunk_count, "chunk_count", minimum=0)
         if count is not None and target != "ready":
             raise ValidationError("chunk_count can only be given with status 'ready'")
@@ -265,7 +257,7 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         uid = parse_uuid(user_id, "user_id")
         if status is not None:
             _status(status, "status filter")
-        page, start = AsyncConversationSessionRepository.check_page(limit, offset)
+        page, start = check_page(limit, offset)
         if not isinstance(include_deleted, bool):
             raise ValidationError("include_deleted must be a bool")
         where = self._live_filter(include_deleted)

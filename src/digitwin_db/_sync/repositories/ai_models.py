@@ -17,10 +17,9 @@ from digitwin_db._sync.repositories.soft_delete import SoftDeleteRepository
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.ai_models import MODEL_STATUSES, AIModel, FaceModel, VoiceModel
 from digitwin_db.sql import ai_models as q
-from digitwin_db.validation import check_number, check_optional_int
+from digitwin_db.validation import check_number, check_optional_int, check_text
 
 # Text and JSON checks that also refuse what psycopg cannot encode (lone surrogates).
-check_text = SoftDeleteRepository.storable_text
 json_param = SoftDeleteRepository.json_param
 
 ModelT = TypeVar("ModelT", bound=AIModel)

@@ -34,7 +34,7 @@ from digitwin_db.models.sessions import (
     StageLatency,
 )
 from digitwin_db.sql import sessions as q
-from digitwin_db.validation import check_optional_int, parse_uuid
+from digitwin_db.validation import check_optional_int, check_page, check_text, parse_uuid
 
 __all__ = ["ConversationSessionRepository", "check_since"]
 
@@ -44,7 +44,6 @@ CONTENT_MAX = 100_000
 LATENCY_MAX_MS = 3_600_000
 TOKENS_MAX = 10_000_000
 # A page is at most this long: bigger listings should page.
-MAX_PAGE = 1000
 _STAGES = ("asr", "llm", "tts", "total")
 
 
@@ -79,15 +78,6 @@ class ConversationSessionRepository(Repository):
 
     # Shared with the documents repository (called on the class, which the sync generator
     # maps reliably, unlike module-level functions of another module).
-    @staticmethod
-    def check_page(limit: object, offset: object) -> tuple[int, int]:
-        """``limit`` 1..MAX_PAGE and ``offset`` >= 0, both integers."""
-        page = check_optional_int(limit, "limit", minimum=1, maximum=MAX_PAGE)
-        start = check_optional_int(offset, "offset", minimum=0)
-        if page is None or start is None:
-            raise ValidationError("limit and offset must be integers")
-        return page, start
-
     @staticmethod
     def require_user(conn: Connection[Any], user_id: UUID, *, allow_deleted: bool = False) -> None:
         """``NotFoundError`` unless the user exists and (unless ``allow_deleted``) is live."""
@@ -159,9 +149,7 @@ class ConversationSessionRepository(Repository):
         params = {
             "session_id": sid,
             "role": role,
-            "content": SoftDeleteRepository.storable_text(
-                content, "content", max_length=CONTENT_MAX, strip=False
-            ),
+            "content": check_text(content, "content", max_length=CONTENT_MAX, strip=False),
             "asr_ms": _latency(asr_ms, "asr_ms"),
             "llm_ms": _latency(llm_ms, "llm_ms"),
             "tts_ms": _latency(tts_ms, "tts_ms"),
@@ -244,7 +232,7 @@ class ConversationSessionRepository(Repository):
         """A page of the user's sessions, newest first, optionally only ``active`` or
         ``ended`` ones. ``NotFoundError`` if the user does not exist or is deleted."""
         uid = parse_uuid(user_id, "user_id")
-        page, start = self.check_page(limit, offset)
+        page, start = check_page(limit, offset)
         if status is not None and status not in SESSION_STATUSES:
             raise ValidationError(
                 f"status must be one of {', '.join(SESSION_STATUSES)} or None, got {status!r:.60}"

@@ -36,9 +36,8 @@ Helpers for your own methods:
 - ``self._update_live(op, id, values, allowed=...)`` — UPDATE of whitelisted columns
   of a live row (SET built from ``sql.Identifier`` of whitelisted names), returns the row.
 - ``self._parse_id(value)`` — ``parse_uuid`` with the entity in the message.
-- ``storable_text(value, what, max_length=…)`` / ``json_param(value, what)`` (static):
-  ``check_text`` / ``check_json_object`` that also refuse lone surrogates (which psycopg
-  cannot encode); ``json_param`` returns the ``Jsonb`` parameter.
+- ``json_param(value, what)`` (static): ``validation.check_json_object`` as a ``Jsonb``
+  parameter (input checks themselves live in ``digitwin_db.validation``).
 - ``self._audit(conn, "user.created", user_id=…, resource_type=…, resource_id=…,
   metadata=…)`` — an audit row in the same transaction (no personal data in metadata).
 - ``self._fetch_one(conn, query, params)`` / ``_fetch_all`` → rows as ``row_model``.
@@ -55,7 +54,6 @@ Hooks (all run on the same connection, inside the operation's transaction):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -70,7 +68,7 @@ from digitwin_db._sync.repositories.base import Repository
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.common import Row
 from digitwin_db.sql import soft_delete as q
-from digitwin_db.validation import check_json_object, check_text, parse_uuid
+from digitwin_db.validation import check_json_object, parse_uuid
 
 RowT = TypeVar("RowT", bound=Row)
 
@@ -116,28 +114,9 @@ class SoftDeleteRepository(Repository, Generic[RowT]):
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def storable_text(
-        value: object, what: str, *, min_length: int = 1, max_length: int, strip: bool = True
-    ) -> str:
-        """``validation.check_text``, and encodable as UTF-8: a lone surrogate
-        (``"\\ud800"``) is a ``ValidationError`` here, not a ``UnicodeEncodeError`` in psycopg."""
-        text = check_text(value, what, min_length=min_length, max_length=max_length, strip=strip)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationError(f"{what} is not valid Unicode (lone surrogate)") from None
-        return text
-
-    @staticmethod
     def json_param(value: object, what: str) -> Jsonb:
-        """``validation.check_json_object`` (``None`` → ``{}``) without lone surrogates
-        (PostgreSQL's JSON parser refuses them), wrapped as a jsonb parameter."""
-        document = check_json_object(value, what)
-        try:
-            json.dumps(document, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationError(f"{what} is not valid Unicode (lone surrogate)") from None
-        return Jsonb(document)
+        """``validation.check_json_object`` (``None`` → ``{}``) as a jsonb parameter."""
+        return Jsonb(check_json_object(value, what))
 
     def _parse_id(self, value: object, what: str | None = None) -> UUID:
         return parse_uuid(value, what or f"{self.entity} id")

@@ -17,10 +17,9 @@ from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.common import Page
 from digitwin_db.models.users import SUBSCRIPTION_TIERS, User
 from digitwin_db.sql import users as q
-from digitwin_db.validation import check_number
+from digitwin_db.validation import check_page, check_text
 
 # Text and JSON checks that also refuse what psycopg cannot encode (lone surrogates).
-check_text = SoftDeleteRepository.storable_text
 json_param = SoftDeleteRepository.json_param
 
 # The same shape as the users_email_format CHECK: something@something, no blanks.
@@ -29,7 +28,6 @@ MAX_EMAIL_LENGTH = 320
 MAX_NAME_LENGTH = 200
 MAX_TRAITS = 50
 MAX_TRAIT_LENGTH = 200
-MAX_PAGE_SIZE = 1000
 
 
 def check_email(value: object) -> str:
@@ -69,12 +67,6 @@ def check_timestamp(value: object, what: str) -> datetime | None:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ValidationError(f"{what} must be a timezone-aware datetime, got {value!r}")
     return value
-
-
-def check_page(limit: object, offset: object) -> tuple[int, int]:
-    page_size = int(check_number(limit, "limit", minimum=1, maximum=MAX_PAGE_SIZE, integer=True))
-    start = int(check_number(offset, "offset", minimum=0, maximum=2**62, integer=True))
-    return page_size, start
 
 
 # update(**changes): the whitelist of columns and the check each value goes through.
