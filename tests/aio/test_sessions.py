@@ -214,6 +214,20 @@ async def test_add_turn_to_ended_session_is_a_validation_error(
     assert snapshot(raw_conn) == before
 
 
+async def test_add_turn_for_a_soft_deleted_user_is_not_found(
+    factory: AsyncRepositoryFactory, raw_conn: psycopg.Connection, user_id: uuid.UUID
+) -> None:
+    session = await factory.sessions.start(user_id=user_id)
+    raw_conn.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (user_id,))
+    before = snapshot(raw_conn)
+    with pytest.raises(NotFoundError, match="deleted user"):
+        await factory.sessions.add_turn(session.id, role="user", content="anyone?")
+    assert snapshot(raw_conn) == before
+    raw_conn.execute("UPDATE users SET deleted_at = NULL WHERE id = %s", (user_id,))
+    turn = await factory.sessions.add_turn(session.id, role="user", content="back")
+    assert turn.turn_number == 1
+
+
 async def test_add_turn_to_unknown_session_is_not_found(
     factory: AsyncRepositoryFactory, raw_conn: psycopg.Connection
 ) -> None:

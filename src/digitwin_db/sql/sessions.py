@@ -48,7 +48,7 @@ SELECT (SELECT deleted_at IS NULL FROM users WHERE id = %(user_id)s) AS user_liv
 
 # Append a turn to an active session and move its counters, in one statement: the UPDATE
 # locks the session row and hands out turn_count + 1 as the turn number. No row back =
-# the session is absent or ended (SESSION_STATE says which).
+# the session is absent, ended, or its user soft-deleted (SESSION_STATE says which).
 ADD_TURN: LiteralString = """
 WITH s AS (
     UPDATE conversation_sessions
@@ -61,6 +61,8 @@ WITH s AS (
            total_ms_total = total_ms_total + coalesce(%(total_ms)s::integer, 0),
            updated_at     = now()
      WHERE id = %(session_id)s AND status = 'active'
+       AND EXISTS (SELECT 1 FROM users AS u
+                    WHERE u.id = conversation_sessions.user_id AND u.deleted_at IS NULL)
  RETURNING id, turn_count
 )
 INSERT INTO conversation_turns (session_id, turn_number, role, content, asr_ms, llm_ms,
@@ -73,8 +75,13 @@ RETURNING id, session_id, turn_number, role, content, asr_ms, llm_ms, tts_ms, to
        tokens_in, tokens_out, metadata, created_at
 """
 
-# The status of a session (no row = no such session).
-SESSION_STATE: LiteralString = "SELECT status FROM conversation_sessions WHERE id = %(id)s"
+# Why add_turn wrote nothing: the session's status and whether its user is live (no row =
+# no such session).
+SESSION_STATE: LiteralString = """
+SELECT s.status, u.deleted_at IS NULL
+  FROM conversation_sessions AS s JOIN users AS u ON u.id = s.user_id
+ WHERE s.id = %(id)s
+"""
 
 # End an active session; no row back = absent or already ended (then GET tells which).
 END: LiteralString = """

@@ -168,6 +168,8 @@ class ConversationSessionRepository(Repository):
             row = state.fetchone()
         if row is None:
             raise NotFoundError(f"session {sid} does not exist")
+        if not row[1]:
+            raise NotFoundError(f"session {sid} belongs to a deleted user")
         raise ValidationError(f"session {sid} has ended: no turn can be added")
 
     def end(self, session_id: UUID | str) -> ConversationSession:
