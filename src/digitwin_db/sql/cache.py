@@ -21,13 +21,12 @@ EMBEDDING_GET: LiteralString = (
     "AND expires_at > now()"
 )
 
-# Live embeddings for many texts of one model; ord is the 1-based position in the request.
+# Live embeddings for many texts of one model: one primary-key probe per hash (= ANY), the
+# caller keeps the rows whose full text it asked for (a hash collision is dropped there).
 EMBEDDING_GET_MANY: LiteralString = (
-    "SELECT k.ord, c.embedding "
-    "FROM unnest(%(key_hashes)s::bigint[], %(texts)s::text[]) WITH ORDINALITY "
-    "AS k(key_hash, text, ord) "
-    "JOIN embedding_cache AS c ON c.key_hash = k.key_hash AND c.text = k.text "
-    "WHERE c.model = %(model)s AND c.expires_at > now()"
+    "SELECT text, embedding FROM embedding_cache "
+    "WHERE key_hash = ANY (%(key_hashes)s::bigint[]) AND model = %(model)s "
+    "AND expires_at > now()"
 )
 
 # Store (or replace) one embedding unless the model has live embeddings of another
@@ -175,12 +174,12 @@ KV_GET: LiteralString = (
     "> now())"
 )
 
-# Live values of many keys of one namespace.
+# Live values of many keys of one namespace: one primary-key probe per hash (= ANY); the
+# caller keeps the rows whose full key it asked for (a hash collision is dropped there).
 KV_GET_MANY: LiteralString = (
-    "SELECT k.key, c.value_json, c.value_bytes "
-    "FROM unnest(%(key_hashes)s::bigint[], %(keys)s::text[]) AS k(key_hash, key) "
-    "JOIN kv_cache AS c ON c.key_hash = k.key_hash AND c.key = k.key "
-    "WHERE c.namespace = %(namespace)s AND (c.expires_at IS NULL OR c.expires_at > now())"
+    "SELECT key, value_json, value_bytes FROM kv_cache "
+    "WHERE key_hash = ANY (%(key_hashes)s::bigint[]) AND namespace = %(namespace)s "
+    "AND (expires_at IS NULL OR expires_at > now())"
 )
 
 _KV_REPLACE: LiteralString = (

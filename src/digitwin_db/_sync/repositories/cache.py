@@ -25,6 +25,7 @@ from digitwin_db._sync.repositories.cache_codec import (
     LLM_PERSON,
     SEARCH_PERSON,
     Seconds,
+    bigint_array,
     canonical_json,
     canonical_params,
     check_name,
@@ -220,8 +221,9 @@ class CacheRepository(Repository):
             raise ValidationError("texts must not be empty")
         prefix = model.encode() + b"\x00"
         params = {
-            "key_hashes": [hash_key(EMBEDDING_PERSON, prefix + t.encode()) for t in texts],
-            "texts": texts,
+            "key_hashes": bigint_array(
+                hash_key(EMBEDDING_PERSON, prefix + t.encode()) for t in texts
+            ),
             "model": model,
         }
         try:
@@ -231,10 +233,11 @@ class CacheRepository(Repository):
         except (TransientError, DatabaseUnavailableError) as exc:
             self.fail_open("cache.get_embeddings", exc)
             rows = []
-        result: list[list[float] | None] = [None] * len(texts)
-        for ordinal, data in rows:
-            result[ordinal - 1] = unpack_embedding(data)
-        hits = len(rows)
+        found = {text: data for text, data in rows}
+        result: list[list[float] | None] = [
+            unpack_embedding(found[t]) if t in found else None for t in texts
+        ]
+        hits = sum(vector is not None for vector in result)
         due = self.counters.hit(_EMB, hits) if hits else False
         if hits < len(texts):
             due = self.counters.miss(_EMB, len(texts) - hits)

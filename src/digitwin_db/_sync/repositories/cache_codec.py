@@ -28,6 +28,7 @@ __all__ = [
     "SEARCH_PERSON",
     "Seconds",
     "advisory_lock_ids",
+    "bigint_array",
     "canonical_json",
     "canonical_params",
     "check_key",
@@ -66,6 +67,13 @@ _SEP = b"\x00"  # PostgreSQL text cannot hold NUL, so it separates key parts una
 def hash_key(person: bytes, data: bytes) -> int:
     """Signed 64-bit hash of ``data`` (fits ``bigint``)."""
     return int.from_bytes(blake2b(data, digest_size=8, person=person).digest(), "big", signed=True)
+
+
+def bigint_array(values: Iterable[int]) -> str:
+    """A ``bigint[]`` parameter in PostgreSQL's array text form (bind it with a
+    ``::bigint[]`` cast). psycopg's list adapter inspects every element to choose a type —
+    ~1.5 µs a key, most of a 100-key ``get_many`` — while this string costs ~5 ns a key."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def advisory_lock_ids(key_hash: int) -> tuple[int, int]:

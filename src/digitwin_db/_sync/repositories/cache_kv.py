@@ -17,6 +17,7 @@ from digitwin_db._sync.repositories.cache_codec import (
     KV_PERSON,
     Seconds,
     advisory_lock_ids,
+    bigint_array,
     check_key,
     check_keys,
     check_name,
@@ -86,6 +87,13 @@ class KVNamespace:
         hashes = [hash_key(KV_PERSON, self._prefix + k.encode()) for k in checked]
         return {"key_hashes": hashes, "keys": checked, "namespace": self.name}
 
+    def _get_many_params(self, keys: object) -> tuple[set[str], dict[str, Any]]:
+        """The requested keys, and the parameters of ``KV_GET_MANY``."""
+        checked = check_keys(keys)
+        prefix = self._prefix
+        hashes = bigint_array(hash_key(KV_PERSON, prefix + k.encode()) for k in checked)
+        return set(checked), {"key_hashes": hashes, "namespace": self.name}
+
     def _value_params(self, key: str, value: object, ttl: object, tags: object) -> dict[str, Any]:
         params = self._params(key)
         value_json, value_bytes, size = encode_value(value)
@@ -123,7 +131,7 @@ class KVNamespace:
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The live keys among ``keys`` with their values (absent keys are left out), in one
         round trip. An empty list is a ``ValidationError``."""
-        params = self._many(keys)
+        wanted, params = self._get_many_params(keys)
         try:
             with self._db.connection("cache.kv.get_many") as conn:
                 cur = conn.execute(q.KV_GET_MANY, params, binary=True)
@@ -131,9 +139,10 @@ class KVNamespace:
         except (TransientError, DatabaseUnavailableError) as exc:
             self._cache.fail_open("cache.kv.get_many", exc)
             rows = []
-        found = {key: (vj if vb is None else vb) for key, vj, vb in rows}
+        # The full key is compared here: a row whose key merely shares a hash is dropped.
+        found = {key: (vj if vb is None else vb) for key, vj, vb in rows if key in wanted}
         due = self._counters.hit(_CACHE, len(found)) if found else False
-        missed = len(set(params["keys"])) - len(found)
+        missed = len(wanted) - len(found)
         if missed:
             due = self._counters.miss(_CACHE, missed)
         if due:
