@@ -52,6 +52,7 @@ from digitwin_db.models.sessions import (
     StageLatency,
 )
 from digitwin_db.models.users import User
+from digitwin_db.observability import OperationStats
 from digitwin_db.settings import Settings
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "KnowledgeDocument",
     "Limit",
     "NotFoundError",
+    "OperationStats",
     "Page",
     "QueryError",
     "RateLimitResult",

@@ -24,7 +24,7 @@ import pydantic
 
 from digitwin_db import migrations
 from digitwin_db.errors import DatabaseUnavailableError, DigitwinDBError
-from digitwin_db.settings import Settings
+from digitwin_db.settings import Settings, describe_settings_error
 
 if TYPE_CHECKING:
     from digitwin_db._sync.factory import RepositoryFactory
@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rollback", help="roll back the newest migration(s)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--steps", type=int, default=1, help="how many (default 1)")
+    group.add_argument("--steps", type=_positive_int, default=1, help="how many (default 1)")
     group.add_argument("--all", action="store_true", help="roll back every migration")
     p.set_defaults(handler=cmd_rollback)
 
@@ -464,7 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except pydantic.ValidationError as exc:
-        print(f"digitwin-db: invalid configuration:\n{exc}", file=sys.stderr)
+        print(
+            f"digitwin-db: invalid configuration: {describe_settings_error(exc)}", file=sys.stderr
+        )
         return EXIT_USAGE
     handler: Handler = args.handler
     try:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
+import pydantic
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "redact_url"]
+__all__ = ["Settings", "describe_settings_error", "redact_url"]
 
 DEFAULT_URL = "postgresql://localhost:5432/digitwin"
 
@@ -29,6 +30,16 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def describe_settings_error(exc: pydantic.ValidationError) -> str:
+    """``VARIABLE: problem`` for each invalid setting — never the value (it may be a
+    password)."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        where = ".".join(str(p) for p in error["loc"]).upper() or "SETTINGS"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
 
 
 class Settings(BaseSettings):

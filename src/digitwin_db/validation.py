@@ -23,6 +23,8 @@ __all__ = [
 
 # Largest JSON document we accept in a jsonb column (bytes of its compact encoding).
 MAX_JSON_BYTES = 1_000_000
+# Integers at least this large cannot become a float (OverflowError): always refused.
+MAX_INT_MAGNITUDE = 2**1023
 # Largest page a list/query method returns.
 MAX_PAGE_SIZE = 1000
 
@@ -88,7 +90,11 @@ def check_number(
         raise ValidationError(f"{what} must be a number, got {type(value).__name__}")
     if integer and not isinstance(value, int):
         raise ValidationError(f"{what} must be an integer, got {value!r}")
-    if not math.isfinite(value):
+    if isinstance(value, int):
+        # math.isfinite() would raise OverflowError past float range: refuse such ints.
+        if abs(value) >= MAX_INT_MAGNITUDE:
+            raise ValidationError(f"{what} is out of range")
+    elif not math.isfinite(value):
         raise ValidationError(f"{what} must be finite, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValidationError(f"{what} must be >= {minimum:g}, got {value!r}")
@@ -115,6 +121,8 @@ def check_json_object(value: object, what: str) -> dict[str, Any]:
         raise ValidationError(f"{what} must be a JSON object (dict), got {type(value).__name__}")
     try:
         encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except RecursionError:
+        raise ValidationError(f"{what} is nested too deeply") from None
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
     if len(encoded) > MAX_JSON_BYTES:

@@ -161,7 +161,9 @@ async def test_delete_prefix_treats_wildcards_literally(factory: AsyncRepository
     assert await kv.delete_prefix("user:") == 2
     assert await kv.delete_prefix("x" + "y" * 299) == 1  # longer than the indexed 256
     assert sorted((await kv.get_many(keys)).keys()) == ["us", "userX1"]
-    assert await kv.delete_prefix("") == 2
+    with pytest.raises(ValidationError, match="prefix must not be empty"):
+        await kv.delete_prefix("")  # a careless caller must not empty the namespace
+    assert await kv.clear() == 2
 
 
 async def test_invalidate_tags_removes_exactly_the_tagged_keys(

@@ -163,7 +163,9 @@ def test_delete_prefix_treats_wildcards_literally(factory: RepositoryFactory) ->
     assert kv.delete_prefix("user:") == 2
     assert kv.delete_prefix("x" + "y" * 299) == 1  # longer than the indexed 256
     assert sorted((kv.get_many(keys)).keys()) == ["us", "userX1"]
-    assert kv.delete_prefix("") == 2
+    with pytest.raises(ValidationError, match="prefix must not be empty"):
+        kv.delete_prefix("")  # a careless caller must not empty the namespace
+    assert kv.clear() == 2
 
 
 def test_invalidate_tags_removes_exactly_the_tagged_keys(

@@ -79,6 +79,10 @@ class AsyncRepositoryFactory:
         Without ``db`` the first call builds ``AsyncDatabase(Settings())``. Passing a
         different database once the singleton exists raises ``ConfigurationError``.
         """
+        if db is not None and not isinstance(db, AsyncDatabase):
+            raise ConfigurationError(
+                f"instance() takes a {AsyncDatabase.__name__} (or nothing), got {type(db).__name__}"
+            )
         with cls._instance_lock:
             factory = cls._instance
             if factory is None:

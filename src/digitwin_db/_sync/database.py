@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+import pydantic
 from psycopg import Connection, sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
@@ -32,7 +33,7 @@ from digitwin_db.errors import (
 from digitwin_db.migrations import YOYO_TABLE, available_migrations
 from digitwin_db.models.common import DatabaseHealth
 from digitwin_db.observability import CallStats
-from digitwin_db.settings import Settings
+from digitwin_db.settings import Settings, describe_settings_error
 
 logger = logging.getLogger("digitwin_db")
 
@@ -125,16 +126,21 @@ class Database:
         url: str | None = None,
         **overrides: Any,
     ) -> None:
-        if settings is None:
-            settings = Settings() if url is None else Settings(database_url=url, **overrides)
-        elif url is not None or overrides:
-            settings = Settings(
-                **{
-                    **settings.model_dump(exclude={"database_url"}),
-                    "database_url": url or settings.url,
-                    **overrides,
-                }
-            )
+        try:
+            if settings is None:
+                settings = Settings() if url is None else Settings(database_url=url, **overrides)
+            elif url is not None or overrides:
+                settings = Settings(
+                    **{
+                        **settings.model_dump(exclude={"database_url"}),
+                        "database_url": url or settings.url,
+                        **overrides,
+                    }
+                )
+        except pydantic.ValidationError as exc:
+            raise ConfigurationError(
+                f"invalid database settings: {describe_settings_error(exc)}"
+            ) from None
         self.settings = settings
         self.safe_url = settings.safe_url
         self.stats = CallStats(slow_call_ms=settings.slow_call_ms)

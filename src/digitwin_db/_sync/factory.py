@@ -77,6 +77,10 @@ class RepositoryFactory:
         Without ``db`` the first call builds ``Database(Settings())``. Passing a
         different database once the singleton exists raises ``ConfigurationError``.
         """
+        if db is not None and not isinstance(db, Database):
+            raise ConfigurationError(
+                f"instance() takes a {Database.__name__} (or nothing), got {type(db).__name__}"
+            )
         with cls._instance_lock:
             factory = cls._instance
             if factory is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -280,6 +281,8 @@ class AsyncKVNamespace:
         """Remove every key starting with ``prefix`` (compared literally: ``%`` and ``_``
         are plain characters). Returns how many live values were removed."""
         prefix = check_key(prefix, "prefix")
+        if not prefix:
+            raise ValidationError("prefix must not be empty (use clear() to empty a namespace)")
         head = prefix[:256].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         params = {"namespace": self.name, "prefix": prefix, "pattern": head + "%"}
         async with self._db.connection("cache.kv.delete_prefix") as conn:
@@ -344,7 +347,9 @@ class AsyncKVNamespace:
         locked = False
         try:
             async with self._db.transaction("cache.kv.get_or_set") as conn:
-                await conn.execute(q.SET_LOCK_TIMEOUT, {"lock_timeout": f"{round(wait * 1000)}"})
+                # At least 1 ms: PostgreSQL reads lock_timeout = 0 as "wait forever".
+                timeout_ms = max(1, math.ceil(wait * 1000))
+                await conn.execute(q.SET_LOCK_TIMEOUT, {"lock_timeout": f"{timeout_ms}"})
                 await conn.execute(
                     q.ADVISORY_XACT_LOCK, {"class_id": class_id, "object_id": object_id}
                 )

@@ -174,7 +174,7 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
                 raise NotFoundError(f"user {uid} is not live")
         return document
 
-    async def update(self, id: UUID | str, **changes: Any) -> KnowledgeDocument:
+    async def update(self, id: UUID | str, /, **changes: Any) -> KnowledgeDocument:
         """Change some of title, content, source, mime_type, metadata (replaced, not merged)
         of a live document and return it. A new ``content`` resets the processing state:
         status back to ``pending``, ``error``/``chunk_count``/``processed_at`` cleared (a

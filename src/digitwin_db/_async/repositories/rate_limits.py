@@ -31,6 +31,7 @@ from digitwin_db.ratelimit_policy import (
     check_user_id,
 )
 from digitwin_db.sql import rate_limits as q
+from digitwin_db.validation import check_number
 
 __all__ = ["AsyncRateLimitRepository"]
 
@@ -312,7 +313,7 @@ class AsyncRateLimitRepository(AsyncRepository):
         elif isinstance(older_than, timedelta):
             seconds = older_than.total_seconds()
         elif isinstance(older_than, int | float) and not isinstance(older_than, bool):
-            seconds = float(older_than)
+            seconds = float(check_number(older_than, "older_than", minimum=0))
         else:
             raise ValidationError("older_than must be a timedelta or a number of seconds")
         if not (seconds > 0 and math.isfinite(seconds)):

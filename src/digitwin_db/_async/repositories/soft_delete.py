@@ -122,6 +122,10 @@ class AsyncSoftDeleteRepository(AsyncRepository, Generic[RowT]):
     @staticmethod
     def _live_filter(include_deleted: bool) -> sql.SQL:
         """``deleted_at IS NULL`` unless ``include_deleted``; for ``{where}`` in templates."""
+        if not isinstance(include_deleted, bool):
+            raise ValidationError(
+                f"include_deleted must be True or False, got {type(include_deleted).__name__}"
+            )
         return q.ANY_STATE if include_deleted else q.LIVE_ONLY
 
     async def _fetch_one(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import math
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -26,7 +25,7 @@ from digitwin_db.errors import ValidationError
 from digitwin_db.models.audit import AUDIT_RESULTS, AuditEntry, AuditStatistics, AuditUserCount
 from digitwin_db.models.common import Page
 from digitwin_db.sql import audit_logs as q
-from digitwin_db.validation import check_json_object, check_text, parse_uuid
+from digitwin_db.validation import check_json_object, check_number, check_text, parse_uuid
 
 __all__ = ["AuditLogRepository"]
 
@@ -39,6 +38,8 @@ USER_AGENT_MAX = 1024
 _ACTION_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:/-")
 # A page is at most this long: bigger listings should page.
 MAX_PAGE = 1000
+# purge_older_than(days): beyond ~a million years PostgreSQL's interval overflows.
+MAX_RETENTION_DAYS = 1_000_000
 # Rows deleted per statement by the purge: small enough to hold locks briefly.
 DEFAULT_PURGE_BATCH = 5000
 TOP_USERS = 10
@@ -241,13 +242,7 @@ class AuditLogRepository(Repository):
         after that many batches (the cleanup job uses 1 to report progress and to stop
         between batches). The only path that may delete audit rows.
         """
-        if (
-            isinstance(days, bool)
-            or not isinstance(days, int | float)
-            or not math.isfinite(days)
-            or days < 0
-        ):
-            raise ValidationError(f"days must be a finite number >= 0, got {days!r}")
+        days = check_number(days, "days", minimum=0, maximum=MAX_RETENTION_DAYS)
         batch_size = _count(batch_size, "batch_size", 1, 1_000_000)
         if max_batches is not None:
             max_batches = _count(max_batches, "max_batches", 1, 2**31)

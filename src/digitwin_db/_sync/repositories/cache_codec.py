@@ -25,6 +25,7 @@ __all__ = [
     "KV_PERSON",
     "LLM_PERSON",
     "MAX_DIMENSIONS",
+    "MAX_SECONDS",
     "SEARCH_PERSON",
     "Seconds",
     "advisory_lock_ids",
@@ -128,16 +129,25 @@ def check_keys(keys: object, what: str = "keys") -> list[str]:
     return result
 
 
+# Longest TTL / timeout accepted (100 years): longer makes no sense for a cache, and far
+# longer overflows PostgreSQL's interval arithmetic.
+MAX_SECONDS = 100 * 365.25 * 86400
+
+
 def check_positive_seconds(value: object, what: str) -> float:
     """A finite number of seconds > 0 (int, float or timedelta)."""
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int) and abs(value) > MAX_SECONDS:
+            raise ValidationError(f"{what} must be at most {MAX_SECONDS:g} seconds")
         seconds = float(value)
     else:
         raise ValidationError(f"{what} must be a number of seconds, got {type(value).__name__}")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValidationError(f"{what} must be a finite number of seconds > 0, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise ValidationError(f"{what} must be at most {MAX_SECONDS:g} seconds (use no TTL)")
     return seconds
 
 

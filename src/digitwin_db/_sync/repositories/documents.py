@@ -176,7 +176,7 @@ class KnowledgeDocumentRepository(SoftDeleteRepository[KnowledgeDocument]):
                 raise NotFoundError(f"user {uid} is not live")
         return document
 
-    def update(self, id: UUID | str, **changes: Any) -> KnowledgeDocument:
+    def update(self, id: UUID | str, /, **changes: Any) -> KnowledgeDocument:
         """Change some of title, content, source, mime_type, metadata (replaced, not merged)
         of a live document and return it. A new ``content`` resets the processing state:
         status back to ``pending``, ``error``/``chunk_count``/``processed_at`` cleared (a
