@@ -26,33 +26,6 @@ while [ $# -gt 0 ]; do
 done
 case "$keep" in ''|*[!0-9]*|0) die "--keep / BACKUP_KEEP must be a positive integer, got '$keep'" ;; esac
 
-# database_url: DATABASE_URL from the environment, else the last DATABASE_URL= line of .env.
-database_url() {
-    if [ -n "${DATABASE_URL:-}" ]; then echo "$DATABASE_URL"; return; fi
-    if [ -f "$ROOT/.env" ]; then
-        local line
-        line="$(grep -E '^[[:space:]]*DATABASE_URL=' "$ROOT/.env" | tail -n 1 || true)"
-        line="${line#*=}"; line="${line%\"}"; line="${line#\"}"; line="${line%\'}"; line="${line#\'}"
-        if [ -n "$line" ]; then echo "$line"; return; fi
-    fi
-    die "DATABASE_URL is not set (environment or .env); run scripts/init_db.sh first"
-}
-
-# redact URL: the URL with its password masked, for messages.
-redact() { echo "$1" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#'; }
-
-# pg_tool NAME: path of a PostgreSQL client program, newest server version first (pg_dump
-# must not be older than the server).
-pg_tool() {
-    local d
-    for d in "${PG_BINDIR:-}" "$(pg_config --bindir 2>/dev/null || true)" \
-             $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr); do
-        if [ -n "$d" ] && [ -x "$d/$1" ]; then echo "$d/$1"; return 0; fi
-    done
-    command -v "$1" 2>/dev/null && return 0
-    die "$1 not found: install the PostgreSQL client (Debian: apt-get install postgresql-client) or set PG_BINDIR"
-}
-
 url="$(database_url)"
 pg_dump="$(pg_tool pg_dump)"
 mkdir -p "$dir"

@@ -27,27 +27,6 @@ done
 [ -n "$file" ] || { usage >&2; die "which backup file? e.g. scripts/db_restore.sh backups/digitwin-<time>.dump"; }
 [ -f "$file" ] || die "backup file not found: $file"
 
-database_url() {
-    if [ -n "${DATABASE_URL:-}" ]; then echo "$DATABASE_URL"; return; fi
-    if [ -f "$ROOT/.env" ]; then
-        local line
-        line="$(grep -E '^[[:space:]]*DATABASE_URL=' "$ROOT/.env" | tail -n 1 || true)"
-        line="${line#*=}"; line="${line%\"}"; line="${line#\"}"; line="${line%\'}"; line="${line#\'}"
-        if [ -n "$line" ]; then echo "$line"; return; fi
-    fi
-    die "DATABASE_URL is not set (environment or .env)"
-}
-redact() { echo "$1" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#'; }
-pg_tool() {
-    local d
-    for d in "${PG_BINDIR:-}" "$(pg_config --bindir 2>/dev/null || true)" \
-             $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr); do
-        if [ -n "$d" ] && [ -x "$d/$1" ]; then echo "$d/$1"; return 0; fi
-    done
-    command -v "$1" 2>/dev/null && return 0
-    die "$1 not found: install the PostgreSQL client (Debian: apt-get install postgresql-client) or set PG_BINDIR"
-}
-
 url="$(database_url)"
 pg_restore="$(pg_tool pg_restore)"
 "$pg_restore" --list "$file" >/dev/null 2>&1 || die "$file is not a pg_dump custom-format backup"

@@ -13,6 +13,7 @@ import pytest
 from digitwin_db import Database, RepositoryFactory
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.documents import KnowledgeDocument
+from tests.helpers import insert_user
 
 WORKERS = 8
 
@@ -24,16 +25,6 @@ def factory(pg_url: str) -> Iterator[RepositoryFactory]:
     repositories = RepositoryFactory(db)
     yield repositories
     repositories.close()
-
-
-def _user(raw_conn: psycopg.Connection) -> uuid.UUID:
-    row = raw_conn.execute(
-        "INSERT INTO users (email, name) VALUES (%s, 'Worker owner') RETURNING id",
-        (f"{uuid.uuid4().hex[:10]}@example.com",),
-    ).fetchone()
-    assert row is not None
-    user_id: uuid.UUID = row[0]
-    return user_id
 
 
 def _race(
@@ -67,7 +58,7 @@ def _race(
 def test_two_workers_claim_one_document(
     factory: RepositoryFactory, raw_conn: psycopg.Connection
 ) -> None:
-    user_id = _user(raw_conn)
+    user_id = insert_user(raw_conn)
     for attempt in range(10):
         doc = factory.documents.create(user_id=user_id, title=f"doc {attempt}", content="text")
         won, errors = _race(factory, doc.id, 2, "processing")
@@ -80,7 +71,7 @@ def test_two_workers_claim_one_document(
 def test_many_workers_many_documents(
     factory: RepositoryFactory, raw_conn: psycopg.Connection
 ) -> None:
-    user_id = _user(raw_conn)
+    user_id = insert_user(raw_conn)
     doc = factory.documents.create(user_id=user_id, title="contended", content="text")
     won, errors = _race(factory, doc.id, WORKERS, "processing")
     assert len(won) == 1
@@ -99,7 +90,7 @@ def test_create_waits_for_a_concurrent_user_soft_delete(
     """A document created while the user's soft delete is in flight is either refused
     (the delete commits first) or caught by its cascade: never a live document of a
     deleted user."""
-    user_id = _user(raw_conn)
+    user_id = insert_user(raw_conn)
     outcome: list[BaseException | KnowledgeDocument] = []
     with psycopg.connect(pg_url) as deleter:  # one transaction, held open below
         deleter.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (user_id,))

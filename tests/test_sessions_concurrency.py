@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -12,6 +11,7 @@ import pytest
 from digitwin_db import Database, RepositoryFactory
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.sessions import ConversationTurn
+from tests.helpers import insert_user
 
 THREADS = 20
 
@@ -23,16 +23,6 @@ def factory(pg_url: str) -> Iterator[RepositoryFactory]:
     repositories = RepositoryFactory(db)
     yield repositories
     repositories.close()
-
-
-def _user(raw_conn: psycopg.Connection) -> uuid.UUID:
-    row = raw_conn.execute(
-        "INSERT INTO users (email, name) VALUES (%s, 'Racer') RETURNING id",
-        (f"{uuid.uuid4().hex[:10]}@example.com",),
-    ).fetchone()
-    assert row is not None
-    user_id: uuid.UUID = row[0]
-    return user_id
 
 
 def _run_together(
@@ -67,7 +57,7 @@ def _run_together(
 def test_concurrent_add_turn_numbers_one_to_n(
     factory: RepositoryFactory, raw_conn: psycopg.Connection
 ) -> None:
-    session = factory.sessions.start(user_id=_user(raw_conn))
+    session = factory.sessions.start(user_id=insert_user(raw_conn))
 
     def add(i: int) -> ConversationTurn:
         return factory.sessions.add_turn(
@@ -105,7 +95,7 @@ def test_concurrent_add_turn_and_end(
 ) -> None:
     """Turns racing an end: each either lands with the next number or is refused; the
     session's counters match the turns that landed, with no gap."""
-    session = factory.sessions.start(user_id=_user(raw_conn))
+    session = factory.sessions.start(user_id=insert_user(raw_conn))
 
     def work(i: int) -> object:
         if i == THREADS // 2:
@@ -125,7 +115,7 @@ def test_concurrent_add_turn_and_end(
 def test_concurrent_sessions_do_not_interfere(
     factory: RepositoryFactory, raw_conn: psycopg.Connection
 ) -> None:
-    user_id = _user(raw_conn)
+    user_id = insert_user(raw_conn)
     sessions = [factory.sessions.start(user_id=user_id) for _ in range(4)]
 
     def add(i: int) -> ConversationTurn:

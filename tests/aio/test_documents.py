@@ -19,17 +19,9 @@ from digitwin_db.models.documents import (
     DOCUMENT_TRANSITIONS,
     KnowledgeDocument,
 )
-
+from tests.helpers import insert_user
 
 # ---------------------------------------------------------------------------- helpers
-def insert_user(raw_conn: psycopg.Connection) -> uuid.UUID:
-    row = raw_conn.execute(
-        "INSERT INTO users (email, name) VALUES (%s, 'Doc Owner') RETURNING id",
-        (f"{uuid.uuid4().hex[:12]}@example.com",),
-    ).fetchone()
-    assert row is not None
-    new_id: uuid.UUID = row[0]
-    return new_id
 
 
 def stored(raw_conn: psycopg.Connection) -> list[Any]:

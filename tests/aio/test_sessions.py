@@ -16,17 +16,9 @@ import pytest
 from digitwin_db._async.factory import AsyncRepositoryFactory
 from digitwin_db.errors import DigitwinDBError, NotFoundError, ValidationError
 from digitwin_db.models.sessions import ConversationSession
-
+from tests.helpers import insert_user
 
 # ---------------------------------------------------------------------------- helpers
-def insert_user(raw_conn: psycopg.Connection, email: str | None = None) -> uuid.UUID:
-    row = raw_conn.execute(
-        "INSERT INTO users (email, name) VALUES (%s, 'Test User') RETURNING id",
-        (email or f"{uuid.uuid4().hex[:12]}@example.com",),
-    ).fetchone()
-    assert row is not None
-    new_id: uuid.UUID = row[0]
-    return new_id
 
 
 def insert_model(

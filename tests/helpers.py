@@ -1,0 +1,19 @@
+"""Small helpers shared by several test modules (plain SQL, so that tests of one repository
+do not depend on another repository's code)."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+
+
+def insert_user(raw_conn: psycopg.Connection, email: str | None = None) -> uuid.UUID:
+    """Insert a live user straight into ``users``; return its id."""
+    row = raw_conn.execute(
+        "INSERT INTO users (email, name) VALUES (%s, 'Test User') RETURNING id",
+        (email or f"{uuid.uuid4().hex[:12]}@example.com",),
+    ).fetchone()
+    assert row is not None
+    new_id: uuid.UUID = row[0]
+    return new_id
