@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import psycopg
@@ -121,11 +120,12 @@ async def test_survives_backend_termination(db: AsyncDatabase, pg_url: str) -> N
     async with db.connection() as conn:
         await conn.execute("SELECT 1")
     with psycopg.connect(pg_url, autocommit=True) as admin:
+        # With a timeout, pg_terminate_backend waits until each backend has exited (and so
+        # has sent its FATAL message and closed the socket): no sleep needed.
         admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
             "WHERE application_name = 'digitwin-db' AND pid <> pg_backend_pid()"
         )
-    await asyncio.sleep(0.1)  # let the FATAL message reach the idle sockets
     # The very first call after the server dropped every connection succeeds.
     async with db.connection() as conn:
         cur = await conn.execute("SELECT 7")
