@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from digitwin_db._async.factory import AsyncRepositoryFactory
-from digitwin_db._async.repositories.cache_codec import KV_PERSON, hash_key
+from digitwin_db.cache_codec import KV_PERSON, hash_key
 from digitwin_db.errors import ValidationError
 
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from digitwin_db._sync.factory import RepositoryFactory
-from digitwin_db._sync.repositories.cache_codec import KV_PERSON, hash_key
+from digitwin_db.cache_codec import KV_PERSON, hash_key
 from digitwin_db.errors import ValidationError
 
 

@@ -4,8 +4,8 @@
 generic key/value store (``cache.kv``, ``cache.namespace(name)`` in ``cache_kv.py``).
 
 Two layers, as in Solid Cache: ``digitwin_db.sql.cache`` owns every statement; this class
-owns the cache semantics — key hashing and validation (``cache_codec.py``), statistics
-(``cache_counters.py``), fail-open reads, caps, expiry cleanup.
+owns the cache semantics — key hashing and validation (``digitwin_db.cache_codec``), statistics
+(``digitwin_db.cache_counters``), fail-open reads, caps, expiry cleanup.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from psycopg import sql
 
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.repositories.base import Repository
-from digitwin_db._sync.repositories.cache_codec import (
+from digitwin_db._sync.repositories.cache_kv import KVNamespace
+from digitwin_db.cache_codec import (
     EMBEDDING_PERSON,
     LLM_PERSON,
     SEARCH_PERSON,
@@ -36,8 +37,7 @@ from digitwin_db._sync.repositories.cache_codec import (
     pack_embedding,
     unpack_embedding,
 )
-from digitwin_db._sync.repositories.cache_counters import CacheCounters
-from digitwin_db._sync.repositories.cache_kv import KVNamespace
+from digitwin_db.cache_counters import CacheCounters
 from digitwin_db.errors import (
     DatabaseUnavailableError,
     DigitwinDBError,

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from digitwin_db._sync.repositories.cache_codec import (
+from digitwin_db.cache_codec import (
     KV_PERSON,
     Seconds,
     advisory_lock_ids,
