@@ -29,12 +29,14 @@ from digitwin_db import (
     ConversationSession,
     Database,
     FaceModel,
+    FaceModelRepository,
     KnowledgeDocument,
     NotFoundError,
     RepositoryFactory,
     Settings,
     User,
     VoiceModel,
+    VoiceModelRepository,
 )
 from digitwin_db.sql import seed as q
 
@@ -406,9 +408,9 @@ def seed(factory: RepositoryFactory) -> SeedReport:
         for plan in SEED_USERS:
             user = _user(factory, plan, report)
             for model in plan.voice_models:
-                _voice_model(factory, user, model, report)
+                _model(factory.voice_models, "voice_models", user, model, report)
             for model in plan.face_models:
-                _face_model(factory, user, model, report)
+                _model(factory.face_models, "face_models", user, model, report)
             _documents(factory, user, plan.documents, report)
             _sessions(factory, user, plan, report)
             _audit(factory, user, plan.audit, report)
@@ -456,14 +458,19 @@ def _user(factory: RepositoryFactory, plan: SeedUser, report: SeedReport) -> Use
     return user
 
 
-def _voice_model(
-    factory: RepositoryFactory, user: User, plan: SeedModel, report: SeedReport
+def _model(
+    repository: VoiceModelRepository | FaceModelRepository,
+    kind: str,
+    user: User,
+    plan: SeedModel,
+    report: SeedReport,
 ) -> None:
-    found = {m.name: m for m in factory.voice_models.list_for_user(user.id)}
-    model: VoiceModel | None = found.get(plan.name)
-    report.count("voice_models", created=model is None)
+    """One seeded voice or face model (found by name), activated if the plan says so."""
+    found = {m.name: m for m in repository.list_for_user(user.id)}
+    model: VoiceModel | FaceModel | None = found.get(plan.name)
+    report.count(kind, created=model is None)
     if model is None:
-        model = factory.voice_models.create(
+        model = repository.create(
             user_id=user.id,
             name=plan.name,
             provider=plan.provider,
@@ -474,28 +481,7 @@ def _voice_model(
             **plan.extra,
         )
     if plan.active and not model.is_active:
-        factory.voice_models.activate(model.id)
-
-
-def _face_model(
-    factory: RepositoryFactory, user: User, plan: SeedModel, report: SeedReport
-) -> None:
-    found = {m.name: m for m in factory.face_models.list_for_user(user.id)}
-    model: FaceModel | None = found.get(plan.name)
-    report.count("face_models", created=model is None)
-    if model is None:
-        model = factory.face_models.create(
-            user_id=user.id,
-            name=plan.name,
-            provider=plan.provider,
-            model_ref=plan.model_ref,
-            status=plan.status,
-            quality_score=plan.quality_score,
-            metadata={"seed": True},
-            **plan.extra,
-        )
-    if plan.active and not model.is_active:
-        factory.face_models.activate(model.id)
+        repository.activate(model.id)
 
 
 def _documents(
