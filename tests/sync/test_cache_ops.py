@@ -45,7 +45,7 @@ def test_cleanup_expired_removes_only_expired_rows(
         "kv_cache": 25,
     }
     assert report.total == 34
-    assert report.batches >= 3 + 1 + 1 + 1
+    assert report.batches == 3 + 1 + 1 + 1  # kv: 10 + 10 + 5; the others one batch each
     assert _count(raw_conn, "kv_cache") == 6
     assert _count(raw_conn, "vector_search_cache") == 1
     assert (cache.cleanup_expired()).total == 0
