@@ -77,12 +77,16 @@ as_pg() {
 
 # ---- helpers of the backup/restore scripts
 
-# database_url: DATABASE_URL from the environment, else the last DATABASE_URL= line of .env.
+# database_url: the owner's URL when there is one (backup and restore need every table:
+# OWNER_DATABASE_URL, SPEC §2.12), else DATABASE_URL; from the environment, else from the
+# last such line of .env.
 database_url() {
+    if [ -n "${OWNER_DATABASE_URL:-}" ]; then echo "$OWNER_DATABASE_URL"; return; fi
     if [ -n "${DATABASE_URL:-}" ]; then echo "$DATABASE_URL"; return; fi
     if [ -f "$ROOT/.env" ]; then
         local line
-        line="$(grep -E '^[[:space:]]*DATABASE_URL=' "$ROOT/.env" | tail -n 1 || true)"
+        line="$(grep -E '^[[:space:]]*OWNER_DATABASE_URL=' "$ROOT/.env" | tail -n 1 || true)"
+        [ -n "$line" ] || line="$(grep -E '^[[:space:]]*DATABASE_URL=' "$ROOT/.env" | tail -n 1 || true)"
         line="${line#*=}"; line="${line%\"}"; line="${line#\"}"; line="${line%\'}"; line="${line#\'}"
         if [ -n "$line" ]; then echo "$line"; return; fi
     fi

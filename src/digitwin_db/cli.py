@@ -40,7 +40,7 @@ def _print(text: str = "") -> None:
 
 # ---------------------------------------------------------------------------- commands
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    applied = migrations.migrate(settings.url)
+    applied = migrations.migrate(settings.owner_url)
     if applied:
         for mid in applied:
             _print(f"applied {mid}")
@@ -51,7 +51,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     count = None if args.all else args.steps
-    rolled = migrations.rollback(settings.url, count=count)
+    rolled = migrations.rollback(settings.owner_url, count=count)
     for mid in rolled:
         _print(f"rolled back {mid}")
     if not rolled:
@@ -107,12 +107,13 @@ def _eprint(text: str) -> None:
 
 
 @contextmanager
-def _open_factory(settings: Settings) -> Iterator[RepositoryFactory]:
-    """A factory on a small pool; ``DatabaseUnavailableError`` when the server is down."""
+def _open_factory(settings: Settings, url: str | None = None) -> Iterator[RepositoryFactory]:
+    """A factory on a small pool (on ``url``, default DATABASE_URL);
+    ``DatabaseUnavailableError`` when the server is down."""
     from digitwin_db._sync.database import Database
     from digitwin_db._sync.factory import RepositoryFactory
 
-    database = Database(settings, pool_min_size=0)
+    database = Database(settings, url=url, pool_min_size=0)
     database.open()
     factory = RepositoryFactory(database)
     try:
@@ -197,7 +198,7 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
             _eprint(f"cleanup: {table}: removed {removed} (total {so_far})")
 
     failed = False
-    with _stop_on_signals(stop), _open_factory(settings) as factory:
+    with _stop_on_signals(stop), _open_factory(settings, settings.maintenance_url) as factory:
         job = CleanupJob(
             factory,
             batch_size=args.batch_size,
@@ -441,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_seed)
 
+    from digitwin_db.cli_security import register as register_security
+
+    register_security(sub)
     for register in EXTRA_COMMANDS:
         register(sub)
     return parser

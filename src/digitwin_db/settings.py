@@ -58,6 +58,10 @@ class Settings(BaseSettings):
 
     # The URL is a secret because it may carry a password: repr() and logs show "**********".
     database_url: SecretStr = Field(default=SecretStr(DEFAULT_URL))
+    # The roles of SPEC §2.12: DATABASE_URL is the application role's; the owner's URL runs
+    # migrate / rollback / grant, the maintenance role's runs cleanup. Unset: DATABASE_URL.
+    owner_database_url: SecretStr | None = None
+    maintenance_database_url: SecretStr | None = None
 
     pool_min_size: int = Field(default=2, ge=0, le=1000)
     pool_max_size: int = Field(default=10, ge=1, le=1000)
@@ -134,9 +138,18 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("database_url")
+    @field_validator("owner_database_url", "maintenance_database_url", mode="before")
     @classmethod
-    def _check_url(cls, value: SecretStr) -> SecretStr:
+    def _empty_url_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("database_url", "owner_database_url", "maintenance_database_url")
+    @classmethod
+    def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
         raw = value.get_secret_value()
         scheme = raw.split("://", 1)[0] if "://" in raw else ""
         if scheme not in ("postgresql", "postgres") and not (
@@ -158,6 +171,19 @@ class Settings(BaseSettings):
     def url(self) -> str:
         """The connection URL, password included (never log this; use ``safe_url``)."""
         return self.database_url.get_secret_value()
+
+    @property
+    def owner_url(self) -> str:
+        """The owner role's URL (migrations, grants): OWNER_DATABASE_URL or DATABASE_URL."""
+        url = self.owner_database_url
+        return self.url if url is None else url.get_secret_value()
+
+    @property
+    def maintenance_url(self) -> str:
+        """The maintenance role's URL (cleanup job): MAINTENANCE_DATABASE_URL or
+        DATABASE_URL."""
+        url = self.maintenance_database_url
+        return self.url if url is None else url.get_secret_value()
 
     @property
     def safe_url(self) -> str:

@@ -90,10 +90,12 @@ class AsyncCleanupJob:
         skipped: dict[str, str] = {}
         errors: dict[str, str] = {}
         stopped = False
+        erasures: list[int] = []
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("cache", lambda: self._cache(removed, stop)),
             ("rate_limits", lambda: self._rate_limits(removed)),
             ("audit_logs", lambda: self._audit_logs(removed, stop)),
+            ("audit_erasures", lambda: self._audit_erasures(erasures)),
         ]
         for step, run in steps:
             if stop():
@@ -115,6 +117,7 @@ class AsyncCleanupJob:
             errors=errors,
             stopped=stopped,
             duration_ms=round((time.perf_counter() - start) * 1000.0, 3),
+            audit_erasures=sum(erasures),
         )
         logger.info(
             "cleanup pass removed %d rows in %.0f ms: %s",
@@ -147,6 +150,15 @@ class AsyncCleanupJob:
         )
         removed["rate_limits"] = count
         self._report_progress("rate_limits", count, count)
+        return None
+
+    async def _audit_erasures(self, done: list[int]) -> str | None:
+        # GDPR erasures the application role could only queue (it may not change audit
+        # rows); the maintenance role the job runs as anonymises them.
+        count = await self.factory.audit_logs.process_erasures()
+        done.append(count)
+        if count:
+            logger.info("cleanup audit_erasures: anonymised the audit rows of %d users", count)
         return None
 
     async def _audit_logs(self, removed: dict[str, int], stop: Callable[[], bool]) -> str | None:

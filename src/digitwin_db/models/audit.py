@@ -105,6 +105,8 @@ class CleanupJobReport(BaseModel):
     #: True when a stop was requested and the pass ended early (after a whole batch).
     stopped: bool = False
     duration_ms: float = 0.0
+    #: GDPR erasures queued by the application role whose audit rows this pass anonymised.
+    audit_erasures: int = 0
 
     @property
     def total_removed(self) -> int:

@@ -2,10 +2,10 @@
 # src/digitwin_db/_async/repositories/audit_logs.py
 """The append-only audit trail: ``factory.audit_logs``.
 
-Rows are only ever inserted. The database itself refuses UPDATE, DELETE and TRUNCATE (a
-trigger, see migrations/0004_audit_logs.sql) except in a transaction that sets
-``digitwin.audit_maintenance`` locally: :meth:`purge_older_than` ('purge') here, and GDPR
-erasure ('erase') in the users repository.
+Rows are only ever inserted. The application role has INSERT and SELECT on the table and
+nothing more; the retention purge (:meth:`purge_older_than`) and GDPR anonymisation run
+through owner-defined ``SECURITY DEFINER`` functions that only the maintenance role may
+execute (migrations/0005_audit_privileges.sql, ``python -m digitwin_db grant``).
 """
 
 from __future__ import annotations
@@ -240,25 +240,33 @@ class AuditLogRepository(Repository):
         Deletes in batches of ``batch_size`` (each its own short transaction, oldest first,
         ``SKIP LOCKED`` so that several cleaners can run at once); ``max_batches`` stops
         after that many batches (the cleanup job uses 1 to report progress and to stop
-        between batches). The only path that may delete audit rows.
+        between batches). The only path that may delete audit rows: it runs as the
+        ``digitwin_audit_purge`` function, which only the maintenance role (or the owner)
+        may execute, and which refuses a ``days`` below the owner's floor
+        (``audit_policy.min_retention_days``, 30 by default) with ``ValidationError``.
         """
         days = check_number(days, "days", minimum=0, maximum=MAX_RETENTION_DAYS)
         batch_size = _count(batch_size, "batch_size", 1, 1_000_000)
         if max_batches is not None:
             max_batches = _count(max_batches, "max_batches", 1, 2**31)
-        with self.db.connection("audit_logs.purge_cutoff") as conn:
-            cur = conn.execute(q.PURGE_CUTOFF, {"days": float(days)})
-            row = cur.fetchone()
-        assert row is not None
-        cutoff: datetime = row[0]
         removed = batches = 0
         while max_batches is None or batches < max_batches:
-            with self.db.transaction("audit_logs.purge") as conn:
-                conn.execute(q.ALLOW_PURGE)
-                cur = conn.execute(q.PURGE_BATCH, {"cutoff": cutoff, "batch_size": batch_size})
-                deleted = cur.rowcount
+            with self.db.connection("audit_logs.purge") as conn:
+                cur = conn.execute(q.PURGE_BATCH, {"days": float(days), "batch_size": batch_size})
+                row = cur.fetchone()
+            deleted = int(row[0]) if row is not None else 0
             removed += deleted
             batches += 1
             if deleted < batch_size:
                 break
         return removed
+
+    def process_erasures(self, *, limit: int = 1000) -> int:
+        """Anonymise the audit rows of users erased by the application role (queued by
+        ``users.erase`` when that role may not anonymise); return how many erasures were
+        processed. Maintenance role only; the cleanup job calls it."""
+        limit = _count(limit, "limit", 1, 1_000_000)
+        with self.db.connection("audit_logs.process_erasures") as conn:
+            cur = conn.execute(q.PROCESS_ERASURES, {"limit": limit})
+            row = cur.fetchone()
+        return int(row[0]) if row is not None else 0
