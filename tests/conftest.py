@@ -85,21 +85,27 @@ class RoleUrls:
 
 
 @pytest.fixture(scope="session")
-def role_urls(pg_server: EmbeddedPostgres) -> RoleUrls:
-    """The application and maintenance roles, created and granted once per session with
-    ``digitwin_db.privileges.grant`` (what ``python -m digitwin_db grant`` runs)."""
-    from digitwin_db.privileges import grant
-
+def _roles(pg_server: EmbeddedPostgres) -> RoleUrls:
     with psycopg.connect(pg_server.url, autocommit=True) as conn:
         for role in (APP_ROLE, MAINTENANCE_ROLE):
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-    grant(pg_server.url, app=APP_ROLE, maintenance=MAINTENANCE_ROLE)
     return RoleUrls(
         owner=pg_server.url,
         app=make_conninfo(pg_server.url, user=APP_ROLE),
         maintenance=make_conninfo(pg_server.url, user=MAINTENANCE_ROLE),
     )
+
+
+@pytest.fixture
+def role_urls(_roles: RoleUrls) -> RoleUrls:
+    """The application and maintenance roles (created once per session), granted with
+    ``digitwin_db.privileges.grant`` (what ``python -m digitwin_db grant`` runs) before each
+    test, so that whatever a test did to privileges does not leak into the next."""
+    from digitwin_db.privileges import grant
+
+    grant(_roles.owner, app=APP_ROLE, maintenance=MAINTENANCE_ROLE)
+    return _roles
 
 
 @pytest.fixture

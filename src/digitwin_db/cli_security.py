@@ -24,6 +24,35 @@ def cmd_grant(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from digitwin_db.cli import _open_factory
+
+    with _open_factory(settings) as factory:
+        if args.action == "head":
+            head = factory.audit_logs.chain_head()
+            if args.json:
+                print(head.model_dump_json() if head is not None else "null")
+            elif head is None:
+                print("the audit chain is empty (no entry yet)")
+            else:
+                print(f"seq {head.seq} sha256 {head.row_hash} (appended {head.updated_at})")
+            return EXIT_OK
+        report = factory.audit_logs.verify_chain()
+    if args.json:
+        print(report.model_dump_json())
+    elif report.ok:
+        head = report.head
+        where = f"head seq {head.seq} sha256 {head.row_hash}" if head else "empty"
+        print(
+            f"audit chain intact: {report.rows_checked} rows, {where}, "
+            f"{report.anchors} purged run(s) anchored"
+        )
+    else:
+        print(f"audit chain BROKEN at {report.reason}")
+        print(f"({report.rows_checked} rows verified before it)")
+    return EXIT_OK if report.ok else EXIT_PROBLEM
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add the security commands to the command line's sub-parsers."""
     p = sub.add_parser(
@@ -39,3 +68,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--maintenance", required=True, metavar="ROLE", help="the maintenance role (cleanup job)"
     )
     p.set_defaults(handler=cmd_grant)
+
+    p = sub.add_parser(
+        "audit",
+        help="verify the audit hash chain, or print its head",
+        description="'verify' recomputes the hash chain over every audit row and reports the "
+        "first broken link (a row altered, deleted or inserted out of band): exit 0 intact, "
+        "1 broken. 'head' prints the newest link (seq and sha256) to keep elsewhere.",
+    )
+    p.add_argument("action", choices=["verify", "head"], help="what to do")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_audit)

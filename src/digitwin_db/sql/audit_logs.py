@@ -75,3 +75,24 @@ PURGE_BATCH: LiteralString = "SELECT digitwin_audit_purge(%(days)s, %(batch_size
 # Anonymise the audit rows of up to `limit` users erased by the application role (queued in
 # audit_erasure_requests); maintenance role only.
 PROCESS_ERASURES: LiteralString = "SELECT digitwin_audit_process_erasures(%(limit)s)"
+
+# ----------------------------------------------------------------- the hash chain (0006)
+# verify reads the head, the anchors and the rows in one snapshot.
+VERIFY_SNAPSHOT: LiteralString = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+# The newest link (absent before the first row).
+CHAIN_HEAD: LiteralString = "SELECT seq, row_hash, updated_at FROM audit_chain_head"
+
+# Hashes of purged rows the surviving chain links to.
+CHAIN_ANCHORS: LiteralString = "SELECT seq, row_hash FROM audit_chain_anchors"
+
+# Every row in chain order (rows without a link first), as the text forms the hashes cover.
+CHAIN_ROWS: LiteralString = """
+SELECT id, chain_seq,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS created_at,
+       action, resource_type, result, user_id::text AS user_id, resource_id,
+       ip_address::text AS ip_address, user_agent, metadata::text AS metadata,
+       anonymised_at IS NOT NULL AS anonymised, pii_hash, prev_hash, row_hash
+  FROM audit_logs
+ ORDER BY chain_seq NULLS FIRST, id
+"""

@@ -19,8 +19,16 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db.audit_chain import ChainBreak, ChainRow, ChainVerifier
 from digitwin_db.errors import ValidationError
-from digitwin_db.models.audit import AUDIT_RESULTS, AuditEntry, AuditStatistics, AuditUserCount
+from digitwin_db.models.audit import (
+    AUDIT_RESULTS,
+    AuditChainHead,
+    AuditChainReport,
+    AuditEntry,
+    AuditStatistics,
+    AuditUserCount,
+)
 from digitwin_db.models.common import Page
 from digitwin_db.sql import audit_logs as q
 from digitwin_db.validation import check_json_object, check_number, check_text, parse_uuid
@@ -270,3 +278,52 @@ class AsyncAuditLogRepository(AsyncRepository):
             cur = await conn.execute(q.PROCESS_ERASURES, {"limit": limit})
             row = await cur.fetchone()
         return int(row[0]) if row is not None else 0
+
+    # ------------------------------------------------------------------ hash chain
+    async def chain_head(self) -> AuditChainHead | None:
+        """The newest link of the hash chain (None before the first entry)."""
+        async with self.db.connection("audit_logs.chain_head") as conn:
+            cur = await conn.execute(q.CHAIN_HEAD)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return AuditChainHead(seq=row[0], row_hash=bytes(row[1]).hex(), updated_at=row[2])
+
+    async def verify_chain(self) -> AuditChainReport:
+        """Recompute the hash chain in Python over every row (one snapshot, streamed) and
+        report the first broken link: a row altered, deleted or inserted out of band."""
+        async with self.db.transaction("audit_logs.verify_chain") as conn:
+            await conn.execute(q.VERIFY_SNAPSHOT)
+            cur = await conn.execute(q.CHAIN_HEAD)
+            head_row = await cur.fetchone()
+            cur = await conn.execute(q.CHAIN_ANCHORS)
+            anchors = {int(seq): bytes(h) for seq, h in await cur.fetchall()}
+            verifier = ChainVerifier(anchors)
+            broken: ChainBreak | None = None
+            rows = conn.cursor(name="audit_chain_verify", row_factory=class_row(ChainRow))
+            rows.itersize = 5000
+            await rows.execute(q.CHAIN_ROWS)
+            async for row in rows:
+                broken = verifier.feed(row)
+                if broken is not None:
+                    break
+            await rows.close()
+        head = None
+        if head_row is not None:
+            head = AuditChainHead(
+                seq=head_row[0], row_hash=bytes(head_row[1]).hex(), updated_at=head_row[2]
+            )
+        if broken is None:
+            broken = verifier.finish(
+                None if head_row is None else int(head_row[0]),
+                None if head_row is None else bytes(head_row[1]),
+            )
+        return AuditChainReport(
+            ok=broken is None,
+            rows_checked=verifier.rows,
+            head=head,
+            anchors=len(anchors),
+            broken_id=None if broken is None else broken.id,
+            broken_seq=None if broken is None else broken.chain_seq,
+            reason=None if broken is None else str(broken),
+        )
