@@ -173,7 +173,7 @@ cmd_start() {
     log "seeding demo data"
     "$PY" -m digitwin_db seed
     local safe
-    safe="$("$PY" -c 'import os; from digitwin_db.settings import redact_url; print(redact_url(os.environ["DATABASE_URL"]))')"
+    safe="$(redact "$DATABASE_URL")"
     echo "DATABASE_URL=$safe   (full URL with password: .env)"
 }
 

@@ -93,8 +93,15 @@ database_url() {
     die "DATABASE_URL is not set (environment or .env); run scripts/init_db.sh first"
 }
 
-# redact URL: the URL with its password masked, for messages.
-redact() { echo "$1" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#'; }
+# redact URL: the URL (or key=value string) with its password masked, for messages — by the
+# package's one redaction function (digitwin_db.redaction); without the venv, hide it all.
+redact() {
+    # On stdin, not argv: a password in argv shows in `ps`.
+    if [ -x "$PY" ] && printf '%s' "$1" | "$PY" -m digitwin_db.redaction 2>/dev/null; then
+        return 0
+    fi
+    echo "<connection string hidden>"
+}
 
 # pg_tool NAME: path of a PostgreSQL client program, newest server version first (pg_dump
 # must not be older than the server).

@@ -8,11 +8,12 @@ Every field maps to an environment variable of the same name in upper case, e.g.
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from digitwin_db.redaction import redact
 
 __all__ = ["Settings", "describe_settings_error", "redact_url"]
 
@@ -20,16 +21,9 @@ DEFAULT_URL = "postgresql://localhost:5432/digitwin"
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (safe for logs and errors)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable database url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    """Return ``url`` (a URL or a libpq ``key=value`` string) with every password replaced
+    by ``***`` (safe for logs and errors); see :func:`digitwin_db.redaction.redact`."""
+    return redact(url)
 
 
 def describe_settings_error(exc: pydantic.ValidationError) -> str:
@@ -54,6 +48,8 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         frozen=True,
+        # A rejected value may be a URL with a password: errors never echo the input.
+        hide_input_in_errors=True,
     )
 
     # The URL is a secret because it may carry a password: repr() and logs show "**********".

@@ -32,6 +32,7 @@ from digitwin_db.errors import (
 from digitwin_db.migrations import YOYO_TABLE, available_migrations
 from digitwin_db.models.common import DatabaseHealth
 from digitwin_db.observability import CallStats
+from digitwin_db.redaction import redact
 from digitwin_db.settings import Settings, describe_settings_error
 
 logger = logging.getLogger("digitwin_db")
@@ -146,8 +147,14 @@ class AsyncDatabase:
         try:
             params = conninfo_to_dict(settings.url)
         except psycopg.ProgrammingError as exc:
-            raise ConfigurationError(f"invalid DATABASE_URL {self.safe_url}") from exc
-        self._target = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+            # libpq's message may quote the string (and its password): redacted, not chained.
+            raise ConfigurationError(
+                f"invalid DATABASE_URL {self.safe_url}: {redact(exc)}"
+            ) from None
+        # An unencoded "@" in a URL's password makes libpq read its tail as the host: show
+        # only what follows the last "@".
+        host = str(params.get("host") or "localhost").rsplit("@", 1)[-1]
+        self._target = f"{host}:{params.get('port') or 5432}"
         options = [f"-c statement_timeout={settings.statement_timeout_ms}"]
         options.append(f"-c lock_timeout={settings.lock_timeout_ms}")
         kwargs: dict[str, Any] = {
