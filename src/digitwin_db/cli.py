@@ -171,13 +171,15 @@ def _plain(value: Any) -> Any:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def _stop_on_signals(stop: threading.Event, received: list[str] | None = None) -> Iterator[None]:
     """SIGTERM/SIGINT set ``stop`` instead of killing the process, so that the work in
-    progress (one batch) finishes and the command exits cleanly."""
+    progress (one batch) finishes and the command exits cleanly. The handler only records
+    the signal (in ``received``): printing from a signal handler while the main thread
+    prints raises "reentrant call" on the buffered stream."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if not stop.is_set():
-            _eprint(f"cleanup: {signal.Signals(signum).name} received, stopping after this batch")
+        if received is not None and not stop.is_set():
+            received.append(signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -192,13 +194,24 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
     from digitwin_db._sync.cleanup import CleanupJob
 
     stop = threading.Event()
+    received: list[str] = []
+
+    def announce_stop() -> None:
+        # In the main thread, once: the signal handler itself never prints.
+        if received:
+            _eprint(f"cleanup: {received.pop()} received, stopping after this batch")
+            received.clear()
 
     def progress(table: str, removed: int, so_far: int) -> None:
+        announce_stop()
         if not args.quiet:
             _eprint(f"cleanup: {table}: removed {removed} (total {so_far})")
 
     failed = False
-    with _stop_on_signals(stop), _open_factory(settings, settings.maintenance_url) as factory:
+    with (
+        _stop_on_signals(stop, received),
+        _open_factory(settings, settings.maintenance_url) as factory,
+    ):
         job = CleanupJob(
             factory,
             batch_size=args.batch_size,
@@ -208,6 +221,7 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
         passes = 0
         while True:
             report = job.run_once(should_stop=stop.is_set)
+            announce_stop()
             passes += 1
             failed = failed or bool(report.errors)
             if args.json:
@@ -225,6 +239,7 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
             if args.interval is None or stop.is_set():
                 break
             stop.wait(args.interval)
+            announce_stop()
             if stop.is_set():
                 break
     if args.interval is not None:

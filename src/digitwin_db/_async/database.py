@@ -23,6 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from digitwin_db.connect_errors import connect_failure_cause
 from digitwin_db.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -222,11 +223,25 @@ class AsyncDatabase:
                     await self._probe()
         except (psycopg.Error, DigitwinDBError) as exc:
             await self._pool.close(timeout=0)
+            cause = await self._connect_failure_cause()
             raise DatabaseUnavailableError(
                 f"cannot connect to PostgreSQL at {self._target} "
-                f"within {self.settings.connect_timeout:g}s ({type(exc).__name__})"
+                f"within {self.settings.connect_timeout:g}s: {cause} ({type(exc).__name__})"
             ) from None
         self._opened = True
+
+    async def _connect_failure_cause(self) -> str:
+        """Why connecting fails: one direct attempt (the pool only says "timeout")."""
+        kwargs = {
+            **self._pool_kwargs,
+            "connect_timeout": max(1, round(self.settings.connect_timeout)),
+        }
+        try:
+            conn = await AsyncConnection.connect(self.settings.url, **kwargs)
+        except psycopg.Error as exc:
+            return connect_failure_cause(exc)
+        await conn.close()
+        return "the server answered on a second attempt (it was starting, or busy)"
 
     async def _probe(self) -> None:
         async with self._pool.connection(timeout=self.settings.connect_timeout) as conn:

@@ -1,0 +1,95 @@
+"""Operability: a failed connection names its real cause (without the password), and the
+cleanup command's signal handler never prints (printing there while the main thread prints
+crashed a `systemctl stop` with "reentrant call")."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from digitwin_db import Database, DatabaseUnavailableError
+from digitwin_db.cli import _stop_on_signals
+from digitwin_db.testing import EmbeddedPostgres
+
+PASSWORD = "Correct-Horse-42"
+ROLE = "digitwin_pw_user"
+
+
+@pytest.fixture
+def password_role(pg_server: EmbeddedPostgres) -> Iterator[str]:
+    """A role that must give its password (the test server trusts everyone else)."""
+    hba = pg_server.data_dir / "pg_hba.conf"
+    original = hba.read_text()
+    rule = f"host all {ROLE} 127.0.0.1/32 scram-sha-256\n"
+    with psycopg.connect(pg_server.url, autocommit=True) as conn:
+        conn.execute("SET password_encryption = 'scram-sha-256'")
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(ROLE)))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(PASSWORD))
+        )
+        hba.write_text(rule + original)
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        yield make_conninfo(pg_server.url, user=ROLE)
+    finally:
+        hba.write_text(original)
+        with psycopg.connect(pg_server.url, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+
+
+def _open_error(url: str) -> str:
+    db = Database(url=url, connect_timeout=2, pool_min_size=1)
+    with pytest.raises(DatabaseUnavailableError) as excinfo:
+        db.open()
+    db.close()
+    return str(excinfo.value)
+
+
+def test_wrong_password_is_named(password_role: str) -> None:
+    ok = Database(url=make_conninfo(password_role, password=PASSWORD), pool_min_size=0)
+    ok.open()  # the right password works
+    ok.close()
+    message = _open_error(make_conninfo(password_role, password="Wrong-Horse-13"))
+    assert "authentication failed" in message
+    assert "Wrong-Horse" not in message and PASSWORD not in message
+
+
+def test_unknown_database_is_named(pg_url: str) -> None:
+    message = _open_error(make_conninfo(pg_url, dbname="no_such_database_here"))
+    assert "the database does not exist" in message
+
+
+def test_refused_connection_is_named() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    message = _open_error(f"postgresql://app:Secret-77@127.0.0.1:{port}/x")
+    assert "connection refused" in message and f"127.0.0.1:{port}" in message
+    assert "Secret-77" not in message
+
+
+class _ExplodingStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise AssertionError(f"the signal handler wrote {text!r}")
+
+
+def test_the_signal_handler_never_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    stop = threading.Event()
+    received: list[str] = []
+    monkeypatch.setattr("sys.stderr", _ExplodingStream())
+    monkeypatch.setattr("sys.stdout", _ExplodingStream())
+    with _stop_on_signals(stop, received):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5)
+        os.kill(os.getpid(), signal.SIGINT)  # a second signal: recorded once, no print
+    assert received == ["SIGTERM"]
