@@ -16,12 +16,15 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from digitwin_db import Database, DatabaseUnavailableError
+from digitwin_db import Database, DatabaseUnavailableError, RepositoryFactory
 from digitwin_db.cli import _stop_on_signals
+from digitwin_db.errors import RateLimitUnavailableError
 from digitwin_db.testing import EmbeddedPostgres
+from tests.conftest import APP_ROLE, RoleUrls
 
 PASSWORD = "Correct-Horse-42"
 ROLE = "digitwin_pw_user"
+USER = "7d6c3a52-30a8-4d6c-9c45-5b1f0e0a9f11"
 
 
 @pytest.fixture
@@ -93,3 +96,21 @@ def test_the_signal_handler_never_prints(monkeypatch: pytest.MonkeyPatch) -> Non
         assert stop.wait(5)
         os.kill(os.getpid(), signal.SIGINT)  # a second signal: recorded once, no print
     assert received == ["SIGTERM"]
+
+
+@pytest.mark.parametrize(("policy", "allowed"), [("allow", True), ("deny", False)])
+def test_rate_limit_on_error_covers_refused_statements(
+    role_urls: RoleUrls, pg_url: str, policy: str, allowed: bool
+) -> None:
+    """A statement the server refuses (here: the application role lost its privileges on
+    the buckets) is a database failure like an outage: rate_limit_on_error decides."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("REVOKE ALL ON rate_limits FROM {}").format(sql.Identifier(APP_ROLE)))
+    with Database(url=role_urls.app, pool_min_size=0, rate_limit_on_error=policy) as db:
+        factory = RepositoryFactory(db)
+        result = factory.rate_limits.check_and_consume(USER, "api", capacity=5, window_seconds=60)
+        assert result.degraded and result.allowed is allowed
+    with Database(url=role_urls.app, pool_min_size=0, rate_limit_on_error="raise") as db:
+        factory = RepositoryFactory(db)
+        with pytest.raises(RateLimitUnavailableError, match="database failed"):
+            factory.rate_limits.check_and_consume(USER, "api", capacity=5, window_seconds=60)

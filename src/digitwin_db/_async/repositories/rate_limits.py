@@ -77,6 +77,12 @@ def _result(
     )
 
 
+# Every database failure the limiter may meet: unreachable, timed out / deadlocked, or a
+# statement the server refused (e.g. prepared statements behind PgBouncer in transaction
+# mode, a missing privilege). Each follows Settings.rate_limit_on_error.
+_DATABASE_FAILURES = (DatabaseUnavailableError, TransientError, QueryError)
+
+
 class AsyncRateLimitRepository(AsyncRepository):
     """Per-(user, endpoint) token buckets: ``capacity`` tokens refilled continuously at
     ``refill_rate`` tokens/s (or ``capacity`` per ``window_seconds``).
@@ -122,7 +128,7 @@ class AsyncRateLimitRepository(AsyncRepository):
             async with self.db.connection("rate_limits.check_and_consume") as conn:
                 cur = await conn.execute(q.CHECK_AND_CONSUME, params)
                 row = await cur.fetchone()
-        except (DatabaseUnavailableError, TransientError) as exc:
+        except _DATABASE_FAILURES as exc:
             return self._undecided("check_and_consume", exc, cap, rate, cst, endpoint)
         if row is None:  # the statement always returns one row
             raise QueryError("rate_limits.check_and_consume: no row returned")
@@ -187,7 +193,7 @@ class AsyncRateLimitRepository(AsyncRepository):
                     raise TransientError(
                         "rate_limits.check_many: buckets kept disappearing (concurrent reset?)"
                     )
-        except (DatabaseUnavailableError, TransientError) as exc:
+        except _DATABASE_FAILURES as exc:
             decider = min(limits, key=lambda lim: lim.config[0] / lim.config[1])
             capacity, rate, cost = decider.config
             return self._undecided("check_many", exc, capacity, rate, cost, decider.endpoint)
@@ -221,7 +227,7 @@ class AsyncRateLimitRepository(AsyncRepository):
             async with self.db.connection("rate_limits.peek") as conn:
                 cur = await conn.execute(q.PEEK, params)
                 row = await cur.fetchone()
-        except (DatabaseUnavailableError, TransientError) as exc:
+        except _DATABASE_FAILURES as exc:
             return self._undecided("peek", exc, cap, rate, cst, endpoint)
         if row is None:
             raise QueryError("rate_limits.peek: no row returned")
@@ -231,7 +237,7 @@ class AsyncRateLimitRepository(AsyncRepository):
     def _undecided(
         self,
         op: str,
-        exc: DatabaseUnavailableError | TransientError,
+        exc: DatabaseUnavailableError | TransientError | QueryError,
         capacity: float,
         rate: float,
         cost: float,
@@ -241,10 +247,10 @@ class AsyncRateLimitRepository(AsyncRepository):
         policy = self.db.settings.rate_limit_on_error
         if policy == "raise":
             raise RateLimitUnavailableError(
-                f"rate_limits.{op}: cannot decide, the database did not answer ({exc})"
+                f"rate_limits.{op}: cannot decide, the database failed ({exc})"
             ) from exc
         logger.warning(
-            "rate_limits.%s: database did not answer (%s); rate_limit_on_error=%s",
+            "rate_limits.%s: database failed (%s); rate_limit_on_error=%s",
             op,
             type(exc).__name__,
             policy,

@@ -79,6 +79,12 @@ def _result(
     )
 
 
+# Every database failure the limiter may meet: unreachable, timed out / deadlocked, or a
+# statement the server refused (e.g. prepared statements behind PgBouncer in transaction
+# mode, a missing privilege). Each follows Settings.rate_limit_on_error.
+_DATABASE_FAILURES = (DatabaseUnavailableError, TransientError, QueryError)
+
+
 class RateLimitRepository(Repository):
     """Per-(user, endpoint) token buckets: ``capacity`` tokens refilled continuously at
     ``refill_rate`` tokens/s (or ``capacity`` per ``window_seconds``).
@@ -124,7 +130,7 @@ class RateLimitRepository(Repository):
             with self.db.connection("rate_limits.check_and_consume") as conn:
                 cur = conn.execute(q.CHECK_AND_CONSUME, params)
                 row = cur.fetchone()
-        except (DatabaseUnavailableError, TransientError) as exc:
+        except _DATABASE_FAILURES as exc:
             return self._undecided("check_and_consume", exc, cap, rate, cst, endpoint)
         if row is None:  # the statement always returns one row
             raise QueryError("rate_limits.check_and_consume: no row returned")
@@ -189,7 +195,7 @@ class RateLimitRepository(Repository):
                     raise TransientError(
                         "rate_limits.check_many: buckets kept disappearing (concurrent reset?)"
                     )
-        except (DatabaseUnavailableError, TransientError) as exc:
+        except _DATABASE_FAILURES as exc:
             decider = min(limits, key=lambda lim: lim.config[0] / lim.config[1])
             capacity, rate, cost = decider.config
             return self._undecided("check_many", exc, capacity, rate, cost, decider.endpoint)
@@ -223,7 +229,7 @@ class RateLimitRepository(Repository):
             with self.db.connection("rate_limits.peek") as conn:
                 cur = conn.execute(q.PEEK, params)
                 row = cur.fetchone()
-        except (DatabaseUnavailableError, TransientError) as exc:
+        except _DATABASE_FAILURES as exc:
             return self._undecided("peek", exc, cap, rate, cst, endpoint)
         if row is None:
             raise QueryError("rate_limits.peek: no row returned")
@@ -233,7 +239,7 @@ class RateLimitRepository(Repository):
     def _undecided(
         self,
         op: str,
-        exc: DatabaseUnavailableError | TransientError,
+        exc: DatabaseUnavailableError | TransientError | QueryError,
         capacity: float,
         rate: float,
         cost: float,
@@ -243,10 +249,10 @@ class RateLimitRepository(Repository):
         policy = self.db.settings.rate_limit_on_error
         if policy == "raise":
             raise RateLimitUnavailableError(
-                f"rate_limits.{op}: cannot decide, the database did not answer ({exc})"
+                f"rate_limits.{op}: cannot decide, the database failed ({exc})"
             ) from exc
         logger.warning(
-            "rate_limits.%s: database did not answer (%s); rate_limit_on_error=%s",
+            "rate_limits.%s: database failed (%s); rate_limit_on_error=%s",
             op,
             type(exc).__name__,
             policy,
