@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     pool_max_lifetime: float = Field(default=3600.0, gt=0)
     # Seconds close() waits for checked-out connections to come back.
     pool_close_timeout: float = Field(default=5.0, ge=0)
+    # Circuit breaker (digitwin_db.circuit): after this many consecutive connection failures
+    # calls fail at once for circuit_breaker_open_seconds, then one probe call is let through;
+    # 0 disables it.
+    circuit_breaker_failures: int = Field(default=1, ge=0, le=1000)
+    circuit_breaker_open_seconds: float = Field(default=2.0, ge=0, le=3600)
     # Server-side statement_timeout in milliseconds; 0 disables it.
     statement_timeout_ms: int = Field(default=30_000, ge=0)
     lock_timeout_ms: int = Field(default=5_000, ge=0)

@@ -24,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from digitwin_db.circuit import CircuitBreaker, outage_cause
 from digitwin_db.connect_errors import connect_failure_cause
 from digitwin_db.errors import (
     ConfigurationError,
@@ -82,11 +83,13 @@ class ConnectionScope:
     def __enter__(self) -> Connection[Any]:
         db = self._db
         db._ensure_open()
+        db.breaker.before_call()  # fails fast while the server is known to be down
         self._start = time.perf_counter()
         try:
             self._conn = db._pool.getconn()
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
             self._record(failed=True)
+            self._breaker_outcome(exc)
             raise_translated(exc, self._op)
         return self._conn
 
@@ -104,8 +107,18 @@ class ConnectionScope:
                 self._db._pool.putconn(conn)
         finally:
             self._record(failed=exc is not None)
+            self._breaker_outcome(exc)
         if isinstance(exc, psycopg.Error | psycopg_pool.PoolClosed):
             raise_translated(exc, self._op)
+
+    def _breaker_outcome(self, exc: BaseException | None) -> None:
+        cause = None if exc is None else outage_cause(exc)
+        if cause is not None:
+            self._db.breaker.record_failure(cause)
+        elif exc is None or isinstance(exc, psycopg.Error):
+            self._db.breaker.record_success()  # the server answered
+        else:
+            self._db.breaker.release_probe()  # e.g. cancelled: nothing learnt
 
     def _record(self, *, failed: bool) -> None:
         if self._op:
@@ -157,6 +170,12 @@ class Database:
         # only what follows the last "@".
         host = str(params.get("host") or "localhost").rsplit("@", 1)[-1]
         self._target = f"{host}:{params.get('port') or 5432}"
+        # Fails calls fast while the server is known to be down (digitwin_db.circuit).
+        self.breaker = CircuitBreaker(
+            failure_threshold=settings.circuit_breaker_failures,
+            open_seconds=settings.circuit_breaker_open_seconds,
+            name=f"database {self._target}",
+        )
         options = [f"-c statement_timeout={settings.statement_timeout_ms}"]
         options.append(f"-c lock_timeout={settings.lock_timeout_ms}")
         kwargs: dict[str, Any] = {
