@@ -730,6 +730,7 @@ SCENARIOS: dict[str, Callable[[Env], list[Scenario]]] = {
     "scale": scale,
     "cleanup": cleanup,
     "audit_chain": security.audit_chain,
+    "rls": security.rls,
 }
 
 # Every scenario key a complete run reports (the smoke test checks them).
@@ -747,4 +748,6 @@ SCENARIO_KEYS = [
     "cleanup_under_load",
     "audit_chain_log",
     "audit_chain_log_8_threads",
+    "rls_list_for_user",
+    "rls_users_get",
 ]

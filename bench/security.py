@@ -137,3 +137,75 @@ def audit_chain(env: Any) -> list[Scenario]:
             single.extra["chain verified after the run"] = str(report.ok)
             single.extra["rows verified"] = report.rows_checked
     return [single, threaded]
+
+
+SCOPED = "scoped: for_user(u).voice_models.list_for_user(u)"
+UNSCOPED_APP = "unscoped, application role (policies on)"
+UNSCOPED_OWNER = "unscoped, owner (row security bypassed)"
+SCOPED_GET = "scoped: for_user(u).users.get(u)"
+UNSCOPED_GET_APP = "unscoped users.get, application role"
+UNSCOPED_GET_OWNER = "unscoped users.get, owner"
+BENCH_APP_ROLE = "digitwin_bench_app"
+BENCH_MAINTENANCE_ROLE = "digitwin_bench_maintenance"
+
+
+def _roles(pg_url: str) -> str:
+    """The application role on the bench server (granted with `grant`); its URL."""
+    from psycopg.conninfo import make_conninfo
+
+    from digitwin_db.privileges import grant
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for role in (BENCH_APP_ROLE, BENCH_MAINTENANCE_ROLE):
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    grant(pg_url, app=BENCH_APP_ROLE, maintenance=BENCH_MAINTENANCE_ROLE)
+    return make_conninfo(pg_url, user=BENCH_APP_ROLE)
+
+
+def rls(env: Any) -> list[Scenario]:
+    cfg = env.config
+    listing = Scenario("rls_list_for_user", "row-level security: list a user's models", SCOPED)
+    listing.note = (
+        "the scoped call is a transaction (BEGIN, SET LOCAL digitwin.user_id, the query, "
+        "COMMIT: 3 extra round trips); 50 users with 4 models each"
+    )
+    getting = Scenario("rls_users_get", "row-level security: users.get by id", SCOPED_GET)
+    with sibling_database(env.pg_url, "bench_rls") as url:
+        app_url = _roles(url)
+        with _factory(url) as owner, _factory(app_url) as app:
+            users = []
+            for i in range(50):
+                user = owner.users.create(email=f"rls{i}@example.com", name=f"User {i}")
+                for j in range(4):
+                    owner.voice_models.create(
+                        user_id=user.id, name=f"m{j}", provider="p", model_ref="r"
+                    )
+                users.append(user.id)
+            n = len(users)
+            scopes = [app.for_user(u) for u in users]
+            listing.results.update(
+                measure_sync(
+                    {
+                        SCOPED: lambda i: scopes[i % n].voice_models.list_for_user(users[i % n]),
+                        UNSCOPED_APP: lambda i: app.voice_models.list_for_user(users[i % n]),
+                        UNSCOPED_OWNER: lambda i: owner.voice_models.list_for_user(users[i % n]),
+                    },
+                    ops=cfg.ops,
+                    rounds=cfg.rounds,
+                    warmup=cfg.warmup,
+                )
+            )
+            getting.results.update(
+                measure_sync(
+                    {
+                        SCOPED_GET: lambda i: scopes[i % n].users.get(users[i % n]),
+                        UNSCOPED_GET_APP: lambda i: app.users.get(users[i % n]),
+                        UNSCOPED_GET_OWNER: lambda i: owner.users.get(users[i % n]),
+                    },
+                    ops=cfg.ops,
+                    rounds=cfg.rounds,
+                    warmup=cfg.warmup,
+                )
+            )
+    return [listing, getting]
