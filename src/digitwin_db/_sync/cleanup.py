@@ -21,6 +21,7 @@ from typing import Any
 from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db.errors import DigitwinDBError, ValidationError
 from digitwin_db.models.audit import CleanupJobReport
+from digitwin_db.validation import shown
 
 __all__ = ["DEFAULT_BATCH_SIZE", "CleanupJob", "Progress"]
 
@@ -29,6 +30,8 @@ logger = logging.getLogger("digitwin_db.cleanup")
 #: Rows per delete statement: large enough to be efficient, small enough that each batch
 #: holds its row locks for milliseconds.
 DEFAULT_BATCH_SIZE = 5000
+#: The largest batch the repositories' cleanups accept.
+MAX_BATCH_SIZE = 1_000_000
 
 #: Called after every step or batch with (table, rows removed by it, rows removed from that
 #: table so far in this pass).
@@ -58,8 +61,14 @@ class CleanupJob:
         rate_limit_idle_seconds: float | None = None,
         progress: Progress | None = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= MAX_BATCH_SIZE
+        ):
+            raise ValidationError(
+                f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {shown(batch_size)}"
+            )
         settings = factory.db.settings
         self.factory = factory
         self.batch_size = batch_size

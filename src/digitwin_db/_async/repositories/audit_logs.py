@@ -31,7 +31,7 @@ from digitwin_db.models.audit import (
 )
 from digitwin_db.models.common import Page
 from digitwin_db.sql import audit_logs as q
-from digitwin_db.validation import check_json_object, check_number, check_text, parse_uuid
+from digitwin_db.validation import check_json_object, check_number, check_text, parse_uuid, shown
 
 __all__ = ["AsyncAuditLogRepository"]
 
@@ -65,7 +65,7 @@ def _action(value: object) -> str:
         raise ValidationError("action must be a non-empty string such as 'user.created'")
     if len(value) > ACTION_MAX or not set(value) <= _ACTION_CHARS:
         raise ValidationError(
-            f"action {value!r:.120} is invalid: 1 to {ACTION_MAX} characters among "
+            f"action {shown(value)} is invalid: 1 to {ACTION_MAX} characters among "
             "letters, digits and _ . : / -"
         )
     return value
@@ -73,7 +73,9 @@ def _action(value: object) -> str:
 
 def _result(value: object) -> str:
     if value not in AUDIT_RESULTS:
-        raise ValidationError(f"result must be one of {', '.join(AUDIT_RESULTS)}, got {value!r}")
+        raise ValidationError(
+            f"result must be one of {', '.join(AUDIT_RESULTS)}, got {shown(value)}"
+        )
     assert isinstance(value, str)
     return value
 
@@ -90,7 +92,7 @@ def _ip(value: object) -> str | None:
     # inet has no place for an IPv6 zone ("fe80::1%eth0").
     if address is not None and getattr(address, "scope_id", None) is None:
         return str(address)
-    raise ValidationError(f"ip_address must be an IPv4 or IPv6 address, got {value!r:.80}")
+    raise ValidationError(f"ip_address must be an IPv4 or IPv6 address, got {shown(value)}")
 
 
 def _when(value: object, field: str) -> datetime | None:
@@ -105,7 +107,9 @@ def _when(value: object, field: str) -> datetime | None:
 
 def _count(value: object, field: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationError(f"{field} must be an integer from {low} to {high}, got {value!r}")
+        raise ValidationError(
+            f"{field} must be an integer from {low} to {high}, got {shown(value)}"
+        )
     return value
 
 

@@ -31,7 +31,7 @@ from digitwin_db.ratelimit_policy import (
     check_user_id,
 )
 from digitwin_db.sql import rate_limits as q
-from digitwin_db.validation import check_number
+from digitwin_db.validation import check_number, shown
 
 __all__ = ["AsyncRateLimitRepository"]
 
@@ -323,7 +323,9 @@ class AsyncRateLimitRepository(AsyncRepository):
         else:
             raise ValidationError("older_than must be a timedelta or a number of seconds")
         if not (seconds > 0 and math.isfinite(seconds)):
-            raise ValidationError(f"older_than must be positive and finite, not {older_than!r}")
+            raise ValidationError(
+                f"older_than must be positive and finite, not {shown(older_than)}"
+            )
         deleted = 0
         async with self.db.connection("rate_limits.cleanup_idle") as conn:
             cur = await conn.execute(q.HEAP_BLOCKS)

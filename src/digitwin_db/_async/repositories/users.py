@@ -15,7 +15,7 @@ from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.common import Page
 from digitwin_db.models.users import SUBSCRIPTION_TIERS, User
 from digitwin_db.sql import users as q
-from digitwin_db.validation import check_page, check_text
+from digitwin_db.validation import check_page, check_text, shown
 
 # Text and JSON checks that also refuse what psycopg cannot encode (lone surrogates).
 json_param = AsyncSoftDeleteRepository.json_param
@@ -54,7 +54,7 @@ def check_traits(value: object) -> list[str]:
 def check_tier(value: object) -> str:
     if not isinstance(value, str) or value not in SUBSCRIPTION_TIERS:
         raise ValidationError(
-            f"subscription_tier must be one of {', '.join(SUBSCRIPTION_TIERS)}, got {value!r}"
+            f"subscription_tier must be one of {', '.join(SUBSCRIPTION_TIERS)}, got {shown(value)}"
         )
     return value
 
@@ -63,7 +63,7 @@ def check_timestamp(value: object, what: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ValidationError(f"{what} must be a timezone-aware datetime, got {value!r}")
+        raise ValidationError(f"{what} must be a timezone-aware datetime, got {shown(value)}")
     return value
 
 

@@ -17,7 +17,7 @@ from digitwin_db._sync.repositories.soft_delete import SoftDeleteRepository
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.ai_models import MODEL_STATUSES, AIModel, FaceModel, VoiceModel
 from digitwin_db.sql import ai_models as q
-from digitwin_db.validation import check_number, check_optional_int, check_text
+from digitwin_db.validation import check_number, check_optional_int, check_text, shown
 
 # Text and JSON checks that also refuse what psycopg cannot encode (lone surrogates).
 json_param = SoftDeleteRepository.json_param
@@ -29,7 +29,9 @@ _RESOLUTION_LENGTH = 11  # "99999x99999"
 
 def check_status(value: object) -> str:
     if not isinstance(value, str) or value not in MODEL_STATUSES:
-        raise ValidationError(f"status must be one of {', '.join(MODEL_STATUSES)}, got {value!r}")
+        raise ValidationError(
+            f"status must be one of {', '.join(MODEL_STATUSES)}, got {shown(value)}"
+        )
     return value
 
 
@@ -57,7 +59,7 @@ def check_resolution(value: object) -> str | None:
     if not (sep and 2 <= len(width) <= 5 and 2 <= len(height) <= 5) or not (
         width.isascii() and width.isdigit() and height.isascii() and height.isdigit()
     ):
-        raise ValidationError(f"resolution must look like 1920x1080, got {text!r}")
+        raise ValidationError(f"resolution must look like 1920x1080, got {shown(text)}")
     return text
 
 

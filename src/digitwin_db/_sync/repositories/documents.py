@@ -34,7 +34,7 @@ from digitwin_db.models.documents import (
     KnowledgeDocument,
 )
 from digitwin_db.sql import documents as q
-from digitwin_db.validation import check_optional_int, check_page, check_text, parse_uuid
+from digitwin_db.validation import check_optional_int, check_page, check_text, parse_uuid, shown
 
 __all__ = ["KnowledgeDocumentRepository"]
 
@@ -76,7 +76,7 @@ def _mime_type(value: object) -> str:
     if len(mime) > MIME_TYPE_MAX or not _MIME_TYPE.fullmatch(mime):
         raise ValidationError(
             f"mime_type must look like 'type/subtype' (e.g. 'text/markdown', no parameters), "
-            f"got {value!r:.80}"
+            f"got {shown(value)}"
         )
     return mime
 
@@ -118,7 +118,7 @@ def _bounded_query(text: str) -> str:
 def _status(value: object, what: str = "status") -> str:
     if not isinstance(value, str) or value not in DOCUMENT_STATUSES:
         raise ValidationError(
-            f"{what} must be one of {', '.join(DOCUMENT_STATUSES)}, got {value!r:.60}"
+            f"{what} must be one of {', '.join(DOCUMENT_STATUSES)}, got {shown(value)}"
         )
     return value
 

@@ -33,7 +33,7 @@ from digitwin_db.ratelimit_policy import (
     check_user_id,
 )
 from digitwin_db.sql import rate_limits as q
-from digitwin_db.validation import check_number
+from digitwin_db.validation import check_number, shown
 
 __all__ = ["RateLimitRepository"]
 
@@ -325,7 +325,9 @@ class RateLimitRepository(Repository):
         else:
             raise ValidationError("older_than must be a timedelta or a number of seconds")
         if not (seconds > 0 and math.isfinite(seconds)):
-            raise ValidationError(f"older_than must be positive and finite, not {older_than!r}")
+            raise ValidationError(
+                f"older_than must be positive and finite, not {shown(older_than)}"
+            )
         deleted = 0
         with self.db.connection("rate_limits.cleanup_idle") as conn:
             cur = conn.execute(q.HEAP_BLOCKS)
