@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Bring up the database, apply migrations, seed demo data.
 #
-#   scripts/init_db.sh [start]   set up (idempotent: a second run changes nothing)
+#   scripts/init_db.sh [start] [--seed]   set up (idempotent: a second run changes nothing);
+#                                demo data goes into the embedded server, into the server
+#                                in DATABASE_URL only with --seed
 #   scripts/init_db.sh stop      stop the embedded server
 #   scripts/init_db.sh status    is the embedded server running? what is applied?
 #
@@ -26,6 +28,7 @@ resolve_paths() {
 resolve_paths
 DB_NAME="${DIGITWIN_DB_NAME:-digitwin}"
 DB_USER="digitwin"
+OWNER_URL=""  # set by start_embedded: the embedded cluster's owner
 
 # pg BINARY ARGS...: run a server binary from / (the postgres user may not enter $ROOT).
 pg() { (cd / && as_pg "$PG_BINDIR/$1" "${@:2}"); }
@@ -151,10 +154,27 @@ write_env() {
 }
 
 cmd_start() {
+    local seed=auto
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --seed) seed=yes; shift ;;
+            *) usage_error "unknown option for start: $1 (start [--seed])" ;;
+        esac
+    done
     ensure_venv
+    # DATABASE_URL exported from this script's own .env names the embedded server: start
+    # it (it may be stopped) rather than treat it as an external server.
+    if [ -n "${DATABASE_URL:-}" ] && [ -f "$PGDATA_DIR/PG_VERSION" ] && [ -f .env ] \
+        && grep -qxF "DATABASE_URL=$DATABASE_URL" .env; then
+        log "DATABASE_URL is the embedded server's (from .env)"
+        unset DATABASE_URL
+    fi
     if [ -n "${DATABASE_URL:-}" ]; then
         log "using the server in DATABASE_URL"
         export DATABASE_URL
+        # Migrations run as OWNER_DATABASE_URL when given in the environment, else as
+        # DATABASE_URL — never as an owner URL .env holds for the embedded server.
+        export OWNER_DATABASE_URL="${OWNER_DATABASE_URL:-$DATABASE_URL}"
         log "applying migrations"
         "$PY" -m digitwin_db migrate
     else
@@ -170,8 +190,13 @@ cmd_start() {
             "MAINTENANCE_DATABASE_URL=$MAINTENANCE_URL"
         export DATABASE_URL="$EMBEDDED_URL"
     fi
-    log "seeding demo data"
-    "$PY" -m digitwin_db seed
+    # Demo users go into the embedded server; into another server only when asked.
+    if [ "$seed" = yes ] || [ -n "$OWNER_URL" ]; then
+        log "seeding demo data"
+        "$PY" -m digitwin_db seed
+    else
+        log "not seeding demo data into the server in DATABASE_URL (pass --seed to do it)"
+    fi
     local safe
     safe="$(redact "$DATABASE_URL")"
     echo "DATABASE_URL=$safe   (full URL with password: .env)"
@@ -204,9 +229,9 @@ cmd_status() {
 }
 
 case "${1:-start}" in
-    start) cmd_start ;;
+    start) shift || true; cmd_start "$@" ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
-    -h|--help|help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown command '$1' (start | stop | status)" ;;
+    -h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *) usage_error "unknown command '$1' (start [--seed] | stop | status)" ;;
 esac

@@ -7,6 +7,8 @@ PY="$VENV/bin/python"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# usage_error MESSAGE: bad usage (unknown command or option) exits 2, like the CLI.
+usage_error() { printf 'error: %s\n' "$*" >&2; exit 2; }
 
 # find_pg_bindir: print the directory holding initdb/postgres/pg_ctl, or nothing.
 find_pg_bindir() {

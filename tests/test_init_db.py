@@ -9,11 +9,13 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,9 +43,10 @@ def project_copy(tmp_path: Path) -> Iterator[Path]:
 
 
 def _runner(root: Path, venv: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
         env["VENV"] = str(venv)
+        env.update(extra_env)
         return subprocess.run(
             ["bash", str(root / "scripts" / "init_db.sh"), *args],
             cwd=root,
@@ -90,3 +93,37 @@ def test_init_db_creates_the_roles_and_writes_the_application_url(project_copy: 
     again = run()
     assert again.returncode == 0, again.stderr
     assert _env(project_copy) == env
+
+
+def test_init_db_starts_its_stopped_server_and_seeds_only_it(
+    project_copy: Path, pg_url: str
+) -> None:
+    run = _runner(project_copy, project_copy.parent / "venv")
+    assert run("restart").returncode == 2
+    assert run("start", "--bogus").returncode == 2
+    assert run().returncode == 0
+    env = _env(project_copy)
+    assert run("stop").returncode == 0
+    # DATABASE_URL exported from its own .env while the server is stopped: started again.
+    done = run(DATABASE_URL=env["DATABASE_URL"])
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (2,)
+    # Another server in DATABASE_URL: migrated, but no demo users unless --seed.
+    name = f"initdb_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    other = pg_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        done = run(DATABASE_URL=other)
+        assert done.returncode == 0, done.stderr
+        assert "--seed" in done.stderr
+        with psycopg.connect(other) as conn:
+            assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)
+        done = run("start", "--seed", DATABASE_URL=other)
+        assert done.returncode == 0, done.stderr
+        with psycopg.connect(other) as conn:
+            assert conn.execute("SELECT count(*) FROM users").fetchone() == (2,)
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -8,15 +8,19 @@ import io
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from digitwin_db import Database, DatabaseUnavailableError, RepositoryFactory
+from digitwin_db import Database, DatabaseUnavailableError, RepositoryFactory, Settings
 from digitwin_db.cli import _stop_on_signals
 from digitwin_db.errors import RateLimitUnavailableError
 from digitwin_db.testing import EmbeddedPostgres
@@ -114,3 +118,71 @@ def test_rate_limit_on_error_covers_refused_statements(
         factory = RepositoryFactory(db)
         with pytest.raises(RateLimitUnavailableError, match="database failed"):
             factory.rate_limits.check_and_consume(USER, "api", capacity=5, window_seconds=60)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "digitwin_db", *args],
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_env_file_is_named_by_digitwin_db_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "elsewhere.env"
+    env_file.write_text("DATABASE_URL=postgresql://app@db.example:5432/named\nPOOL_MAX_SIZE=7\n")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("POOL_MAX_SIZE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    assert Settings().url == "postgresql://localhost:5432/digitwin"
+    monkeypatch.setenv("DIGITWIN_DB_ENV_FILE", str(env_file))
+    settings = Settings()
+    assert settings.url.endswith("/named") and settings.pool_max_size == 7
+    # ... and only the working directory's .env otherwise (not a parent's).
+    monkeypatch.delenv("DIGITWIN_DB_ENV_FILE")
+    (tmp_path / ".env").write_text("DATABASE_URL=postgresql://app@db.example:5432/here\n")
+    child = tmp_path / "sub"
+    child.mkdir()
+    assert Settings().url.endswith("/here")
+    monkeypatch.chdir(child)
+    assert Settings().url == "postgresql://localhost:5432/digitwin"
+
+
+def test_health_prints_readable_text(pg_url: str) -> None:
+    done = _cli("health", env={"DATABASE_URL": pg_url})
+    assert done.returncode in (0, 1), done.stderr
+    pool = next(line for line in done.stdout.splitlines() if line.strip().startswith("pool"))
+    assert "{" not in pool and "pool_max" in pool, pool
+
+
+def test_unknown_table_is_bad_usage(pg_url: str) -> None:
+    done = _cli("maintenance", "report", "--table", "no_such_table", env={"DATABASE_URL": pg_url})
+    assert done.returncode == 2 and "no_such_table" in done.stderr, done.stderr
+
+
+def test_a_cleanup_with_nothing_to_do_prints_one_line(pg_url: str) -> None:
+    done = _cli("cleanup", "--once", env={"DATABASE_URL": pg_url})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("\n") == 1 and done.stdout.startswith("removed 0 rows")
+    assert done.stderr == ""
+
+
+def test_backups_are_readable_by_their_owner_only(pg_url: str, tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "db_backup.sh"
+    done = subprocess.run(
+        ["bash", str(script), "--dir", str(tmp_path / "b")],
+        env={**os.environ, "DATABASE_URL": pg_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    backup = Path(done.stdout.strip())
+    assert backup.stat().st_mode & 0o777 == 0o600
+    bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
+    assert bad.returncode == 2

@@ -93,7 +93,8 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
         _print(f"database   {'ok' if db.ok else 'FAILING'}  {settings.safe_url}")
         _print(f"  latency  {db.latency_ms} ms, server {db.server_version}")
         _print(f"  pending  {', '.join(db.pending_migrations) or 'none'}")
-        _print(f"  pool     {db.pool}")
+        pool = ", ".join(f"{key} {value}" for key, value in sorted(db.pool.items()))
+        _print(f"  pool     {pool or 'no statistics'}")
         for check in report.repositories:
             state = "ok" if check.ok else f"FAILING: {check.error}"
             _print(f"{check.name:10} {state}")
@@ -202,10 +203,28 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
             _eprint(f"cleanup: {received.pop()} received, stopping after this batch")
             received.clear()
 
+    terminal = sys.stderr.isatty()
+    shown_bar: list[bool] = []
+
     def progress(table: str, removed: int, so_far: int) -> None:
         announce_stop()
-        if not args.quiet:
-            _eprint(f"cleanup: {table}: removed {removed} (total {so_far})")
+        # A batch that removed nothing says nothing: a pass with nothing to do prints only
+        # its one summary line. On a terminal the line is rewritten in place (a progress
+        # line); otherwise one line per batch, for logs.
+        if args.quiet or removed == 0:
+            return
+        line = f"cleanup: {table}: removed {removed} (total {so_far})"
+        if terminal:
+            sys.stderr.write(f"\r\x1b[K{line}")
+            sys.stderr.flush()
+            shown_bar[:] = [True]
+        else:
+            _eprint(line)
+
+    def end_bar() -> None:
+        if shown_bar:
+            sys.stderr.write("\n")
+            shown_bar.clear()
 
     failed = False
     with (
@@ -221,6 +240,7 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
         passes = 0
         while True:
             report = job.run_once(should_stop=stop.is_set)
+            end_bar()
             announce_stop()
             passes += 1
             failed = failed or bool(report.errors)
@@ -293,6 +313,16 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_maintenance(args: argparse.Namespace, settings: Settings) -> int:
+    from digitwin_db.errors import ValidationError
+
+    try:
+        return _maintenance(args, settings)
+    except ValidationError as exc:  # e.g. an unknown --table: bad usage
+        print(f"digitwin-db maintenance: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _maintenance(args: argparse.Namespace, settings: Settings) -> int:
     with _open_factory(settings) as factory:
         if args.action == "vacuum":
             timings = factory.maintenance.vacuum_analyze(args.tables or None)

@@ -7,7 +7,8 @@ Every field maps to an environment variable of the same name in upper case, e.g.
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
 
 import pydantic
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -18,6 +19,8 @@ from digitwin_db.redaction import redact
 __all__ = ["Settings", "describe_settings_error", "redact_url"]
 
 DEFAULT_URL = "postgresql://localhost:5432/digitwin"
+#: Environment variable naming the .env file to read (default: ".env" in the working directory).
+ENV_FILE_VARIABLE = "DIGITWIN_DB_ENV_FILE"
 
 
 def redact_url(url: str) -> str:
@@ -114,6 +117,14 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=90, ge=1)
     # Rate-limit buckets untouched this long are removed by the cleanup job (seconds).
     rate_limit_idle_seconds: float = Field(default=86_400.0, gt=0)
+
+    def __init__(self, **values: Any) -> None:
+        # The .env file: DIGITWIN_DB_ENV_FILE names it; otherwise ".env" in the working
+        # directory (only there: not next to the package, not in a parent directory).
+        path = os.environ.get(ENV_FILE_VARIABLE)
+        if path and "_env_file" not in values:
+            values["_env_file"] = path
+        super().__init__(**values)
 
     @field_validator("prepare_threshold", "kv_default_ttl", mode="before")
     @classmethod
