@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -186,3 +190,57 @@ def test_backups_are_readable_by_their_owner_only(pg_url: str, tmp_path: Path) -
     assert backup.stat().st_mode & 0o777 == 0o600
     bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
     assert bad.returncode == 2
+
+
+@pytest.fixture
+def strict_pgbouncer(pg_server: EmbeddedPostgres) -> Iterator[str]:
+    """A real PgBouncer in transaction mode WITHOUT ``ignore_startup_parameters = options``
+    (the misconfiguration the error message must name); yields its URL."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        pytest.fail("pgbouncer is not installed (scripts/lib.sh installs it as root)")
+    # Under /tmp itself: pytest's tmp_path is private to root, pgbouncer runs as postgres.
+    workdir = Path(tempfile.mkdtemp(prefix="digitwin-pgbouncer-"))
+    workdir.chmod(0o755)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    user = str(psycopg.conninfo.conninfo_to_dict(pg_server.url).get("user") or "postgres")
+    (workdir / "userlist.txt").write_text(f'"{user}" ""\n')
+    (workdir / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"test = host=127.0.0.1 port={pg_server.port} dbname=test\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {workdir / 'userlist.txt'}\n"
+        "pool_mode = transaction\n"
+        f"logfile = {workdir / 'pgbouncer.log'}\npidfile = {workdir / 'pgbouncer.pid'}\n"
+    )
+    command = [binary, str(workdir / "pgbouncer.ini")]
+    if os.geteuid() == 0:  # pgbouncer refuses to run as root
+        subprocess.run(["chown", "-R", "postgres:postgres", str(workdir)], check=True)
+        drop = ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--"]
+        command = [*drop, *command]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"postgresql://{user}@127.0.0.1:{port}/test"
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"pgbouncer exited: {proc.stdout.read().decode() if proc.stdout else ''}"
+                )
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_a_startup_parameter_pgbouncer_rejects_is_named(strict_pgbouncer: str) -> None:
+    message = _open_error(strict_pgbouncer)
+    assert "PgBouncer rejects a startup parameter" in message
+    assert "ignore_startup_parameters = options" in message
