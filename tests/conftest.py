@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -15,6 +16,9 @@ from psycopg.conninfo import make_conninfo
 
 from digitwin_db import migrations
 from digitwin_db.testing import EmbeddedPostgres, embedded_postgres
+
+if TYPE_CHECKING:
+    from digitwin_db import RepositoryFactory
 
 
 @pytest.fixture(scope="session")
@@ -113,3 +117,15 @@ def app_conn(role_urls: RoleUrls, pg_url: str) -> Iterator[psycopg.Connection]:
     """A plain autocommit connection as the application role (not a superuser)."""
     with psycopg.connect(role_urls.app, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def app_factory(role_urls: RoleUrls, pg_url: str) -> Iterator[RepositoryFactory]:
+    """A sync factory connected as the application role."""
+    from digitwin_db import Database, RepositoryFactory
+
+    db = Database(url=role_urls.app, pool_min_size=0, pool_max_size=8, pool_timeout=30.0)
+    db.open()
+    factory = RepositoryFactory(db)
+    yield factory
+    factory.close()

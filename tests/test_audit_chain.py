@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -20,15 +19,6 @@ from psycopg.types.json import Jsonb
 from digitwin_db import Database, RepositoryFactory, migrations
 from digitwin_db.audit_chain import GENESIS
 from tests.conftest import RoleUrls
-
-
-@pytest.fixture
-def app_factory(role_urls: RoleUrls, pg_url: str) -> Iterator[RepositoryFactory]:
-    db = Database(url=role_urls.app, pool_min_size=0, pool_max_size=8, pool_timeout=30.0)
-    db.open()
-    factory = RepositoryFactory(db)
-    yield factory
-    factory.close()
 
 
 @pytest.fixture

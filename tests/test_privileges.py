@@ -29,15 +29,6 @@ _SNAPSHOT = "SELECT * FROM audit_logs ORDER BY id"
 
 
 @pytest.fixture
-def app_factory(role_urls: RoleUrls, pg_url: str) -> Iterator[RepositoryFactory]:
-    db = Database(url=role_urls.app, pool_min_size=0, pool_max_size=4, pool_timeout=10.0)
-    db.open()
-    factory = RepositoryFactory(db)
-    yield factory
-    factory.close()
-
-
-@pytest.fixture
 def maintenance_factory(role_urls: RoleUrls, pg_url: str) -> Iterator[RepositoryFactory]:
     db = Database(url=role_urls.maintenance, pool_min_size=0, pool_max_size=2)
     db.open()
