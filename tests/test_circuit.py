@@ -161,3 +161,29 @@ def test_outage_fails_fast_and_recovers(own_server: EmbeddedPostgres) -> None:
         assert factory.users.count() == 0
     finally:
         factory.close()
+
+
+def test_one_killed_connection_does_not_open_it(pg_url: str) -> None:
+    """A backend killed during a call (pg_terminate_backend) says nothing about the server:
+    the breaker stays closed and the next call succeeds."""
+    import psycopg
+
+    with Database(url=pg_url, pool_min_size=1, pool_max_size=1) as db:
+        with pytest.raises(DatabaseUnavailableError), db.connection("test.killed") as conn:
+            row = conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert row is not None
+
+            def kill() -> None:
+                time.sleep(0.3)
+                with psycopg.connect(pg_url, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s, 5000)", (row[0],))
+
+            killer = threading.Thread(target=kill)
+            killer.start()
+            try:
+                conn.execute("SELECT pg_sleep(10)")  # killed under way
+            finally:
+                killer.join()
+        assert db.breaker.state == CLOSED
+        with db.connection("test.after") as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)

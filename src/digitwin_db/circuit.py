@@ -1,7 +1,10 @@
 """Fail fast while the database is known to be down: a circuit breaker (pure logic, no I/O).
 
-- **closed** (normal): every call goes through. ``failure_threshold`` consecutive
-  connection failures (the pool timed out, the server refused or vanished) open it.
+- **closed** (normal): every call goes through. ``failure_threshold`` consecutive failed
+  checkouts (the pool could not hand out a connection within ``pool_timeout``: the server
+  refuses, is gone, or — under overload — every connection stayed busy) open it. A
+  connection that breaks during a call (one killed backend) does not: it says nothing
+  about the server.
 - **open**: calls fail at once with :class:`CircuitOpenError` (a
   ``DatabaseUnavailableError`` naming the last cause) instead of each waiting the full
   ``pool_timeout``, for ``open_seconds``.

@@ -89,7 +89,11 @@ class ConnectionScope:
             self._conn = db._pool.getconn()
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
             self._record(failed=True)
-            self._breaker_outcome(exc)
+            cause = outage_cause(exc)
+            if cause is not None:  # no connection could be had: the server is down
+                db.breaker.record_failure(cause)
+            else:
+                db.breaker.release_probe()
             raise_translated(exc, self._op)
         return self._conn
 
@@ -112,13 +116,13 @@ class ConnectionScope:
             raise_translated(exc, self._op)
 
     def _breaker_outcome(self, exc: BaseException | None) -> None:
-        cause = None if exc is None else outage_cause(exc)
-        if cause is not None:
-            self._db.breaker.record_failure(cause)
-        elif exc is None or isinstance(exc, psycopg.Error):
-            self._db.breaker.record_success()  # the server answered
+        # After a checkout: the server answered (success), or the connection broke during
+        # the call — one killed backend says nothing about the server, so it does not open
+        # the breaker (only a failed checkout does); nor does a cancelled call.
+        if exc is None or (isinstance(exc, psycopg.Error) and outage_cause(exc) is None):
+            self._db.breaker.record_success()
         else:
-            self._db.breaker.release_probe()  # e.g. cancelled: nothing learnt
+            self._db.breaker.release_probe()
 
     def _record(self, *, failed: bool) -> None:
         if self._op:
