@@ -26,6 +26,12 @@ APP_TABLES = {
     "kv_cache",
     "cache_stats",
     "rate_limits",
+    # SPEC §2.12: the retention floor, queued GDPR erasures, the audit hash chain's head
+    # and anchors.
+    "audit_policy",
+    "audit_erasure_requests",
+    "audit_chain_head",
+    "audit_chain_anchors",
     "audit_logs",
 }
 
