@@ -68,11 +68,12 @@ class AsyncConnectionScope:
     machinery of two nested context managers cost more than the pool checkout itself.
     """
 
-    __slots__ = ("_conn", "_db", "_op", "_start")
+    __slots__ = ("_conn", "_db", "_op", "_start", "_timeout")
 
-    def __init__(self, db: AsyncDatabase, op: str) -> None:
+    def __init__(self, db: AsyncDatabase, op: str, timeout: float | None = None) -> None:
         self._db = db
         self._op = op
+        self._timeout = timeout
         self._conn: AsyncConnection[Any] | None = None
         self._start = 0.0
 
@@ -81,7 +82,7 @@ class AsyncConnectionScope:
         db._ensure_open()
         self._start = time.perf_counter()
         try:
-            self._conn = await db._pool.getconn()
+            self._conn = await db._pool.getconn(self._timeout)
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
             self._record(failed=True)
             raise_translated(exc, self._op)
@@ -266,15 +267,15 @@ class AsyncDatabase:
                 f"database {self._target} is not open: call open() or use it as a context manager"
             )
 
-    def connection(self, op: str = "") -> AsyncConnectionScope:
+    def connection(self, op: str = "", *, timeout: float | None = None) -> AsyncConnectionScope:
         """A pooled autocommit connection, as an async context manager; psycopg errors
         raised inside become digitwin_db errors.
 
         ``op`` (e.g. ``"users.get"``) names the operation in error messages and statistics.
-        Raises ``DatabaseUnavailableError`` after ``Settings.pool_timeout`` without a free
-        connection.
+        Raises ``DatabaseUnavailableError`` after ``timeout`` seconds (default
+        ``Settings.pool_timeout``) without a free connection.
         """
-        return AsyncConnectionScope(self, op)
+        return AsyncConnectionScope(self, op, timeout)
 
     @asynccontextmanager
     async def transaction(self, op: str = "") -> AsyncIterator[AsyncConnection[Any]]:

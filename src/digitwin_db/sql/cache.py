@@ -12,6 +12,8 @@ from typing import LiteralString
 
 from psycopg import sql
 
+from digitwin_db.cache_registry import CACHES
+
 # ---------------------------------------------------------------- embedding_cache
 
 # One live embedding by (model, text): float32 bytes.
@@ -131,16 +133,14 @@ FLUSH_STATS: LiteralString = (
 # Flushed hit/miss counters of every cache.
 STATS_COUNTERS: LiteralString = "SELECT cache_name, hits, misses FROM cache_stats"
 
-# Live entries and their bytes per cache (full scans: an operator query, not a hot path).
-STATS_SIZES: LiteralString = (
-    "SELECT 'embedding', count(*), coalesce(sum(byte_size), 0)::bigint "
-    "FROM embedding_cache WHERE expires_at > now() "
-    "UNION ALL SELECT 'vector_search', count(*), coalesce(sum(byte_size), 0)::bigint "
-    "FROM vector_search_cache WHERE expires_at > now() "
-    "UNION ALL SELECT 'llm_response', count(*), coalesce(sum(byte_size), 0)::bigint "
-    "FROM llm_response_cache WHERE expires_at > now() "
-    "UNION ALL SELECT 'kv', count(*), coalesce(sum(byte_size), 0)::bigint "
-    "FROM kv_cache WHERE expires_at IS NULL OR expires_at > now()"
+# Live entries and their bytes per cache, one UNION ALL branch per cache of the registry
+# (full scans: an operator query, not a hot path).
+STATS_SIZES = sql.SQL(" UNION ALL ").join(
+    sql.SQL(
+        "SELECT {name}, count(*), coalesce(sum(byte_size), 0)::bigint "
+        "FROM {table} WHERE expires_at IS NULL OR expires_at > now()"
+    ).format(name=sql.Literal(c.name), table=sql.Identifier(c.table))
+    for c in CACHES
 )
 
 # ---------------------------------------------------------------- expiry and caps

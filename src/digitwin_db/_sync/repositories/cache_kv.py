@@ -12,8 +12,9 @@ import inspect
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from digitwin_db._sync.cache_core import CacheCore
 from digitwin_db.cache_codec import (
     KV_PERSON,
     Seconds,
@@ -29,13 +30,11 @@ from digitwin_db.cache_codec import (
 )
 from digitwin_db.errors import (
     DatabaseUnavailableError,
+    QueryError,
     TransientError,
     ValidationError,
 )
 from digitwin_db.sql import cache as q
-
-if TYPE_CHECKING:
-    from digitwin_db._sync.repositories.cache import CacheRepository
 
 __all__ = ["KVNamespace"]
 
@@ -61,13 +60,13 @@ class KVNamespace:
     absent for every method, even before cleanup removes its row.
     """
 
-    def __init__(self, cache: CacheRepository, name: str) -> None:
+    def __init__(self, core: CacheCore, name: str) -> None:
         self.name = check_name(name, "namespace")
-        self._cache = cache
-        self._db = cache.db
-        self._counters = cache.counters
+        self._core = core
+        self._db = core.db
+        self._counters = core.counters
         self._prefix = self.name.encode() + b"\x00"
-        self._default_ttl = cache.db.settings.kv_default_ttl
+        self._default_ttl = core.default_ttl[_CACHE]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -119,14 +118,12 @@ class KVNamespace:
                 cur = conn.execute(q.KV_GET, params, binary=True)
                 row = cur.fetchone()
         except (TransientError, DatabaseUnavailableError) as exc:
-            self._cache.fail_open("cache.kv.get", exc)
+            self._core.read_failed("cache.kv.get", exc)
             row = None
         if row is None:
-            if self._counters.miss(_CACHE):
-                self._cache.flush_due()
+            self._core.counted(_CACHE, misses=1)
             return default
-        if self._counters.hit(_CACHE):
-            self._cache.flush_due()
+        self._core.counted(_CACHE, hits=1)
         return row[0] if row[1] is None else row[1]
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -138,16 +135,11 @@ class KVNamespace:
                 cur = conn.execute(q.KV_GET_MANY, params, binary=True)
                 rows = cur.fetchall()
         except (TransientError, DatabaseUnavailableError) as exc:
-            self._cache.fail_open("cache.kv.get_many", exc)
+            self._core.read_failed("cache.kv.get_many", exc)
             rows = []
         # The full key is compared here: a row whose key merely shares a hash is dropped.
         found = {key: (vj if vb is None else vb) for key, vj, vb in rows if key in wanted}
-        due = self._counters.hit(_CACHE, len(found)) if found else False
-        missed = len(wanted) - len(found)
-        if missed:
-            due = self._counters.miss(_CACHE, missed)
-        if due:
-            self._cache.flush_due()
+        self._core.counted(_CACHE, hits=len(found), misses=len(wanted) - len(found))
         return found
 
     def exists(self, key: str) -> bool:
@@ -176,7 +168,7 @@ class KVNamespace:
         params = self._value_params(key, value, ttl, tags)
         with self._db.connection("cache.kv.set") as conn:
             conn.execute(q.KV_SET, params)
-        self._cache.wrote(_CACHE)
+        self._core.wrote(_CACHE)
 
     def add(
         self, key: str, value: Any, *, ttl: Seconds | None = None, tags: Iterable[str] = ()
@@ -187,7 +179,7 @@ class KVNamespace:
             cur = conn.execute(q.KV_ADD, params)
             stored = cur.fetchone() is not None
         if stored:
-            self._cache.wrote(_CACHE)
+            self._core.wrote(_CACHE)
         return stored
 
     def set_many(
@@ -219,7 +211,7 @@ class KVNamespace:
         )
         with self._db.connection("cache.kv.set_many") as conn:
             conn.execute(q.KV_SET_MANY, params)
-        self._cache.wrote(_CACHE, len(sizes))
+        self._core.wrote(_CACHE, len(sizes))
 
     def delete(self, key: str) -> bool:
         """Remove the key; True when a live value was removed."""
@@ -270,7 +262,8 @@ class KVNamespace:
                     f"cache.kv.incr: the value of {key[:100]!r} is not an integer"
                 ) from exc
             raise
-        assert row is not None  # an upsert with RETURNING always returns its row
+        if row is None:  # an upsert with RETURNING always returns its row
+            raise QueryError("cache.kv.incr: the upsert returned no row")
         return int(row[0])
 
     def decr(self, key: str, amount: int = 1) -> int:
@@ -342,8 +335,7 @@ class KVNamespace:
             raise ValidationError("loader must be callable")
         found = self._lookup(params)
         if found is not _MISSING:
-            if self._counters.hit(_CACHE):
-                self._cache.flush_due()
+            self._core.counted(_CACHE, hits=1)
             return found
         class_id, object_id = advisory_lock_ids(params["key_hash"])
         locked = False
@@ -380,7 +372,7 @@ class KVNamespace:
             value = self._load(loader)
             self.set(key, value, ttl=ttl_seconds)
             return value
-        self._cache.wrote(_CACHE)
+        self._core.wrote(_CACHE)
         return value
 
     def _load(self, loader: Callable[[], Any]) -> Any:
@@ -402,7 +394,7 @@ class KVNamespace:
                 cur = conn.execute(q.KV_GET, params, binary=True)
                 row = cur.fetchone()
         except (TransientError, DatabaseUnavailableError) as exc:
-            self._cache.fail_open("cache.kv.get_or_set", exc)
+            self._core.read_failed("cache.kv.get_or_set", exc)
             return _MISSING
         if row is None:
             return _MISSING
