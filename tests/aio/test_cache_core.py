@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import psycopg
@@ -52,10 +53,10 @@ async def test_a_due_flush_with_an_idle_connection_is_written_from_the_read(
     factory = AsyncRepositoryFactory(db)
     try:
         await factory.cache.kv.set("k", 1)
-        time.sleep(0.01)  # the flush interval has passed
+        await asyncio.sleep(0.01)  # the flush interval has passed
         assert await factory.cache.kv.get("k") == 1
         assert _kv_counts(raw_conn) == (1, 0)
-        time.sleep(0.01)
+        await asyncio.sleep(0.01)
         assert await factory.cache.kv.get("absent") is None
         assert _kv_counts(raw_conn) == (1, 1)
     finally:

@@ -1,7 +1,4 @@
-"""Connection layer: a psycopg_pool pool with error translation and health checks.
-
-This file is the hand-written async source; ``_sync/database.py`` is generated from it.
-"""
+"""Connection layer: a psycopg_pool pool with error translation and health checks."""
 
 from __future__ import annotations
 
@@ -63,7 +60,8 @@ async def _check_alive(conn: AsyncConnection[Any]) -> None:
 class AsyncConnectionScope:
     """``async with db.connection(op) as conn``: check a connection out, hand it back.
 
-    A plain class rather than ``@asynccontextmanager`` plus ``pool.connection()``: this is
+    A plain class rather than a generator-based context manager plus ``pool.connection()``:
+    this is
     on the path of every call (a cache hit is one round trip of ~50 µs), and the generator
     machinery of two nested context managers cost more than the pool checkout itself.
     """
@@ -268,7 +266,7 @@ class AsyncDatabase:
             )
 
     def connection(self, op: str = "", *, timeout: float | None = None) -> AsyncConnectionScope:
-        """A pooled autocommit connection, as an async context manager; psycopg errors
+        """A pooled autocommit connection, as a context manager; psycopg errors
         raised inside become digitwin_db errors.
 
         ``op`` (e.g. ``"users.get"``) names the operation in error messages and statistics.
