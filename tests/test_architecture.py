@@ -97,3 +97,34 @@ def test_every_cache_of_the_registry_is_configured_by_settings() -> None:
 
 def test_cache_stats_has_one_field_per_cache_of_the_registry() -> None:
     assert tuple(n for n in CacheStats.model_fields if n != "collected_at") == CACHE_NAMES
+
+
+def test_no_pure_function_is_generated_twice() -> None:
+    # Module-level plain functions of _async would be copied into _sync: pure code lives in
+    # validation.py, rules/, ratelimit_policy.py, cache_codec.py instead.
+    found = []
+    for path in sorted((PACKAGE / "_async").rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef):
+                found.append(f"{path.relative_to(PACKAGE)}: {node.name}")
+    assert found == []
+
+
+def test_pure_modules_import_no_io_layer() -> None:
+    graph = import_graph()
+    pure = [
+        m
+        for m in graph
+        if m.startswith("digitwin_db.rules")
+        or m
+        in (
+            "digitwin_db.validation",
+            "digitwin_db.ratelimit_policy",
+            "digitwin_db.cache_codec",
+            "digitwin_db.cache_registry",
+        )
+    ]
+    assert len(pure) >= 10
+    for module in pure:
+        io = {t for t in graph[module] if t.startswith(("digitwin_db._async", "digitwin_db._sync"))}
+        assert io == set(), module

@@ -22,6 +22,7 @@ from typing import Any
 from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db.errors import DigitwinDBError, ValidationError
 from digitwin_db.models.audit import CleanupJobReport
+from digitwin_db.rules.cleanup import rows_per_table
 
 __all__ = ["DEFAULT_BATCH_SIZE", "CleanupJob", "Progress"]
 
@@ -34,17 +35,6 @@ DEFAULT_BATCH_SIZE = 5000
 #: Called after every step or batch with (table, rows removed by it, rows removed from that
 #: table so far in this pass).
 Progress = Callable[[str, int, int], None]
-
-
-def _per_table(report: Any) -> dict[str, int]:
-    """Rows removed per table from a repository's cleanup report."""
-    if isinstance(report, int):
-        return {"cache": report}
-    data = report if isinstance(report, dict) else getattr(report, "removed", None)
-    if not isinstance(data, dict):
-        dump = getattr(report, "model_dump", None)
-        data = dump() if callable(dump) else {}
-    return {str(k): int(v) for k, v in data.items() if isinstance(v, int)}
 
 
 class CleanupJob:
@@ -131,7 +121,9 @@ class CleanupJob:
         cache = getattr(self.factory, "cache", None)
         if cache is None or not hasattr(cache, "cleanup_expired"):
             return "the cache repository is not available in this version"
-        per_table = _per_table(cache.cleanup_expired(batch_size=self.batch_size, should_stop=stop))
+        per_table = rows_per_table(
+            cache.cleanup_expired(batch_size=self.batch_size, should_stop=stop)
+        )
         for table, count in per_table.items():
             removed[table] = removed.get(table, 0) + count
             self._report_progress(table, count, removed[table])

@@ -13,9 +13,6 @@ from typing import LiteralString
 # Every statement lists the columns of its row model (ConversationSession or
 # ConversationTurn) in model order.
 
-# Is the user live? No row = no such user; false = soft-deleted.
-USER_STATE: LiteralString = "SELECT deleted_at IS NULL FROM users WHERE id = %(user_id)s"
-
 # Start a session for a live user with optional live models of that same user; inserts
 # nothing (no row back) when one of those checks fails — START_DIAGNOSE then says which.
 START: LiteralString = """

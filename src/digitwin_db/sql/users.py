@@ -120,3 +120,7 @@ ERASE_RATE_LIMITS: LiteralString = "DELETE FROM rate_limits WHERE user_id = %(id
 
 # Step 4: the user; foreign keys cascade to models, sessions, turns and documents.
 ERASE_USER: LiteralString = "DELETE FROM users WHERE id = %(id)s"
+
+# Is the user live? No row = no such user; false = soft-deleted. (Every repository checks a
+# user's state with it before writing rows that belong to the user.)
+USER_STATE: LiteralString = "SELECT deleted_at IS NULL FROM users WHERE id = %(user_id)s"

@@ -13,61 +13,17 @@ from psycopg import sql
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
 from digitwin_db.errors import NotFoundError, ValidationError
-from digitwin_db.models.ai_models import MODEL_STATUSES, AIModel, FaceModel, VoiceModel
+from digitwin_db.models.ai_models import AIModel, FaceModel, VoiceModel
+from digitwin_db.rules.ai_models import (
+    COMMON_CHECKS,
+    check_language,
+    check_resolution,
+    check_sample_rate,
+)
 from digitwin_db.sql import ai_models as q
-from digitwin_db.validation import check_number, check_optional_int, check_text
-
-# Text and JSON checks that also refuse what psycopg cannot encode (lone surrogates).
-json_param = AsyncSoftDeleteRepository.json_param
+from digitwin_db.validation import check_fields
 
 ModelT = TypeVar("ModelT", bound=AIModel)
-
-_RESOLUTION_LENGTH = 11  # "99999x99999"
-
-
-def check_status(value: object) -> str:
-    if not isinstance(value, str) or value not in MODEL_STATUSES:
-        raise ValidationError(f"status must be one of {', '.join(MODEL_STATUSES)}, got {value!r}")
-    return value
-
-
-def check_quality(value: object) -> float | None:
-    if value is None:
-        return None
-    return check_number(value, "quality_score", minimum=0.0, maximum=1.0)
-
-
-def check_language(value: object) -> str | None:
-    if value is None:
-        return None
-    return check_text(value, "language", min_length=2, max_length=35)
-
-
-def check_sample_rate(value: object) -> int | None:
-    return check_optional_int(value, "sample_rate", minimum=8000, maximum=192000)
-
-
-def check_resolution(value: object) -> str | None:
-    if value is None:
-        return None
-    text = check_text(value, "resolution", max_length=_RESOLUTION_LENGTH)
-    width, sep, height = text.partition("x")
-    if not (sep and 2 <= len(width) <= 5 and 2 <= len(height) <= 5) or not (
-        width.isascii() and width.isdigit() and height.isascii() and height.isdigit()
-    ):
-        raise ValidationError(f"resolution must look like 1920x1080, got {text!r}")
-    return text
-
-
-# Columns every kind has, with their checks (update()'s whitelist starts here).
-_COMMON_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "name": lambda v: check_text(v, "name", max_length=200),
-    "provider": lambda v: check_text(v, "provider", max_length=100),
-    "model_ref": lambda v: check_text(v, "model_ref", max_length=1000, strip=False),
-    "status": check_status,
-    "quality_score": check_quality,
-    "metadata": lambda v: json_param(v, "metadata"),
-}
 
 
 class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
@@ -83,7 +39,7 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
 
     def __init__(self, db: AsyncDatabase) -> None:
         super().__init__(db)
-        self._checks = {**_COMMON_CHECKS, **self.extra_checks}
+        self._checks = {**COMMON_CHECKS, **self.extra_checks}
         insert_columns = ["user_id", *self._checks]
         fmt = {"table": self._table, "columns": self._columns}
         self._q_insert = q.INSERT.format(
@@ -129,12 +85,7 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
         bad values are a ``ValidationError``; so is moving the active model out of
         ``ready`` (deactivate it first)."""
         model_id = self._parse_id(id)
-        unknown = sorted(set(changes) - set(self._checks))
-        if unknown:
-            raise ValidationError(
-                f"cannot update {', '.join(unknown)} of a {self.entity}; "
-                f"updatable: {', '.join(sorted(self._checks))}"
-            )
+        check_fields(changes, self._checks, self.entity)
         values = {k: self._checks[k](v) for k, v in changes.items()}
         try:
             return await self._update_live(

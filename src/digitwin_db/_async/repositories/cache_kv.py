@@ -22,6 +22,7 @@ from digitwin_db.cache_codec import (
     check_keys,
     check_name,
     check_positive_seconds,
+    check_tags,
     check_ttl,
     encode_value,
     hash_key,
@@ -40,14 +41,6 @@ logger = logging.getLogger("digitwin_db.cache")
 
 _MISSING: Any = object()
 _CACHE = "kv"
-
-
-def _check_tags(tags: object) -> list[str]:
-    if isinstance(tags, str):
-        raise ValidationError("tags must be a list of strings, not one string")
-    if not isinstance(tags, Iterable):
-        raise ValidationError(f"tags must be a list of strings, got {type(tags).__name__}")
-    return sorted({check_name(t, "tag") for t in tags})
 
 
 class AsyncKVNamespace:
@@ -99,7 +92,7 @@ class AsyncKVNamespace:
             value_json=value_json,
             value_bytes=value_bytes,
             byte_size=size + len(params["key"]),
-            tags=_check_tags(tags),
+            tags=check_tags(tags),
             ttl=check_ttl(ttl, self._default_ttl),
         )
         return params
@@ -204,7 +197,7 @@ class AsyncKVNamespace:
             values_json=values_json,
             values_bytes=values_bytes,
             byte_sizes=sizes,
-            tags=_check_tags(tags),
+            tags=check_tags(tags),
             ttl=check_ttl(ttl, self._default_ttl),
         )
         async with self._db.connection("cache.kv.set_many") as conn:
@@ -286,7 +279,7 @@ class AsyncKVNamespace:
     async def invalidate_tags(self, *tags: str) -> int:
         """Remove every key carrying any of ``tags``; returns how many live values were
         removed. No tags is a ``ValidationError``."""
-        checked = _check_tags(tags)
+        checked = check_tags(tags)
         if not checked:
             raise ValidationError("invalidate_tags needs at least one tag")
         params = {"namespace": self.name, "tags": checked}

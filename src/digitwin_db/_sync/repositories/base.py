@@ -6,13 +6,16 @@
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
+from uuid import UUID
 
-from psycopg import sql
+from psycopg import Connection, sql
 
 from digitwin_db._sync.database import Database
-from digitwin_db.errors import DigitwinDBError
+from digitwin_db.errors import DigitwinDBError, NotFoundError
 from digitwin_db.models.common import RepositoryCheck
+from digitwin_db.sql import common
+from digitwin_db.sql import users as user_sql
 
 
 class Repository:
@@ -32,7 +35,7 @@ class Repository:
         try:
             with self.db.connection(f"{self.name}.check_health") as conn:
                 for table in self.tables:
-                    conn.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier(table)))
+                    conn.execute(common.TABLE_PROBE.format(table=sql.Identifier(table)))
         except DigitwinDBError as exc:
             return RepositoryCheck(name=self.name, ok=False, error=str(exc))
         return RepositoryCheck(
@@ -41,3 +44,13 @@ class Repository:
 
     def close(self) -> None:
         """Release what the repository holds (e.g. flush buffered counters). Default: nothing."""
+
+    @staticmethod
+    def _require_user(conn: Connection[Any], user_id: UUID, *, allow_deleted: bool = False) -> None:
+        """``NotFoundError`` unless the user exists and (unless ``allow_deleted``) is live."""
+        cur = conn.execute(user_sql.USER_STATE, {"user_id": user_id})
+        row = cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"user {user_id} does not exist")
+        if not row[0] and not allow_deleted:
+            raise NotFoundError(f"user {user_id} is deleted")

@@ -32,6 +32,8 @@ from digitwin_db.cache_codec import (
     bigint_array,
     canonical_json,
     canonical_params,
+    check_hits,
+    check_mapping_items,
     check_name,
     check_text,
     check_ttl,
@@ -67,40 +69,6 @@ DEFAULT_NAMESPACE = "default"
 _EMB = "embedding"
 _SEARCH = "vector_search"
 _LLM = "llm_response"
-
-
-def _mapping_items(mapping: object, what: str) -> list[tuple[Any, Any]]:
-    if not isinstance(mapping, Mapping):
-        raise ValidationError(f"{what} must be a mapping, got {type(mapping).__name__}")
-    items = list(mapping.items())
-    if not items:
-        raise ValidationError(f"{what} must not be empty")
-    return items
-
-
-def _check_hits(hits: object) -> list[SearchHit]:
-    if isinstance(hits, str | bytes | Mapping) or not isinstance(hits, Iterable):
-        raise ValidationError(f"hits must be a list, got {type(hits).__name__}")
-    result: list[SearchHit] = []
-    for hit in hits:
-        if isinstance(hit, SearchHit):
-            result.append(hit)
-            continue
-        try:
-            if isinstance(hit, Mapping):
-                result.append(SearchHit.model_validate(dict(hit)))
-            elif isinstance(hit, tuple | list) and 2 <= len(hit) <= 3:
-                result.append(SearchHit(**dict(zip(("id", "score", "payload"), hit, strict=False))))
-            else:
-                raise ValidationError(
-                    f"each hit must be a SearchHit, a mapping or an (id, score[, payload]) "
-                    f"tuple, got {type(hit).__name__}"
-                )
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            if isinstance(exc, ValidationError):
-                raise
-            raise ValidationError(f"invalid search hit: {exc}") from None
-    return result
 
 
 class CacheRepository(Repository):
@@ -224,7 +192,7 @@ class CacheRepository(Repository):
         """Cache several embeddings of one model in one statement (all or none); every
         vector must have the same dimension. Same checks as :meth:`set_embedding`."""
         model = check_name(model, "model")
-        items = _mapping_items(mapping, "mapping")
+        items = check_mapping_items(mapping, "mapping")
         texts: list[str] = []
         packed: list[bytes] = []
         for text, vector in items:
@@ -297,7 +265,7 @@ class CacheRepository(Repository):
         """Cache the ranked ``hits`` (SearchHit, mappings or (id, score[, payload]) tuples)
         of ``query`` on ``index``; their order is kept. An empty list is a valid result."""
         key = self._search_params(query, index, params)
-        checked = _check_hits(hits)
+        checked = check_hits(hits)
         hits_json = canonical_json([h.model_dump() for h in checked], "hits")
         key.update(
             hits=hits_json,
