@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from digitwin_db import migrations
+from digitwin_db._version import __version__
 from digitwin_db.errors import DatabaseUnavailableError, DigitwinDBError
 from digitwin_db.settings import Settings, describe_settings_error
 
@@ -353,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the environment or .env (DATABASE_URL, POOL_MAX_SIZE, ...).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("migrate", help="apply every pending migration")

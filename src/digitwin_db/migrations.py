@@ -1,15 +1,21 @@
 """Schema migrations: a thin layer over yoyo's Python API (plain ``.sql`` files).
 
-Migrations live in the repository's top-level ``migrations/`` directory (override with the
-``MIGRATIONS_DIR`` environment variable, e.g. for an installed wheel). Each ``NNNN_name.sql``
-has a ``NNNN_name.rollback.sql``. yoyo takes a lock table around apply and rollback, so two
+Migrations are package resources: ``digitwin_db/data/migrations`` (read with
+``importlib.resources``), so an installed wheel carries them. In the repository that
+directory is a symlink to the top-level ``migrations/`` where the files are written; the
+wheel holds copies. ``MIGRATIONS_DIR`` overrides the location. Each ``NNNN_name.sql`` has a
+``NNNN_name.rollback.sql``. yoyo takes a lock table around apply and rollback, so two
 migrators started at once serialize instead of corrupting anything.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +45,40 @@ class MigrationStatus:
 
 
 def migrations_dir() -> Path:
-    """Directory holding the ``.sql`` migrations."""
+    """Directory holding the ``.sql`` migrations: ``MIGRATIONS_DIR`` when set, else the
+    package's own (extracted to a temporary directory if the package is not on a file
+    system, e.g. imported from a zip)."""
     configured = os.environ.get("MIGRATIONS_DIR")
     if configured:
         path = Path(configured)
-    else:
-        # src/digitwin_db/migrations.py -> <repo>/migrations
-        path = Path(__file__).resolve().parents[2] / "migrations"
-    if not path.is_dir():
-        raise ConfigurationError(
-            f"migrations directory {path} not found; set MIGRATIONS_DIR to the repository's "
-            "migrations/ folder"
-        )
-    return path
+        if not path.is_dir():
+            raise ConfigurationError(f"MIGRATIONS_DIR {path} is not a directory")
+        return path
+    packaged = resources.files("digitwin_db").joinpath("data", "migrations")
+    if isinstance(packaged, Path):
+        if not packaged.is_dir():
+            raise ConfigurationError(
+                f"migrations directory {packaged} not found: the package is incomplete "
+                "(reinstall it, or set MIGRATIONS_DIR)"
+            )
+        return packaged
+    return _extracted(packaged)
+
+
+_extracted_dir: Path | None = None
+
+
+def _extracted(packaged: Traversable) -> Path:
+    """Copy the packaged migrations to a temporary directory once (yoyo reads paths)."""
+    global _extracted_dir
+    if _extracted_dir is None:
+        target = Path(tempfile.mkdtemp(prefix="digitwin-db-migrations-"))
+        for item in packaged.iterdir():
+            if item.name.endswith(".sql"):
+                with item.open("rb") as src, (target / item.name).open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        _extracted_dir = target
+    return _extracted_dir
 
 
 def available_migrations(directory: Path | None = None) -> list[str]:
