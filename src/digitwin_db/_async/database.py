@@ -30,14 +30,13 @@ from digitwin_db.migrations import YOYO_TABLE, available_migrations
 from digitwin_db.models.common import DatabaseHealth
 from digitwin_db.observability import CallStats
 from digitwin_db.settings import Settings, describe_settings_error
+from digitwin_db.sql import database as q
 
 logger = logging.getLogger("digitwin_db")
 
-_PENDING_SQL = sql.SQL("SELECT migration_id FROM {}").format(sql.Identifier(YOYO_TABLE))
+_APPLIED_SQL = q.APPLIED_MIGRATIONS.format(table=sql.Identifier(YOYO_TABLE))
 # How often close() looks whether checked-out connections came back (seconds).
 CLOSE_POLL_INTERVAL = 0.01
-
-_TABLE_EXISTS_SQL = "SELECT to_regclass(%s) IS NOT NULL"
 
 
 async def _check_alive(conn: AsyncConnection[Any]) -> None:
@@ -222,7 +221,7 @@ class AsyncDatabase:
 
     async def _probe(self) -> None:
         async with self._pool.connection(timeout=self.settings.connect_timeout) as conn:
-            await conn.execute("SELECT 1")
+            await conn.execute(q.PING)
 
     async def close(self, timeout: float | None = None) -> None:
         """Close the pool gracefully.
@@ -286,11 +285,11 @@ class AsyncDatabase:
     async def pending_migrations(self) -> list[str]:
         """Migrations on disk that the database has not applied."""
         async with self.connection("database.pending_migrations") as conn:
-            cur = await conn.execute(_TABLE_EXISTS_SQL, (YOYO_TABLE,))
+            cur = await conn.execute(q.TABLE_EXISTS, {"table": YOYO_TABLE})
             row = await cur.fetchone()
             applied: set[str] = set()
             if row is not None and row[0]:
-                cur = await conn.execute(_PENDING_SQL)
+                cur = await conn.execute(_APPLIED_SQL)
                 applied = {r[0] for r in await cur.fetchall()}
         return [m for m in available_migrations() if m not in applied]
 
@@ -303,7 +302,7 @@ class AsyncDatabase:
         try:
             start = time.perf_counter()
             async with self.connection("database.health_check") as conn:
-                await conn.execute("SELECT 1")
+                await conn.execute(q.PING)
                 latency = (time.perf_counter() - start) * 1000.0
                 version = conn.info.parameter_status("server_version") or ""
             pending = await self.pending_migrations()

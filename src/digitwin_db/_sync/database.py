@@ -32,14 +32,13 @@ from digitwin_db.migrations import YOYO_TABLE, available_migrations
 from digitwin_db.models.common import DatabaseHealth
 from digitwin_db.observability import CallStats
 from digitwin_db.settings import Settings, describe_settings_error
+from digitwin_db.sql import database as q
 
 logger = logging.getLogger("digitwin_db")
 
-_PENDING_SQL = sql.SQL("SELECT migration_id FROM {}").format(sql.Identifier(YOYO_TABLE))
+_APPLIED_SQL = q.APPLIED_MIGRATIONS.format(table=sql.Identifier(YOYO_TABLE))
 # How often close() looks whether checked-out connections came back (seconds).
 CLOSE_POLL_INTERVAL = 0.01
-
-_TABLE_EXISTS_SQL = "SELECT to_regclass(%s) IS NOT NULL"
 
 
 def _check_alive(conn: Connection[Any]) -> None:
@@ -224,7 +223,7 @@ class Database:
 
     def _probe(self) -> None:
         with self._pool.connection(timeout=self.settings.connect_timeout) as conn:
-            conn.execute("SELECT 1")
+            conn.execute(q.PING)
 
     def close(self, timeout: float | None = None) -> None:
         """Close the pool gracefully.
@@ -288,11 +287,11 @@ class Database:
     def pending_migrations(self) -> list[str]:
         """Migrations on disk that the database has not applied."""
         with self.connection("database.pending_migrations") as conn:
-            cur = conn.execute(_TABLE_EXISTS_SQL, (YOYO_TABLE,))
+            cur = conn.execute(q.TABLE_EXISTS, {"table": YOYO_TABLE})
             row = cur.fetchone()
             applied: set[str] = set()
             if row is not None and row[0]:
-                cur = conn.execute(_PENDING_SQL)
+                cur = conn.execute(_APPLIED_SQL)
                 applied = {r[0] for r in cur.fetchall()}
         return [m for m in available_migrations() if m not in applied]
 
@@ -305,7 +304,7 @@ class Database:
         try:
             start = time.perf_counter()
             with self.connection("database.health_check") as conn:
-                conn.execute("SELECT 1")
+                conn.execute(q.PING)
                 latency = (time.perf_counter() - start) * 1000.0
                 version = conn.info.parameter_status("server_version") or ""
             pending = self.pending_migrations()

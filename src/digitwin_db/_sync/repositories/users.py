@@ -24,6 +24,7 @@ from digitwin_db.rules.users import (
     check_tier,
     check_traits,
 )
+from digitwin_db.sql import common
 from digitwin_db.sql import users as q
 from digitwin_db.validation import check_fields, check_page, check_text, json_param
 
@@ -101,7 +102,7 @@ class UserRepository(SoftDeleteRepository[User]):
         params = {"limit": page_size, "offset": start, "subscription_tier": subscription_tier}
         # REPEATABLE READ: the items and the total come from one snapshot.
         with self.db.transaction("users.list") as conn:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            conn.execute(common.SNAPSHOT)
             items = self._fetch_all(conn, q.LIST_PAGE.format(where=where), params)
             cur = conn.execute(q.COUNT.format(where=where), params)
             row = cur.fetchone()
