@@ -128,3 +128,14 @@ def test_pure_modules_import_no_io_layer() -> None:
     for module in pure:
         io = {t for t in graph[module] if t.startswith(("digitwin_db._async", "digitwin_db._sync"))}
         assert io == set(), module
+
+
+def test_invariants_are_checked_with_errors_not_asserts() -> None:
+    # ``python -O`` drops asserts: an invariant of the library raises QueryError instead.
+    found = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Assert)
+    ]
+    assert found == []

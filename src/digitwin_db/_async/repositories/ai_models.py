@@ -12,7 +12,7 @@ from psycopg import sql
 
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
-from digitwin_db.errors import NotFoundError, ValidationError
+from digitwin_db.errors import NotFoundError, QueryError, ValidationError
 from digitwin_db.models.ai_models import AIModel, FaceModel, VoiceModel
 from digitwin_db.rules.ai_models import (
     COMMON_CHECKS,
@@ -66,7 +66,8 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
             if await cur.fetchone() is None:
                 raise NotFoundError(f"user {owner} not found (or deleted)")
             model = await self._fetch_one(conn, self._q_insert, params)
-        assert model is not None
+        if model is None:
+            raise QueryError("ai_models: the statement returned no row")
         return model
 
     async def list_for_user(
@@ -128,7 +129,8 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
                 )
             await conn.execute(self._q_deactivate_others, params)
             model = await self._fetch_one(conn, self._q_activate, params)
-            assert model is not None
+            if model is None:
+                raise QueryError("ai_models: the statement returned no row")
             if not was_active:
                 await self._audit(
                     conn,

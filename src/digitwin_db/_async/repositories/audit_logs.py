@@ -18,6 +18,7 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db.errors import QueryError
 from digitwin_db.models.audit import AuditEntry, AuditStatistics, AuditUserCount
 from digitwin_db.models.common import Page
 from digitwin_db.rules.audit import (
@@ -90,7 +91,8 @@ class AsyncAuditLogRepository(AsyncRepository):
             cur = conn.cursor(row_factory=class_row(AuditEntry))
             await cur.execute(q.INSERT, params)
             entry = await cur.fetchone()
-        assert entry is not None
+        if entry is None:
+            raise QueryError("audit_logs: the statement returned no row")
         return entry
 
     async def query(
@@ -155,7 +157,8 @@ class AsyncAuditLogRepository(AsyncRepository):
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(q.STATISTICS, params)
             row = await cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise QueryError("audit_logs: the statement returned no row")
         total = int(row["total"])
         by_result: dict[str, int] = {k: int(v) for k, v in row["by_result"].items()}
         return AuditStatistics(
@@ -190,7 +193,8 @@ class AsyncAuditLogRepository(AsyncRepository):
         async with self.db.connection("audit_logs.purge_cutoff") as conn:
             cur = await conn.execute(q.PURGE_CUTOFF, {"days": float(days)})
             row = await cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise QueryError("audit_logs: the statement returned no row")
         cutoff: datetime = row[0]
         removed = batches = 0
         while max_batches is None or batches < max_batches:

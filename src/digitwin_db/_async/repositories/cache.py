@@ -41,10 +41,9 @@ from digitwin_db.cache_codec import (
 )
 from digitwin_db.cache_registry import CACHE_NAMES, CACHE_TABLES, STATS_TABLE
 from digitwin_db.errors import (
-    DatabaseUnavailableError,
+    TRANSIENT_ERRORS,
     DigitwinDBError,
     QueryError,
-    TransientError,
     ValidationError,
 )
 from digitwin_db.models.cache import (
@@ -113,7 +112,7 @@ class AsyncCacheRepository(AsyncRepository):
             async with self.db.connection("cache.get_embedding") as conn:
                 cur = await conn.execute(q.EMBEDDING_GET, params, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.get_embedding", exc)
             row = None
         await self._core.counted(_EMB, hits=row is not None, misses=row is None)
@@ -138,7 +137,7 @@ class AsyncCacheRepository(AsyncRepository):
             async with self.db.connection("cache.get_embeddings") as conn:
                 cur = await conn.execute(q.EMBEDDING_GET_MANY, params, binary=True)
                 rows = await cur.fetchall()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.get_embeddings", exc)
             rows = []
         found = {text: data for text, data in rows}
@@ -241,7 +240,7 @@ class AsyncCacheRepository(AsyncRepository):
             async with self.db.connection("cache.get_search_results") as conn:
                 cur = await conn.execute(q.SEARCH_GET, key, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.get_search_results", exc)
             row = None
         await self._core.counted(_SEARCH, hits=row is not None, misses=row is None)
@@ -300,7 +299,7 @@ class AsyncCacheRepository(AsyncRepository):
             async with self.db.connection("cache.get_llm_response") as conn:
                 cur = await conn.execute(q.LLM_GET, key, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.get_llm_response", exc)
             row = None
         if row is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db.errors import (
+    TRANSIENT_ERRORS,
     DatabaseUnavailableError,
     QueryError,
     RateLimitUnavailableError,
@@ -92,7 +93,7 @@ class AsyncRateLimitRepository(AsyncRepository):
             async with self.db.connection("rate_limits.check_and_consume") as conn:
                 cur = await conn.execute(q.CHECK_AND_CONSUME, params)
                 row = await cur.fetchone()
-        except (DatabaseUnavailableError, TransientError) as exc:
+        except TRANSIENT_ERRORS as exc:
             return self._undecided("check_and_consume", exc, config, endpoint)
         if row is None:  # the statement always returns one row
             raise QueryError("rate_limits.check_and_consume: no row returned")
@@ -157,7 +158,7 @@ class AsyncRateLimitRepository(AsyncRepository):
                     raise TransientError(
                         "rate_limits.check_many: buckets kept disappearing (concurrent reset?)"
                     )
-        except (DatabaseUnavailableError, TransientError) as exc:
+        except TRANSIENT_ERRORS as exc:
             decider = min(limits, key=lambda lim: lim.config.capacity / lim.config.refill_rate)
             return self._undecided("check_many", exc, decider.config, decider.endpoint)
         allowed = bool(rows[0][1])
@@ -195,7 +196,7 @@ class AsyncRateLimitRepository(AsyncRepository):
             async with self.db.connection("rate_limits.peek") as conn:
                 cur = await conn.execute(q.PEEK, params)
                 row = await cur.fetchone()
-        except (DatabaseUnavailableError, TransientError) as exc:
+        except TRANSIENT_ERRORS as exc:
             return self._undecided("peek", exc, config, endpoint)
         if row is None:
             raise QueryError("rate_limits.peek: no row returned")

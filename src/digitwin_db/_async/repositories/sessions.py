@@ -18,7 +18,7 @@ from uuid import UUID
 from psycopg.rows import class_row, dict_row
 
 from digitwin_db._async.repositories.base import AsyncRepository
-from digitwin_db.errors import NotFoundError, ValidationError
+from digitwin_db.errors import NotFoundError, QueryError, ValidationError
 from digitwin_db.models.common import Page
 from digitwin_db.models.sessions import (
     SESSION_STATUSES,
@@ -87,7 +87,8 @@ class AsyncConversationSessionRepository(AsyncRepository):
             dcur = conn.cursor(row_factory=dict_row)
             await dcur.execute(q.START_DIAGNOSE, params)
             state = await dcur.fetchone()
-        assert state is not None
+        if state is None:
+            raise QueryError("sessions: the statement returned no row")
         raise_start_failure(params, state)
 
     async def add_turn(
@@ -236,7 +237,8 @@ class AsyncConversationSessionRepository(AsyncRepository):
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(q.STATISTICS, {"user_id": uid, "since": start})
             row = await cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise QueryError("sessions: the statement returned no row")
         stages = {
             stage: StageLatency(
                 count=row[f"{stage}_count"],

@@ -10,7 +10,7 @@ from uuid import UUID
 from psycopg import AsyncConnection, sql
 
 from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
-from digitwin_db.errors import NotFoundError
+from digitwin_db.errors import NotFoundError, QueryError
 from digitwin_db.models.common import Page
 from digitwin_db.models.users import User
 from digitwin_db.rules.users import (
@@ -58,7 +58,8 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
         }
         async with self.db.transaction("users.create") as conn:
             user = await self._fetch_one(conn, sql.SQL(q.INSERT), params)
-            assert user is not None
+            if user is None:
+                raise QueryError("users: the statement returned no row")
             await self._audit(
                 conn,
                 "user.created",

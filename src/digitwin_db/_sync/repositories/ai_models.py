@@ -15,7 +15,7 @@ from psycopg import sql
 
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.repositories.soft_delete import SoftDeleteRepository
-from digitwin_db.errors import NotFoundError, ValidationError
+from digitwin_db.errors import NotFoundError, QueryError, ValidationError
 from digitwin_db.models.ai_models import AIModel, FaceModel, VoiceModel
 from digitwin_db.rules.ai_models import (
     COMMON_CHECKS,
@@ -69,7 +69,8 @@ class AIModelRepository(SoftDeleteRepository[ModelT]):
             if cur.fetchone() is None:
                 raise NotFoundError(f"user {owner} not found (or deleted)")
             model = self._fetch_one(conn, self._q_insert, params)
-        assert model is not None
+        if model is None:
+            raise QueryError("ai_models: the statement returned no row")
         return model
 
     def list_for_user(
@@ -129,7 +130,8 @@ class AIModelRepository(SoftDeleteRepository[ModelT]):
                 )
             conn.execute(self._q_deactivate_others, params)
             model = self._fetch_one(conn, self._q_activate, params)
-            assert model is not None
+            if model is None:
+                raise QueryError("ai_models: the statement returned no row")
             if not was_active:
                 self._audit(
                     conn,

@@ -21,6 +21,7 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from digitwin_db._sync.repositories.base import Repository
+from digitwin_db.errors import QueryError
 from digitwin_db.models.audit import AuditEntry, AuditStatistics, AuditUserCount
 from digitwin_db.models.common import Page
 from digitwin_db.rules.audit import (
@@ -93,7 +94,8 @@ class AuditLogRepository(Repository):
             cur = conn.cursor(row_factory=class_row(AuditEntry))
             cur.execute(q.INSERT, params)
             entry = cur.fetchone()
-        assert entry is not None
+        if entry is None:
+            raise QueryError("audit_logs: the statement returned no row")
         return entry
 
     def query(
@@ -158,7 +160,8 @@ class AuditLogRepository(Repository):
             cur = conn.cursor(row_factory=dict_row)
             cur.execute(q.STATISTICS, params)
             row = cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise QueryError("audit_logs: the statement returned no row")
         total = int(row["total"])
         by_result: dict[str, int] = {k: int(v) for k, v in row["by_result"].items()}
         return AuditStatistics(
@@ -193,7 +196,8 @@ class AuditLogRepository(Repository):
         with self.db.connection("audit_logs.purge_cutoff") as conn:
             cur = conn.execute(q.PURGE_CUTOFF, {"days": float(days)})
             row = cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise QueryError("audit_logs: the statement returned no row")
         cutoff: datetime = row[0]
         removed = batches = 0
         while max_batches is None or batches < max_batches:

@@ -44,10 +44,9 @@ from digitwin_db.cache_codec import (
 )
 from digitwin_db.cache_registry import CACHE_NAMES, CACHE_TABLES, STATS_TABLE
 from digitwin_db.errors import (
-    DatabaseUnavailableError,
+    TRANSIENT_ERRORS,
     DigitwinDBError,
     QueryError,
-    TransientError,
     ValidationError,
 )
 from digitwin_db.models.cache import (
@@ -116,7 +115,7 @@ class CacheRepository(Repository):
             with self.db.connection("cache.get_embedding") as conn:
                 cur = conn.execute(q.EMBEDDING_GET, params, binary=True)
                 row = cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.get_embedding", exc)
             row = None
         self._core.counted(_EMB, hits=row is not None, misses=row is None)
@@ -141,7 +140,7 @@ class CacheRepository(Repository):
             with self.db.connection("cache.get_embeddings") as conn:
                 cur = conn.execute(q.EMBEDDING_GET_MANY, params, binary=True)
                 rows = cur.fetchall()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.get_embeddings", exc)
             rows = []
         found = {text: data for text, data in rows}
@@ -244,7 +243,7 @@ class CacheRepository(Repository):
             with self.db.connection("cache.get_search_results") as conn:
                 cur = conn.execute(q.SEARCH_GET, key, binary=True)
                 row = cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.get_search_results", exc)
             row = None
         self._core.counted(_SEARCH, hits=row is not None, misses=row is None)
@@ -303,7 +302,7 @@ class CacheRepository(Repository):
             with self.db.connection("cache.get_llm_response") as conn:
                 cur = conn.execute(q.LLM_GET, key, binary=True)
                 row = cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.get_llm_response", exc)
             row = None
         if row is None:

@@ -31,7 +31,7 @@ from digitwin_db.cache_codec import (
     hash_key,
 )
 from digitwin_db.errors import (
-    DatabaseUnavailableError,
+    TRANSIENT_ERRORS,
     QueryError,
     TransientError,
     ValidationError,
@@ -111,7 +111,7 @@ class KVNamespace:
             with self._db.connection("cache.kv.get") as conn:
                 cur = conn.execute(q.KV_GET, params, binary=True)
                 row = cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.kv.get", exc)
             row = None
         if row is None:
@@ -128,7 +128,7 @@ class KVNamespace:
             with self._db.connection("cache.kv.get_many") as conn:
                 cur = conn.execute(q.KV_GET_MANY, params, binary=True)
                 rows = cur.fetchall()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.kv.get_many", exc)
             rows = []
         # The full key is compared here: a row whose key merely shares a hash is dropped.
@@ -385,7 +385,7 @@ class KVNamespace:
             with self._db.connection("cache.kv.get") as conn:
                 cur = conn.execute(q.KV_GET, params, binary=True)
                 row = cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.kv.get_or_set", exc)
             return _MISSING
         if row is None:

@@ -21,7 +21,7 @@ from uuid import UUID
 from psycopg.rows import class_row, dict_row
 
 from digitwin_db._sync.repositories.base import Repository
-from digitwin_db.errors import NotFoundError, ValidationError
+from digitwin_db.errors import NotFoundError, QueryError, ValidationError
 from digitwin_db.models.common import Page
 from digitwin_db.models.sessions import (
     SESSION_STATUSES,
@@ -90,7 +90,8 @@ class ConversationSessionRepository(Repository):
             dcur = conn.cursor(row_factory=dict_row)
             dcur.execute(q.START_DIAGNOSE, params)
             state = dcur.fetchone()
-        assert state is not None
+        if state is None:
+            raise QueryError("sessions: the statement returned no row")
         raise_start_failure(params, state)
 
     def add_turn(
@@ -239,7 +240,8 @@ class ConversationSessionRepository(Repository):
             cur = conn.cursor(row_factory=dict_row)
             cur.execute(q.STATISTICS, {"user_id": uid, "since": start})
             row = cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise QueryError("sessions: the statement returned no row")
         stages = {
             stage: StageLatency(
                 count=row[f"{stage}_count"],

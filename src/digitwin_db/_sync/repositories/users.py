@@ -13,7 +13,7 @@ from uuid import UUID
 from psycopg import Connection, sql
 
 from digitwin_db._sync.repositories.soft_delete import SoftDeleteRepository
-from digitwin_db.errors import NotFoundError
+from digitwin_db.errors import NotFoundError, QueryError
 from digitwin_db.models.common import Page
 from digitwin_db.models.users import User
 from digitwin_db.rules.users import (
@@ -61,7 +61,8 @@ class UserRepository(SoftDeleteRepository[User]):
         }
         with self.db.transaction("users.create") as conn:
             user = self._fetch_one(conn, sql.SQL(q.INSERT), params)
-            assert user is not None
+            if user is None:
+                raise QueryError("users: the statement returned no row")
             self._audit(
                 conn,
                 "user.created",
