@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime
 
+import pydantic
+import pydantic_core
 import pytest
 
 from digitwin_db.errors import ValidationError
-from digitwin_db.models.rate_limits import RateLimitResult
+from digitwin_db.models.rate_limits import Limit, RateLimitResult
 from digitwin_db.ratelimit_policy import BucketConfig, bucket_config
 from digitwin_db.validation import check_aware_datetime, check_fields, check_int_range
 
@@ -72,3 +76,31 @@ def test_undecided_results_are_degraded() -> None:
         5.0,
     )
     assert deny.degraded
+
+
+def test_public_results_serialise_as_json_objects_with_named_fields() -> None:
+    # What web frameworks do with a returned dataclass (FastAPI: dataclasses.asdict, then
+    # JSON; pydantic: to_jsonable_python): an object with named fields, never an array.
+    result = RateLimitResult.from_bucket(True, 4.0, 0.0, BucketConfig(10.0, 2.0, 1.0), "chat")
+    expected = {
+        "allowed": True,
+        "limit": 10,
+        "remaining": 4,
+        "retry_after": 0.0,
+        "reset_after": 3.0,
+        "window": 5.0,
+        "policy": "chat",
+        "degraded": False,
+    }
+    assert dataclasses.asdict(result) == expected
+    assert pydantic_core.to_jsonable_python(result) == expected
+    assert json.loads(pydantic.TypeAdapter(RateLimitResult).dump_json(result)) == expected
+    limit = Limit("chat", 10, window_seconds=60)
+    assert pydantic_core.to_jsonable_python(limit) == {
+        "endpoint": "chat",
+        "capacity": 10,
+        "refill_rate": None,
+        "window_seconds": 60,
+        "cost": 1,
+    }
+    assert limit.config == BucketConfig(10.0, 10 / 60, 1.0)

@@ -239,7 +239,7 @@ def _model(
     report: SeedReport,
 ) -> None:
     """One seeded voice or face model (found by name), activated if the plan says so."""
-    found = {m.name: m for m in repository.list_for_user(user.id)}
+    found = {m.name: m for m in repository.list_for_user(user.id, limit=_MAX_LISTED).items}
     model: VoiceModel | FaceModel | None = found.get(plan.name)
     report.count(kind, created=model is None)
     if model is None:

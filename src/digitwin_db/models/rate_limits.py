@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 from digitwin_db.models.common import Row
 from digitwin_db.ratelimit_policy import (
@@ -38,17 +37,21 @@ class Limit:
     refill_rate: float | None = None
     window_seconds: float | None = None
     cost: int = 1
-    #: ``(capacity, refill_rate, cost)`` as floats, derived once.
-    config: BucketConfig = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_endpoint(self.endpoint)
-        config = bucket_config(self.capacity, self.refill_rate, self.window_seconds, self.cost)
-        object.__setattr__(self, "config", config)
+        bucket_config(self.capacity, self.refill_rate, self.window_seconds, self.cost)
+
+    @property
+    def config(self) -> BucketConfig:
+        """``(capacity, refill_rate, cost)`` as floats (validated; cached by arguments)."""
+        return bucket_config(self.capacity, self.refill_rate, self.window_seconds, self.cost)
 
 
-class RateLimitResult(NamedTuple):
-    """The decision of a check (a tuple: cheap to build on every request).
+@dataclass(frozen=True, slots=True)
+class RateLimitResult:
+    """The decision of a check. A plain dataclass: web frameworks serialise it as a JSON
+    object with these named fields.
 
     ``remaining`` is the whole tokens left (floor); ``retry_after`` the seconds until the
     request's ``cost`` is available (0 when allowed; never earlier than the real moment);

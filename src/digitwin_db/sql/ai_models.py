@@ -27,8 +27,13 @@ SELECT {columns}
 FROM {table}
 WHERE user_id = %(user_id)s AND {where}
 ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+OFFSET %(offset)s
 """
 )
+
+# How many models of the user a listing has in all; same {where} as LIST_FOR_USER.
+COUNT_FOR_USER = sql.SQL("SELECT count(*) FROM {table} WHERE user_id = %(user_id)s AND {where}")
 
 # The user's active model (an active model is live and ready: the *_active_ready CHECK).
 GET_ACTIVE = sql.SQL("SELECT {columns} FROM {table} WHERE user_id = %(user_id)s AND is_active")

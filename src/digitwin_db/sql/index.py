@@ -27,6 +27,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         for name in (
             "INSERT",
             "LIST_FOR_USER",
+            "COUNT_FOR_USER",
             "GET_ACTIVE",
             "OWNER_OF_LIVE",
             "LOCK_MODEL",
@@ -97,6 +98,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "face_models": (
         "ai_models.ACTIVATE",
+        "ai_models.COUNT_FOR_USER",
         "ai_models.DEACTIVATE",
         "ai_models.DEACTIVATE_OTHERS",
         "ai_models.GET_ACTIVE",
@@ -210,6 +212,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "voice_models": (
         "ai_models.ACTIVATE",
+        "ai_models.COUNT_FOR_USER",
         "ai_models.DEACTIVATE",
         "ai_models.DEACTIVATE_OTHERS",
         "ai_models.GET_ACTIVE",

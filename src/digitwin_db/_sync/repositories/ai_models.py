@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
@@ -17,6 +16,7 @@ from digitwin_db._sync.database import Database
 from digitwin_db._sync.repositories.soft_delete import SoftDeleteRepository
 from digitwin_db.errors import NotFoundError, QueryError, ValidationError
 from digitwin_db.models.ai_models import AIModel, FaceModel, VoiceModel
+from digitwin_db.models.common import Page
 from digitwin_db.rules.ai_models import (
     COMMON_CHECKS,
     check_language,
@@ -24,7 +24,8 @@ from digitwin_db.rules.ai_models import (
     check_sample_rate,
 )
 from digitwin_db.sql import ai_models as q
-from digitwin_db.validation import check_fields
+from digitwin_db.sql import common
+from digitwin_db.validation import check_fields, check_page
 
 ModelT = TypeVar("ModelT", bound=AIModel)
 
@@ -52,6 +53,8 @@ class AIModelRepository(SoftDeleteRepository[ModelT]):
         )
         self._q_list_live = q.LIST_FOR_USER.format(**fmt, where=self._live_filter(False))
         self._q_list_any = q.LIST_FOR_USER.format(**fmt, where=self._live_filter(True))
+        self._q_count_live = q.COUNT_FOR_USER.format(**fmt, where=self._live_filter(False))
+        self._q_count_any = q.COUNT_FOR_USER.format(**fmt, where=self._live_filter(True))
         self._q_get_active = q.GET_ACTIVE.format(**fmt)
         self._q_owner = q.OWNER_OF_LIVE.format(**fmt)
         self._q_lock_model = q.LOCK_MODEL.format(**fmt)
@@ -74,14 +77,31 @@ class AIModelRepository(SoftDeleteRepository[ModelT]):
         return model
 
     def list_for_user(
-        self, user_id: UUID | str, *, include_deleted: bool = False
-    ) -> builtins.list[ModelT]:
-        """The user's models, newest first (live only unless ``include_deleted``); an empty
-        list for a user without models."""
+        self,
+        user_id: UUID | str,
+        *,
+        include_deleted: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page[ModelT]:
+        """A page of the user's models, newest first (live only unless
+        ``include_deleted``), with the ``total`` that match; no items for a user without
+        models. ``limit`` is 1-1000."""
         owner = self._parse_id(user_id, "user_id")
+        page, start = check_page(limit, offset)
         query = self._q_list_any if include_deleted else self._q_list_live
-        with self.db.connection(f"{self.name}.list_for_user") as conn:
-            return self._fetch_all(conn, query, {"user_id": owner})
+        params = {"user_id": owner, "limit": page, "offset": start}
+        with self.db.transaction(f"{self.name}.list_for_user") as conn:
+            conn.execute(common.SNAPSHOT)  # the items and the total agree
+            items = self._fetch_all(conn, query, params)
+            if start == 0 and len(items) < page:
+                total = len(items)  # the whole result fits in this page
+            else:
+                count = self._q_count_any if include_deleted else self._q_count_live
+                cur = conn.execute(count, params)
+                row = cur.fetchone()
+                total = int(row[0]) if row else 0
+        return Page[ModelT](items=items, total=total, limit=page, offset=start)
 
     def update(self, id: UUID | str, /, **changes: Any) -> ModelT:
         """Change some columns of a live model (``name``, ``provider``, ``model_ref``,
