@@ -74,3 +74,15 @@ def test_conflicting_migrations_are_a_configuration_error(empty_url: str, tmp_pa
 def test_a_bad_rollback_count_is_a_validation_error(pg_url: str, count: object) -> None:
     with pytest.raises(ValidationError, match="count"):
         migrations.rollback(pg_url, count=count)  # type: ignore[arg-type]
+
+
+def test_a_missing_migrations_directory_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MIGRATIONS_DIR", str(tmp_path / "absent"))
+    with pytest.raises(ConfigurationError, match="MIGRATIONS_DIR"):
+        migrations.migrations_dir()
+    monkeypatch.delenv("MIGRATIONS_DIR")
+    packaged = migrations.migrations_dir()  # the package resource
+    assert packaged.parts[-2:] == ("data", "migrations")
+    assert migrations.available_migrations(packaged)[0] == "0001_core"

@@ -11,13 +11,10 @@ migrators started at once serialize instead of corrupting anything.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -57,39 +54,16 @@ class MigrationStatus:
 
 def migrations_dir() -> Path:
     """Directory holding the ``.sql`` migrations: ``MIGRATIONS_DIR`` when set, else the
-    package's own (extracted to a temporary directory if the package is not on a file
-    system, e.g. imported from a zip)."""
+    package's own resource directory (the package is installed as files, never zipped)."""
     configured = os.environ.get("MIGRATIONS_DIR")
-    if configured:
-        path = Path(configured)
-        if not path.is_dir():
-            raise ConfigurationError(f"MIGRATIONS_DIR {path} is not a directory")
-        return path
     packaged = resources.files("digitwin_db").joinpath("data", "migrations")
-    if isinstance(packaged, Path):
-        if not packaged.is_dir():
-            raise ConfigurationError(
-                f"migrations directory {packaged} not found: the package is incomplete "
-                "(reinstall it, or set MIGRATIONS_DIR)"
-            )
-        return packaged
-    return _extracted(packaged)
-
-
-_extracted_dir: Path | None = None
-
-
-def _extracted(packaged: Traversable) -> Path:
-    """Copy the packaged migrations to a temporary directory once (yoyo reads paths)."""
-    global _extracted_dir
-    if _extracted_dir is None:
-        target = Path(tempfile.mkdtemp(prefix="digitwin-db-migrations-"))
-        for item in packaged.iterdir():
-            if item.name.endswith(".sql"):
-                with item.open("rb") as src, (target / item.name).open("wb") as dst:
-                    shutil.copyfileobj(src, dst)
-        _extracted_dir = target
-    return _extracted_dir
+    path = Path(configured) if configured else packaged
+    if not isinstance(path, Path) or not path.is_dir():
+        raise ConfigurationError(
+            f"migrations directory {path} not found: set MIGRATIONS_DIR, or reinstall the "
+            "package (its data/migrations resource is missing)"
+        )
+    return path
 
 
 def available_migrations(directory: Path | None = None) -> list[str]:
