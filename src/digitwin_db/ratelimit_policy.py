@@ -176,6 +176,29 @@ def _validate_config(
     return BucketConfig(cap, rate, cst)
 
 
+def check_request(
+    user_id: object,
+    endpoint: object,
+    capacity: Any,
+    refill_rate: Any,
+    window_seconds: Any,
+    cost: Any,
+) -> tuple[BucketConfig, dict[str, Any]]:
+    """Validate one check of one bucket: its configuration and the statement parameters
+    (``user_id``, ``endpoint``, ``capacity``, ``refill_rate``, ``cost``)."""
+    user = check_user_id(user_id)
+    check_endpoint(endpoint)
+    config = bucket_config(capacity, refill_rate, window_seconds, cost)
+    params = {
+        "user_id": user,
+        "endpoint": endpoint,
+        "capacity": config.capacity,
+        "refill_rate": config.refill_rate,
+        "cost": config.cost,
+    }
+    return config, params
+
+
 def retry_after(tokens: float, lag: float, config: BucketConfig) -> float:
     """Seconds until a denied request's ``cost`` is available, never early.
 

@@ -27,8 +27,8 @@ from digitwin_db.errors import (
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
 from digitwin_db.ratelimit_policy import (
     BucketConfig,
-    bucket_config,
     check_endpoint,
+    check_request,
     check_user_id,
 )
 from digitwin_db.sql import rate_limits as q
@@ -79,16 +79,9 @@ class AsyncRateLimitRepository(AsyncRepository):
         ``Settings.rate_limit_on_error``: ``RateLimitUnavailableError`` ("raise"), or a
         ``degraded`` result allowing ("allow") or denying ("deny") the request.
         """
-        user = check_user_id(user_id)
-        check_endpoint(endpoint)
-        config = bucket_config(capacity, refill_rate, window_seconds, cost)
-        params = {
-            "user_id": user,
-            "endpoint": endpoint,
-            "capacity": config.capacity,
-            "refill_rate": config.refill_rate,
-            "cost": config.cost,
-        }
+        config, params = check_request(
+            user_id, endpoint, capacity, refill_rate, window_seconds, cost
+        )
         try:
             async with self.db.connection("rate_limits.check_and_consume") as conn:
                 cur = await conn.execute(q.CHECK_AND_CONSUME, params)
@@ -183,15 +176,9 @@ class AsyncRateLimitRepository(AsyncRepository):
         """What :meth:`check_and_consume` would answer now, consuming and writing nothing
         (``allowed``: the bucket holds ``cost`` tokens). Same validation and on-error
         behaviour; a bucket never used is full."""
-        user = check_user_id(user_id)
-        check_endpoint(endpoint)
-        config = bucket_config(capacity, refill_rate, window_seconds, cost)
-        params = {
-            "user_id": user,
-            "endpoint": endpoint,
-            "capacity": config.capacity,
-            "refill_rate": config.refill_rate,
-        }
+        config, params = check_request(
+            user_id, endpoint, capacity, refill_rate, window_seconds, cost
+        )
         try:
             async with self.db.connection("rate_limits.peek") as conn:
                 cur = await conn.execute(q.PEEK, params)
