@@ -152,3 +152,30 @@ def _style_offences() -> list[str]:
 
 def test_every_statement_is_written_in_one_style() -> None:
     assert _style_offences() == []
+
+
+def _formatter() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("format_sql", ROOT / "tools" / "format_sql.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_formatter_puts_a_concatenated_statement_into_the_style(tmp_path: Path) -> None:
+    module = tmp_path / "example.py"
+    module.write_text(
+        "from typing import LiteralString\n\n"
+        "GET: LiteralString = (\n"
+        '    "SELECT a, b FROM t "\n'
+        "    \"WHERE x = %(x)s AND y = 'two words' ORDER BY a LIMIT 1\"\n"
+        ")\n",
+        encoding="utf-8",
+    )
+    assert _formatter().format_file(module) == 1
+    namespace: dict[str, object] = {}
+    exec(module.read_text(encoding="utf-8"), namespace)
+    assert namespace["GET"] == (
+        "\nSELECT a, b\nFROM t\nWHERE x = %(x)s AND y = 'two words'\nORDER BY a\nLIMIT 1\n"
+    )
+    assert _formatter().format_file(module) == 0  # already in the style
