@@ -133,12 +133,14 @@ class AsyncAuditLogRepository(AsyncRepository):
             cur = conn.cursor(row_factory=class_row(AuditEntry))
             await cur.execute(sql.SQL(q.SELECT_PAGE).format(where=where), params)
             items = await cur.fetchall()
-            if params["offset"] == 0 and len(items) < params["limit"]:
-                total = len(items)  # the whole result fits in this page
-            else:
-                count_cur = await conn.execute(sql.SQL(q.COUNT).format(where=where), params)
-                row = await count_cur.fetchone()
-                total = int(row[0]) if row is not None else 0
+            total = await self._page_total(
+                conn,
+                len(items),
+                params["limit"],
+                params["offset"],
+                sql.SQL(q.COUNT).format(where=where),
+                params,
+            )
         return Page[AuditEntry](
             items=items, total=total, limit=params["limit"], offset=params["offset"]
         )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, LiteralString
 from uuid import UUID
 
 from psycopg import AsyncConnection, sql
@@ -41,6 +42,24 @@ class AsyncRepository:
 
     async def close(self) -> None:
         """Release what the repository holds (e.g. flush buffered counters). Default: nothing."""
+
+    @staticmethod
+    async def _page_total(
+        conn: AsyncConnection[Any],
+        shown: int,
+        limit: int,
+        offset: int,
+        count: sql.SQL | sql.Composed | LiteralString,
+        params: Mapping[str, Any],
+    ) -> int:
+        """The ``total`` of a listing page, the one way every ``Page`` gets it: the first
+        page that is not full tells it (``shown``); otherwise one count statement, run in
+        the listing's transaction (its snapshot) when it has one."""
+        if offset == 0 and shown < limit:
+            return shown
+        cur = await conn.execute(count, params)
+        row = await cur.fetchone()
+        return int(row[0]) if row is not None else 0
 
     @staticmethod
     async def _require_user(

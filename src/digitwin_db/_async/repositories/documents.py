@@ -194,9 +194,8 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
             await self._require_user(conn, uid, allow_deleted=include_deleted)
             query = self._q_list_any if include_deleted else self._q_list
             items = await self._fetch_all(conn, query, params)
-            cur = await conn.execute(q.COUNT_FOR_USER.format(where=where), params)
-            row = await cur.fetchone()
-        total = int(row[0]) if row else 0
+            count = q.COUNT_FOR_USER.format(where=where)
+            total = await self._page_total(conn, len(items), page, start, count, params)
         return Page[KnowledgeDocument](items=items, total=total, limit=page, offset=start)
 
     async def search(

@@ -102,9 +102,8 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
         async with self.db.transaction("users.list") as conn:
             await conn.execute(common.SNAPSHOT)
             items = await self._fetch_all(conn, q.LIST_PAGE.format(where=where), params)
-            cur = await conn.execute(q.COUNT.format(where=where), params)
-            row = await cur.fetchone()
-        total = int(row[0]) if row else 0
+            count = q.COUNT.format(where=where)
+            total = await self._page_total(conn, len(items), page_size, start, count, params)
         return Page[User](items=items, total=total, limit=page_size, offset=start)
 
     async def count(

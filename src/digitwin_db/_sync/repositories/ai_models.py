@@ -94,13 +94,8 @@ class AIModelRepository(SoftDeleteRepository[ModelT]):
         with self.db.transaction(f"{self.name}.list_for_user") as conn:
             conn.execute(common.SNAPSHOT)  # the items and the total agree
             items = self._fetch_all(conn, query, params)
-            if start == 0 and len(items) < page:
-                total = len(items)  # the whole result fits in this page
-            else:
-                count = self._q_count_any if include_deleted else self._q_count_live
-                cur = conn.execute(count, params)
-                row = cur.fetchone()
-                total = int(row[0]) if row else 0
+            count = self._q_count_any if include_deleted else self._q_count_live
+            total = self._page_total(conn, len(items), page, start, count, params)
         return Page[ModelT](items=items, total=total, limit=page, offset=start)
 
     def update(self, id: UUID | str, /, **changes: Any) -> ModelT:

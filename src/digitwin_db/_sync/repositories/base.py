@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, LiteralString
 from uuid import UUID
 
 from psycopg import Connection, sql
@@ -44,6 +45,24 @@ class Repository:
 
     def close(self) -> None:
         """Release what the repository holds (e.g. flush buffered counters). Default: nothing."""
+
+    @staticmethod
+    def _page_total(
+        conn: Connection[Any],
+        shown: int,
+        limit: int,
+        offset: int,
+        count: sql.SQL | sql.Composed | LiteralString,
+        params: Mapping[str, Any],
+    ) -> int:
+        """The ``total`` of a listing page, the one way every ``Page`` gets it: the first
+        page that is not full tells it (``shown``); otherwise one count statement, run in
+        the listing's transaction (its snapshot) when it has one."""
+        if offset == 0 and shown < limit:
+            return shown
+        cur = conn.execute(count, params)
+        row = cur.fetchone()
+        return int(row[0]) if row is not None else 0
 
     @staticmethod
     def _require_user(conn: Connection[Any], user_id: UUID, *, allow_deleted: bool = False) -> None:

@@ -105,9 +105,8 @@ class UserRepository(SoftDeleteRepository[User]):
         with self.db.transaction("users.list") as conn:
             conn.execute(common.SNAPSHOT)
             items = self._fetch_all(conn, q.LIST_PAGE.format(where=where), params)
-            cur = conn.execute(q.COUNT.format(where=where), params)
-            row = cur.fetchone()
-        total = int(row[0]) if row else 0
+            count = q.COUNT.format(where=where)
+            total = self._page_total(conn, len(items), page_size, start, count, params)
         return Page[User](items=items, total=total, limit=page_size, offset=start)
 
     def count(self, *, include_deleted: bool = False, subscription_tier: str | None = None) -> int:
