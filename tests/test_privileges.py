@@ -231,6 +231,7 @@ def test_the_purge_runs_as_maintenance_and_never_inside_retention(
         with pytest.raises(ValidationError, match="at least 30 days"):
             maintenance_factory.audit_logs.purge_older_than(days)
     assert raw_conn.execute("SELECT count(*) FROM audit_logs").fetchone() == (8,)
+    assert app_factory.audit_logs.retention_floor() == 30
     assert maintenance_factory.audit_logs.purge_older_than(30, batch_size=3) == 4
     assert raw_conn.execute("SELECT count(*) FROM audit_logs").fetchone() == (4,)
     # The owner may raise the floor; then a 30-day purge is refused too.
@@ -239,6 +240,7 @@ def test_the_purge_runs_as_maintenance_and_never_inside_retention(
         "ON CONFLICT (singleton) DO UPDATE SET min_retention_days = 365"
     )
     try:
+        assert app_factory.audit_logs.retention_floor() == 365
         with pytest.raises(ValidationError, match="at least 365 days"):
             maintenance_factory.audit_logs.purge_older_than(30)
     finally:

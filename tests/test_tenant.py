@@ -68,8 +68,8 @@ def test_scoped_repositories_see_only_their_user(
     assert scoped.users.get(alice["user"].id).email == "alice@example.com"
     assert scoped.users.list().total == 1
     assert scoped.users.find(bob["user"].id) is None
-    assert scoped.voice_models.list_for_user(bob["user"].id) == []
-    assert [m.id for m in scoped.voice_models.list_for_user(alice["user"].id)] == [
+    assert scoped.voice_models.list_for_user(bob["user"].id).items == []
+    assert [m.id for m in scoped.voice_models.list_for_user(alice["user"].id).items] == [
         alice["voice"].id
     ]
     assert [d.id for d in scoped.documents.search(alice["user"].id, "words")] == [alice["doc"].id]

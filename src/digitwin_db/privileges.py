@@ -22,7 +22,7 @@ from typing import LiteralString
 import psycopg
 from psycopg import sql
 
-from digitwin_db.errors import ValidationError, translate_errors
+from digitwin_db.errors import DigitwinDBError, ValidationError, raise_translated
 from digitwin_db.sql import privileges as q
 
 __all__ = [
@@ -33,28 +33,12 @@ __all__ = [
     "table_privileges",
 ]
 
-#: Privileges on the audit tables; absent ones get nothing. audit_logs: append and read.
-AUDIT_TABLE_PRIVILEGES: dict[str, tuple[LiteralString, ...]] = {
-    "audit_logs": ("SELECT", "INSERT"),
-    # users.erase as the application role queues the anonymisation here.
-    "audit_erasure_requests": ("INSERT",),
-    "audit_policy": ("SELECT",),
-    # The chain (0006): readable so that `audit verify` runs as any of the roles.
-    "audit_chain_head": ("SELECT",),
-    "audit_chain_anchors": ("SELECT",),
-}
-#: Every other table of the schema: the repositories' reads and writes.
-DATA_PRIVILEGES: tuple[LiteralString, ...] = ("SELECT", "INSERT", "UPDATE", "DELETE")
-_READ_ONLY: tuple[LiteralString, ...] = ("SELECT",)
+# The privileges themselves are SQL text: they live in digitwin_db.sql.privileges.
+AUDIT_TABLE_PRIVILEGES = q.AUDIT_TABLE_PRIVILEGES
+DATA_PRIVILEGES = q.DATA_PRIVILEGES
+MAINTENANCE_FUNCTIONS = q.MAINTENANCE_FUNCTIONS
 #: Migration bookkeeping: readable (health reports pending migrations).
 _YOYO_PREFIXES = ("_yoyo", "yoyo_")
-
-#: The owner's SECURITY DEFINER functions only the maintenance role may execute.
-MAINTENANCE_FUNCTIONS: tuple[LiteralString, ...] = (
-    "digitwin_audit_purge(double precision, integer)",
-    "digitwin_audit_anonymise(uuid)",
-    "digitwin_audit_process_erasures(integer)",
-)
 
 
 @dataclass(frozen=True)
@@ -71,7 +55,7 @@ def table_privileges(table: str) -> tuple[LiteralString, ...]:
     if table.startswith("audit_"):
         return AUDIT_TABLE_PRIVILEGES.get(table, ())
     if table.startswith(_YOYO_PREFIXES):
-        return _READ_ONLY
+        return q.READ_ONLY
     return DATA_PRIVILEGES
 
 
@@ -98,7 +82,16 @@ def grant(url: str, *, app: str, maintenance: str) -> GrantReport:
             raise ValidationError(f"the {what} role must be a name of 1 to 63 characters")
     if app == maintenance:
         raise ValidationError("the application and maintenance roles must be different roles")
-    with translate_errors("grant"), psycopg.connect(url, autocommit=True) as conn:
+    try:
+        return _grant(url, app=app, maintenance=maintenance)
+    except DigitwinDBError:
+        raise
+    except psycopg.Error as exc:
+        raise_translated(exc, "grant")
+
+
+def _grant(url: str, *, app: str, maintenance: str) -> GrantReport:
+    with psycopg.connect(url, autocommit=True) as conn:
         _check_role(conn, app, "application")
         _check_role(conn, maintenance, "maintenance")
         tables = conn.execute(q.TABLES).fetchall()

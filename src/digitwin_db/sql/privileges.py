@@ -23,3 +23,25 @@ REVOKE_FUNCTIONS: LiteralString = "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public 
 USAGE_ON_SCHEMA: LiteralString = "GRANT USAGE ON SCHEMA public TO {role}"
 GRANT_ON_TABLE: LiteralString = "GRANT {privileges} ON TABLE {table} TO {role}"
 EXECUTE_FUNCTION: LiteralString = "GRANT EXECUTE ON FUNCTION {function} TO {role}"
+
+#: Privileges on the audit tables; absent ones get nothing. audit_logs: append and read.
+AUDIT_TABLE_PRIVILEGES: dict[str, tuple[LiteralString, ...]] = {
+    "audit_logs": ("SELECT", "INSERT"),
+    # users.erase as the application role queues the anonymisation here.
+    "audit_erasure_requests": ("INSERT",),
+    "audit_policy": ("SELECT",),
+    # The chain (0006): readable so that `audit verify` runs as any of the roles.
+    "audit_chain_head": ("SELECT",),
+    "audit_chain_anchors": ("SELECT",),
+}
+#: Every other table of the schema: the repositories' reads and writes.
+DATA_PRIVILEGES: tuple[LiteralString, ...] = ("SELECT", "INSERT", "UPDATE", "DELETE")
+#: Migration bookkeeping.
+READ_ONLY: tuple[LiteralString, ...] = ("SELECT",)
+
+#: The owner's SECURITY DEFINER functions only the maintenance role may execute.
+MAINTENANCE_FUNCTIONS: tuple[LiteralString, ...] = (
+    "digitwin_audit_purge(double precision, integer)",
+    "digitwin_audit_anonymise(uuid)",
+    "digitwin_audit_process_erasures(integer)",
+)
