@@ -117,8 +117,7 @@ class ChainVerifier:
         self.last_hash: bytes | None = None
 
     def _expected_prev(self, row: ChainRow, seq: int) -> bytes | ChainBreak:
-        if self.last_seq is not None and seq == self.last_seq + 1:
-            assert self.last_hash is not None
+        if self.last_seq is not None and self.last_hash is not None and seq == self.last_seq + 1:
             return self.last_hash
         if self.last_seq is not None and seq <= self.last_seq:
             return ChainBreak(row.id, seq, f"chain_seq {seq} appears twice")

@@ -263,6 +263,7 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
             announce_stop()
             if stop.is_set():
                 break
+    announce_stop()  # a signal that came between two checks is reported too
     if args.interval is not None:
         _eprint(f"cleanup: stopped after {passes} pass(es)")
         return EXIT_OK  # a daemon reports failures in its log and keeps going
@@ -483,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from digitwin_db.cli_security import register as register_security
 
-    register_security(sub)
+    register_security(sub, _open_factory)
     return parser
 
 

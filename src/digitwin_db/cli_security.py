@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from digitwin_db.settings import Settings
+
+if TYPE_CHECKING:
+    from digitwin_db._sync.factory import RepositoryFactory
 
 __all__ = ["register"]
 
@@ -25,9 +30,7 @@ def cmd_grant(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    from digitwin_db.cli import _open_factory
-
-    with _open_factory(settings) as factory:
+    with args.open_factory(settings) as factory:
         if args.action == "head":
             head = factory.audit_logs.chain_head()
             if args.json:
@@ -53,8 +56,12 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEM
 
 
-def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add the security commands to the command line's sub-parsers."""
+def register(
+    sub: argparse._SubParsersAction[Any],
+    open_factory: Callable[[Settings], AbstractContextManager[RepositoryFactory]],
+) -> None:
+    """Add the security commands to the command line's sub-parsers; ``open_factory`` is the
+    command line's way to open a factory (passed in: this module does not import cli)."""
     p = sub.add_parser(
         "grant",
         help="give the application and maintenance roles exactly their privileges",
@@ -78,4 +85,4 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("action", choices=["verify", "head"], help="what to do")
     p.add_argument("--json", action="store_true", help="print as JSON")
-    p.set_defaults(handler=cmd_audit)
+    p.set_defaults(handler=cmd_audit, open_factory=open_factory)

@@ -82,8 +82,12 @@ class ConnectionScope:
     def __enter__(self) -> Connection[Any]:
         db = self._db
         db._ensure_open()
-        db.breaker.before_call()  # fails fast while the server is known to be down
         self._start = time.perf_counter()
+        try:
+            db.breaker.before_call()  # fails fast while the server is known to be down
+        except DatabaseUnavailableError:
+            self._record(failed=True)  # a refused call is a failed call in the statistics
+            raise
         try:
             self._conn = db._pool.getconn(self._timeout)
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
