@@ -1,0 +1,105 @@
+"""Which pool a ``limits`` storage uses: one per URL and options, shared by its storages.
+
+limits, Flask-Limiter and slowapi build storages freely (limits' own tests build one per
+test), so each storage must not open a pool of its own: storages with the same URL and
+options share one ``Database``, opened on first use. The two twins differ here, and only
+here, which is why this module is written by hand rather than generated:
+
+* sync: one ``Database`` per process (keyed by pid, so a forked worker opens its own),
+  closed at interpreter exit;
+* async: an asyncio pool belongs to the event loop that opened it, so one ``AsyncDatabase``
+  per running loop, forgotten with the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+import weakref
+from typing import Any
+
+from digitwin_db._async.database import AsyncDatabase
+from digitwin_db._sync.database import Database
+from digitwin_db.contrib.limits_rules import storage_settings
+from digitwin_db.settings import Settings
+
+__all__ = ["AsyncSharedDatabases", "SharedDatabases"]
+
+
+def _options_key(uri: str | None, options: dict[str, Any]) -> tuple[Any, ...]:
+    return (uri or "", *sorted((k, repr(v)) for k, v in options.items()))
+
+
+class SharedDatabases:
+    """The process-wide ``Database`` of one (URL, options), opened on first :meth:`get`."""
+
+    _lock = threading.Lock()
+    _databases: dict[tuple[Any, ...], Database] = {}
+
+    def __init__(self, uri: str | None, options: dict[str, Any]) -> None:
+        self.settings: Settings = storage_settings(uri, options)
+        self._key = _options_key(uri, options)
+
+    def get(self) -> Database:
+        """The open shared ``Database``; ``DatabaseUnavailableError`` when it cannot open."""
+        key = (os.getpid(), *self._key)
+        db = self._databases.get(key)
+        if db is not None and db.is_open:
+            return db
+        with self._lock:
+            db = self._databases.get(key)
+            if db is None:
+                db = self._databases[key] = Database(self.settings)
+            db.open()  # no-op when open
+            return db
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close this process's shared databases (at exit; tests)."""
+        pid = os.getpid()
+        with cls._lock:
+            for key in [k for k in cls._databases if k[0] == pid]:
+                cls._databases.pop(key).close()
+
+
+atexit.register(SharedDatabases.close_all)
+
+
+class AsyncSharedDatabases:
+    """The ``AsyncDatabase`` of one (URL, options) in the running event loop."""
+
+    _per_loop: weakref.WeakKeyDictionary[
+        asyncio.AbstractEventLoop, dict[tuple[Any, ...], AsyncDatabase]
+    ] = weakref.WeakKeyDictionary()
+    _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, uri: str | None, options: dict[str, Any]) -> None:
+        self.settings: Settings = storage_settings(uri, options)
+        self._key = _options_key(uri, options)
+
+    async def get(self) -> AsyncDatabase:
+        """The open ``AsyncDatabase`` of the running loop; ``DatabaseUnavailableError`` when
+        it cannot open."""
+        loop = asyncio.get_running_loop()
+        databases = self._per_loop.setdefault(loop, {})
+        db = databases.get(self._key)
+        if db is not None and db.is_open:
+            return db
+        lock = self._locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            db = databases.get(self._key)
+            if db is None:
+                db = databases[self._key] = AsyncDatabase(self.settings)
+            await db.open()  # no-op when open
+            return db
+
+    @classmethod
+    async def close_all(cls) -> None:
+        """Close the running loop's shared databases (before the loop ends; tests)."""
+        databases = cls._per_loop.pop(asyncio.get_running_loop(), {})
+        for db in databases.values():
+            await db.close()
