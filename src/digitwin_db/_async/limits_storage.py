@@ -102,6 +102,12 @@ class AsyncPostgresStorage(
             cur = await conn.execute(query, params)
             return await cur.fetchone()
 
+    async def _execute(self, op: str, query: Any, params: dict[str, Any]) -> None:
+        """Run one statement that returns no rows."""
+        db = await self._db()
+        async with db.connection(op) as conn:
+            await conn.execute(query, params)
+
     # ------------------------------------------------------------------ fixed window
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Add ``amount`` to the key's counter (a new or expired one restarts with a window
@@ -198,12 +204,12 @@ class AsyncPostgresStorage(
     async def clear_sliding_window(self, key: str, expiry: int) -> None:
         """Forget the key's sliding-window counts."""
         check_expiry(expiry)
-        await self._row("limits.clear_sliding_window", q.CLEAR_SLIDING, {"key": check_key(key)})
+        await self._execute("limits.clear_sliding_window", q.CLEAR_SLIDING, {"key": check_key(key)})
 
     # ------------------------------------------------------------------ maintenance
     async def clear(self, key: str) -> None:
         """Forget the key (every strategy)."""
-        await self._row("limits.clear", q.CLEAR, {"key": check_key(key)})
+        await self._execute("limits.clear", q.CLEAR, {"key": check_key(key)})
 
     async def reset(self) -> int | None:
         """Forget every key of every strategy; returns how many were removed."""

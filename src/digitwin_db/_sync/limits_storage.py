@@ -102,6 +102,12 @@ class PostgresStorage(
             cur = conn.execute(query, params)
             return cur.fetchone()
 
+    def _execute(self, op: str, query: Any, params: dict[str, Any]) -> None:
+        """Run one statement that returns no rows."""
+        db = self._db()
+        with db.connection(op) as conn:
+            conn.execute(query, params)
+
     # ------------------------------------------------------------------ fixed window
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Add ``amount`` to the key's counter (a new or expired one restarts with a window
@@ -198,12 +204,12 @@ class PostgresStorage(
     def clear_sliding_window(self, key: str, expiry: int) -> None:
         """Forget the key's sliding-window counts."""
         check_expiry(expiry)
-        self._row("limits.clear_sliding_window", q.CLEAR_SLIDING, {"key": check_key(key)})
+        self._execute("limits.clear_sliding_window", q.CLEAR_SLIDING, {"key": check_key(key)})
 
     # ------------------------------------------------------------------ maintenance
     def clear(self, key: str) -> None:
         """Forget the key (every strategy)."""
-        self._row("limits.clear", q.CLEAR, {"key": check_key(key)})
+        self._execute("limits.clear", q.CLEAR, {"key": check_key(key)})
 
     def reset(self) -> int | None:
         """Forget every key of every strategy; returns how many were removed."""

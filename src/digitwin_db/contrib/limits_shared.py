@@ -8,7 +8,7 @@ here, which is why this module is written by hand rather than generated:
 * sync: one ``Database`` per process (keyed by pid, so a forked worker opens its own),
   closed at interpreter exit;
 * async: an asyncio pool belongs to the event loop that opened it, so one ``AsyncDatabase``
-  per running loop, forgotten with the loop.
+  per running loop, closed when the loop shuts down.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import atexit
 import os
 import threading
-import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 from digitwin_db._async.database import AsyncDatabase
@@ -67,15 +67,37 @@ class SharedDatabases:
 atexit.register(SharedDatabases.close_all)
 
 
+class _LoopDatabases:
+    """The shared databases of one event loop, closed when the loop shuts down.
+
+    An asyncio pool cannot outlive its loop, and ``asyncio.run()`` (or ``asyncio.Runner``)
+    gives no "loop closing" callback, but it does ``shutdown_asyncgens()`` first: the loop
+    then closes every async generator it has seen. ``_guard`` is such a generator, started
+    once and kept here; its ``finally`` closes the loop's databases, inside the loop, so
+    repeated ``asyncio.run()`` calls (a worker per task, tests) leave no connection open.
+    """
+
+    def __init__(self) -> None:
+        self.databases: dict[tuple[Any, ...], AsyncDatabase] = {}
+        self.lock = asyncio.Lock()
+        self.guard = self._guard()
+
+    async def _guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        databases, self.databases = list(self.databases.values()), {}
+        for db in databases:
+            await db.close()
+
+
 class AsyncSharedDatabases:
     """The ``AsyncDatabase`` of one (URL, options) in the running event loop."""
 
-    _per_loop: weakref.WeakKeyDictionary[
-        asyncio.AbstractEventLoop, dict[tuple[Any, ...], AsyncDatabase]
-    ] = weakref.WeakKeyDictionary()
-    _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-        weakref.WeakKeyDictionary()
-    )
+    _per_loop: dict[asyncio.AbstractEventLoop, _LoopDatabases] = {}
 
     def __init__(self, uri: str | None, options: dict[str, Any]) -> None:
         self.settings: Settings = storage_settings(uri, options)
@@ -85,21 +107,31 @@ class AsyncSharedDatabases:
         """The open ``AsyncDatabase`` of the running loop; ``DatabaseUnavailableError`` when
         it cannot open."""
         loop = asyncio.get_running_loop()
-        databases = self._per_loop.setdefault(loop, {})
-        db = databases.get(self._key)
+        entry = self._per_loop.get(loop)
+        if entry is None:
+            entry = await self._register(loop)
+        db = entry.databases.get(self._key)
         if db is not None and db.is_open:
             return db
-        lock = self._locks.setdefault(loop, asyncio.Lock())
-        async with lock:
-            db = databases.get(self._key)
+        async with entry.lock:
+            db = entry.databases.get(self._key)
             if db is None:
-                db = databases[self._key] = AsyncDatabase(self.settings)
+                db = entry.databases[self._key] = AsyncDatabase(self.settings)
             await db.open()  # no-op when open
             return db
 
     @classmethod
+    async def _register(cls, loop: asyncio.AbstractEventLoop) -> _LoopDatabases:
+        # Loops closed without shutdown_asyncgens(): forget them (their pools go with them).
+        for old in [lp for lp in cls._per_loop if lp.is_closed()]:
+            del cls._per_loop[old]
+        entry = cls._per_loop[loop] = _LoopDatabases()
+        await anext(entry.guard)  # the loop now knows the generator and will close it
+        return entry
+
+    @classmethod
     async def close_all(cls) -> None:
-        """Close the running loop's shared databases (before the loop ends; tests)."""
-        databases = cls._per_loop.pop(asyncio.get_running_loop(), {})
-        for db in databases.values():
-            await db.close()
+        """Close the running loop's shared databases now."""
+        entry = cls._per_loop.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry.close()
