@@ -56,9 +56,11 @@ class AsyncPostgresStorage(
 
     ``uri`` is ``async+postgresql://user:password@host:port/dbname`` (``async+postgresql://``
     alone uses ``DATABASE_URL``). ``options`` are ``digitwin_db.Settings`` fields
-    (``pool_max_size``, ``statement_timeout_ms``, ``rate_limit_on_error``, …); storages with
-    the same URI and options share one pool. ``database=`` uses a given, already built
-    database instead (its settings apply; the storage opens it if needed, never closes it).
+    (``pool_min_size``, ``statement_timeout_ms``, ``rate_limit_on_error``, …); storages with
+    the same URI and options share one pool (see :mod:`digitwin_db.contrib.limits_shared`:
+    the async storage keeps one fixed pool of ``pool_min_size`` connections per event loop,
+    closed when the loop shuts down). ``database=`` uses a given, already built database
+    instead (its settings apply; the storage opens it if needed, never closes it).
 
     When the database cannot answer, ``Settings.rate_limit_on_error`` decides: ``"raise"``
     raises ``RateLimitUnavailableError`` (limits' ``StorageError`` with

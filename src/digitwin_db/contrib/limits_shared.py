@@ -101,6 +101,16 @@ class AsyncSharedDatabases:
 
     def __init__(self, uri: str | None, options: dict[str, Any]) -> None:
         self.settings: Settings = storage_settings(uri, options)
+        # A fixed pool of pool_min_size connections (at least 1), opened full and never
+        # grown: psycopg_pool adds connections in tasks of the loop, and a connection being
+        # added when asyncio.run() cancels the loop's tasks is taken for a failed connect and
+        # retried, so the loop's shutdown never ends. Not pool_max_size: the pool hands its
+        # idle connections out in turn, and on a busy host a check through one of many idle
+        # server processes was measured 6x slower than through one of two.
+        size = max(1, self.settings.pool_min_size)
+        self._pool_settings = self.settings.model_copy(
+            update={"pool_min_size": size, "pool_max_size": size}
+        )
         self._key = _options_key(uri, options)
 
     async def get(self) -> AsyncDatabase:
@@ -116,7 +126,7 @@ class AsyncSharedDatabases:
         async with entry.lock:
             db = entry.databases.get(self._key)
             if db is None:
-                db = entry.databases[self._key] = AsyncDatabase(self.settings)
+                db = entry.databases[self._key] = AsyncDatabase(self._pool_settings)
             await db.open()  # no-op when open
             return db
 
