@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -39,12 +38,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def postgresql() -> Iterator[str]:
+def postgresql() -> str:
     """The server's URL, with the limits tables emptied (as ``redis_basic`` flushes Redis)."""
     url = os.environ[URL_VARIABLE]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE limits_counters, limits_windows, limits_sliding")
-    yield url
+    return url
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MARK = "# --- added by digitwin-db scripts/peer/patch_limits.py"
 
-UTILS_ENTRIES = f'''
+UTILS_ENTRIES = f"""
 {MARK}
 _DIGITWIN_PG_URL = os.environ["DIGITWIN_PEER_PG_URL"]
 ALL_STORAGES["postgresql"] = pytest.param(
@@ -34,9 +34,9 @@ ALL_STORAGES_ASYNC["postgresql"] = pytest.param(
     id="postgresql",
 )
 
-'''
+"""
 
-CONCRETE_ENTRY = f'''        {MARK}
+CONCRETE_ENTRY = f"""        {MARK}
         pytest.param(
             {{prefix}}__import__("os").environ["DIGITWIN_PEER_PG_URL"],
             {{{{}}}},
@@ -45,7 +45,7 @@ CONCRETE_ENTRY = f'''        {MARK}
             marks=pytest.mark.postgresql,
             id="postgresql",
         ),
-'''
+"""
 
 PYTEST_INI = """[pytest]
 # Written by digitwin-db scripts/peer/patch_limits.py: limits' own settings without the

@@ -111,9 +111,9 @@ async def test_several_limits_are_all_or_nothing(factory: AsyncRepositoryFactory
         "203.0.113.7", "chat [3 per 1 hour]", capacity=3, window_seconds=3600
     )
     assert hourly3.remaining == 1
-    usage = {u.endpoint: (u.allowed, u.denied) for u in await factory.rate_limits.usage(
-        "203.0.113.7"
-    )}
+    usage = {
+        u.endpoint: (u.allowed, u.denied) for u in await factory.rate_limits.usage("203.0.113.7")
+    }
     assert usage == {"chat [2 per 1 hour]": (2, 2), "chat [3 per 1 hour]": (2, 2)}
 
 
@@ -212,7 +212,7 @@ async def test_readme_example_service(factory: AsyncRepositoryFactory) -> None:
     await AsyncRepositoryFactory.instance(factory.db)  # the example's singleton is ours
     try:
         namespace: dict[str, Any] = {}
-        exec(compile(readme_example(), str(README), "exec"), namespace)  # noqa: S102
+        exec(compile(readme_example(), str(README), "exec"), namespace)
         app: FastAPI = namespace["app"]
         user = await factory.users.create(email="ada@example.com", name="Ada")
         async with client(app) as http:

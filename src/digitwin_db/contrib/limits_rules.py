@@ -110,9 +110,7 @@ def storage_settings(uri: str | None, options: dict[str, Any]) -> Settings:
     if uri is not None:
         url = uri.removeprefix("async+")
         if not url.startswith("postgresql://"):
-            raise ConfigurationError(
-                f"not a postgresql:// storage URI: {redact_url(url)[:80]!r}"
-            )
+            raise ConfigurationError(f"not a postgresql:// storage URI: {redact_url(url)[:80]!r}")
         if url != "postgresql://":
             values["database_url"] = url
     try:
@@ -143,9 +141,7 @@ def on_error(policy: Literal["raise", "allow", "deny"], op: str, exc: Exception)
     return policy == "allow"
 
 
-def sliding_window(
-    row: tuple[Any, ...] | None, expiry: float
-) -> tuple[int, float, int, float]:
+def sliding_window(row: tuple[Any, ...] | None, expiry: float) -> tuple[int, float, int, float]:
     """limits' ``(previous count, previous TTL, current count, current TTL)`` from the row
     ``(window_no, previous_count, current_count, now)`` of ``GET_SLIDING_WINDOW``.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -86,12 +87,21 @@ class _LoopDatabases:
         try:
             yield
         finally:
-            await self.close()
+            await self.close(loop_ending=True)
 
-    async def close(self) -> None:
+    async def close(self, *, loop_ending: bool = False) -> None:
         databases, self.databases = list(self.databases.values()), {}
         for db in databases:
-            await db.close()
+            if not loop_ending:
+                await db.close()
+                continue
+            # asyncio.run() cancelled every task, the pool's workers too, before it closes
+            # the async generators; psycopg_pool's close() then raises CancelledError while
+            # waiting for its workers, before it closes its idle connections. drain() closes
+            # them first (the replacements it asks for go to the dead workers).
+            await db._pool.drain()
+            with contextlib.suppress(asyncio.CancelledError):
+                await db.close(timeout=0)
 
 
 class AsyncSharedDatabases:
