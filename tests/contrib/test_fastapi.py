@@ -5,7 +5,6 @@ against the ASGI app, on a real embedded PostgreSQL."""
 from __future__ import annotations
 
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from digitwin_db._async.factory import AsyncRepositoryFactory
 from digitwin_db.contrib.fastapi import add_exception_handlers, rate_limit
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.rate_limits import Limit
+from tests.contrib.helpers import closed_port_url
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -126,13 +126,6 @@ def test_malformed_limits_are_validation_errors_at_once(bad: Any) -> None:
 def test_malformed_endpoint_is_a_validation_error_at_once() -> None:
     with pytest.raises(ValidationError):
         rate_limit("1/second", endpoint="bad\nname")
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 
 @pytest.mark.parametrize(("policy", "status"), [("raise", 503), ("allow", 200), ("deny", 429)])

@@ -5,7 +5,6 @@ exactness under threads and tasks, pools closed with their event loop, cleanup."
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from digitwin_db.errors import (
     RateLimitUnavailableError,
     ValidationError,
 )
+from tests.contrib.helpers import closed_port_url
 
 STRATEGIES: list[Any] = [
     FixedWindowRateLimiter,
@@ -62,11 +62,9 @@ def stored_rows(raw_conn: psycopg.Connection) -> dict[str, list[Any]]:
     }
 
 
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"postgresql://app:s3cret-pw@127.0.0.1:{port}/postgres"
+def dead_url() -> str:
+    """No server behind it; the password must never show in an error."""
+    return closed_port_url("app:s3cret-pw")
 
 
 def test_import_registers_both_schemes(pg_url: str) -> None:
@@ -271,7 +269,7 @@ def test_wrap_exceptions_gives_limits_storage_errors(pg_url: str) -> None:
 
 @pytest.mark.parametrize("wrap", [False, True])
 def test_server_gone_with_raise(wrap: bool) -> None:
-    store = storage_from_string(closed_port_url(), wrap_exceptions=wrap, connect_timeout=1)
+    store = storage_from_string(dead_url(), wrap_exceptions=wrap, connect_timeout=1)
     error = StorageError if wrap else RateLimitUnavailableError
     for strategy in STRATEGIES:
         with pytest.raises(error) as caught:
@@ -282,7 +280,7 @@ def test_server_gone_with_raise(wrap: bool) -> None:
 
 @pytest.mark.parametrize("policy", ["allow", "deny"])
 def test_server_gone_with_allow_or_deny(policy: str) -> None:
-    store = storage_from_string(closed_port_url(), rate_limit_on_error=policy, connect_timeout=1)
+    store = storage_from_string(dead_url(), rate_limit_on_error=policy, connect_timeout=1)
     for strategy in STRATEGIES:
         limiter = strategy(store)
         item = parse("5/minute")
@@ -294,7 +292,7 @@ def test_server_gone_with_allow_or_deny(policy: str) -> None:
 def test_server_gone_async_follows_the_policy() -> None:
     async def run(policy: str) -> bool:
         store = storage_from_string(
-            "async+" + closed_port_url(), rate_limit_on_error=policy, connect_timeout=1
+            "async+" + dead_url(), rate_limit_on_error=policy, connect_timeout=1
         )
         return bool(
             await async_strategies.MovingWindowRateLimiter(store).hit(parse("5/minute"), "k")

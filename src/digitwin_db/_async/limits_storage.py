@@ -24,6 +24,7 @@ from digitwin_db._async.database import AsyncDatabase
 from digitwin_db.contrib.limits_rules import (
     ASYNC_STORAGE_SCHEMES,
     DENY_COUNT,
+    acquire_params,
     check_amount,
     check_expiry,
     check_key,
@@ -110,6 +111,19 @@ class AsyncPostgresStorage(
         async with db.connection(op) as conn:
             await conn.execute(query, params)
 
+    async def _acquire(
+        self, op: str, query: Any, key: str, limit: int, expiry: int, amount: int
+    ) -> bool:
+        """Run an acquiring statement: True when it returned its row (admitted)."""
+        params = acquire_params(key, limit, expiry, amount)
+        if amount > limit:  # could never be admitted: limits' storages answer False
+            return False
+        try:
+            row = await self._row(f"limits.{op}", query, params)
+        except (DatabaseUnavailableError, TransientError) as exc:
+            return on_error(self.on_error_policy, op, exc)
+        return row is not None
+
     # ------------------------------------------------------------------ fixed window
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Add ``amount`` to the key's counter (a new or expired one restarts with a window
@@ -149,16 +163,7 @@ class AsyncPostgresStorage(
     async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         """Admit ``amount`` if at most ``limit - amount`` were acquired in the last
         ``expiry`` seconds; a denial stores nothing."""
-        params = {"key": check_key(key), "limit": check_limit(limit)}
-        params["expiry"] = check_expiry(expiry)
-        params["amount"] = check_amount(amount)
-        if amount > limit:
-            return False
-        try:
-            row = await self._row("limits.acquire_entry", q.ACQUIRE_ENTRY, params)
-        except (DatabaseUnavailableError, TransientError) as exc:
-            return on_error(self.on_error_policy, "acquire_entry", exc)
-        return row is not None
+        return await self._acquire("acquire_entry", q.ACQUIRE_ENTRY, key, limit, expiry, amount)
 
     async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         """``(oldest acquisition in the window, amount acquired in it)``; ``(now, 0)`` when
@@ -180,16 +185,9 @@ class AsyncPostgresStorage(
     ) -> bool:
         """Admit ``amount`` if the weighted count of the previous and current windows plus
         ``amount`` stays within ``limit``; a denial stores nothing."""
-        params = {"key": check_key(key), "limit": check_limit(limit)}
-        params["expiry"] = check_expiry(expiry)
-        params["amount"] = check_amount(amount)
-        if amount > limit:
-            return False
-        try:
-            row = await self._row("limits.acquire_sliding", q.ACQUIRE_SLIDING, params)
-        except (DatabaseUnavailableError, TransientError) as exc:
-            return on_error(self.on_error_policy, "acquire_sliding_window_entry", exc)
-        return row is not None
+        return await self._acquire(
+            "acquire_sliding_window_entry", q.ACQUIRE_SLIDING, key, limit, expiry, amount
+        )
 
     async def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
         """``(previous count, previous TTL, current count, current TTL)``, windows aligned

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_EXPIRY_SECONDS",
     "MAX_KEY_LENGTH",
     "STORAGE_SCHEMES",
+    "acquire_params",
     "check_amount",
     "check_expiry",
     "check_key",
@@ -89,6 +90,16 @@ def check_expiry(expiry: object) -> float:
             f"expiry must be > 0 and at most {MAX_EXPIRY_SECONDS:g} seconds, not {expiry!r}"
         )
     return seconds
+
+
+def acquire_params(key: object, limit: object, expiry: object, amount: object) -> dict[str, Any]:
+    """The checked parameters of an acquiring statement (moving or sliding window)."""
+    return {
+        "key": check_key(key),
+        "limit": check_limit(limit),
+        "expiry": check_expiry(expiry),
+        "amount": check_amount(amount),
+    }
 
 
 def storage_settings(uri: str | None, options: dict[str, Any]) -> Settings:
