@@ -35,9 +35,10 @@ THREADS = 8
 
 def _limiters(env: Env) -> tuple[dict[str, Any], dict[str, str]]:
     """(name -> limiter, name -> reason skipped) of every contender."""
-    import digitwin_db.contrib.limits  # noqa: F401  (registers postgresql://)
     from limits import strategies
     from limits.storage import storage_from_string
+
+    import digitwin_db.contrib.limits  # noqa: F401  (registers postgresql://)
 
     pg = storage_from_string(env.pg_url, pool_min_size=2, pool_max_size=THREADS + 2)
     limiters: dict[str, Any] = {SUBJECT: strategies.MovingWindowRateLimiter(pg)}
