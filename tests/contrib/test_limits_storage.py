@@ -23,7 +23,9 @@ from limits.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 
+from digitwin_db._sync.cleanup import CleanupJob
 from digitwin_db._sync.database import Database
+from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db.contrib.limits import AsyncPostgresStorage, PostgresStorage
 from digitwin_db.contrib.limits_rules import MAX_KEY_LENGTH
 from digitwin_db.contrib.limits_shared import SharedDatabases
@@ -340,3 +342,21 @@ def test_reset_and_cleanup_expired(storage: PostgresStorage, raw_conn: psycopg.C
     storage.acquire_entry("mw", 5, 60)
     assert storage.reset() == 2
     assert stored_rows(raw_conn) == {table: [] for table in TABLES}
+
+
+def test_cleanup_job_removes_expired_windows(
+    pg_url: str, storage: PostgresStorage, raw_conn: psycopg.Connection
+) -> None:
+    for i in range(7):
+        storage.incr(f"gone-{i}", 1)
+    storage.acquire_entry("gone-mw", 5, 1)
+    storage.acquire_sliding_window_entry("gone-sw", 5, 1)
+    storage.incr("live", 3600)
+    time.sleep(2.1)
+    with Database(url=pg_url, pool_min_size=1, pool_max_size=2) as db:
+        report = CleanupJob(RepositoryFactory(db), batch_size=2).run_once()
+    assert report.removed["limits_storage"] == 9
+    assert not report.errors
+    assert [r[0] for r in stored_rows(raw_conn)["limits_counters"]] == ["live"]
+    assert stored_rows(raw_conn)["limits_windows"] == []
+    assert stored_rows(raw_conn)["limits_sliding"] == []
