@@ -95,7 +95,8 @@ class AsyncPostgresStorage(
             if not self._database.is_open:
                 await self._database.open()
             return self._database
-        assert self._shared is not None
+        if self._shared is None:  # the constructor sets one of the two
+            raise QueryError("limits storage without a database")
         return await self._shared.get()
 
     async def _row(self, op: str, query: Any, params: dict[str, Any]) -> tuple[Any, ...] | None:
