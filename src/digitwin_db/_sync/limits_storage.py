@@ -1,8 +1,9 @@
 # WARNING: generated file, do not edit. Edit its async source and run
 # scripts/generate_sync.sh (tools/generate_sync.py). Generated from:
 # src/digitwin_db/_async/limits_storage.py
-"""A ``limits`` storage in PostgreSQL (scheme ``async+postgresql://``; the generated sync twin
-is ``postgresql://``). Importing :mod:`digitwin_db.contrib.limits` registers both.
+"""A ``limits`` storage in PostgreSQL, registered for the URI schemes of
+:data:`~digitwin_db.contrib.limits_rules.STORAGE_SCHEMES` by importing
+:mod:`digitwin_db.contrib.limits` (the other API's twin has its own scheme).
 
 It implements limits' storage contract and both optional capabilities, so all three
 strategies work: fixed window (``incr``/``get``/``get_expiry``), moving window
@@ -44,7 +45,7 @@ from digitwin_db.sql import limits_storage as q
 
 __all__ = ["PostgresStorage"]
 
-#: Rows deleted per table and statement by :meth:`AsyncPostgresStorage.cleanup_expired`.
+#: Rows deleted per table and statement by ``cleanup_expired``.
 CLEANUP_BATCH = 5000
 
 
@@ -56,13 +57,12 @@ class PostgresStorage(
 ):
     """limits storage on digitwin-db's tables (migration 0008).
 
-    ``uri`` is ``async+postgresql://user:password@host:port/dbname`` (``async+postgresql://``
-    alone uses ``DATABASE_URL``). ``options`` are ``digitwin_db.Settings`` fields
-    (``pool_min_size``, ``statement_timeout_ms``, ``rate_limit_on_error``, …); storages with
-    the same URI and options share one pool (see :mod:`digitwin_db.contrib.limits_shared`:
-    the async storage keeps one fixed pool of ``pool_min_size`` connections per event loop,
-    closed when the loop shuts down). ``database=`` uses a given, already built database
-    instead (its settings apply; the storage opens it if needed, never closes it).
+    ``uri`` is ``<scheme>://user:password@host:port/dbname`` (the scheme alone uses
+    ``DATABASE_URL``). ``options`` are ``digitwin_db.Settings`` fields (``pool_min_size``,
+    ``statement_timeout_ms``, ``rate_limit_on_error``, …); storages with the same URI and
+    options share one pool (how: :mod:`digitwin_db.contrib.limits_shared`). ``database=``
+    uses a given, already built database instead (its settings apply; the storage opens it
+    if needed, never closes it).
 
     When the database cannot answer, ``Settings.rate_limit_on_error`` decides: ``"raise"``
     raises ``RateLimitUnavailableError`` (limits' ``StorageError`` with
