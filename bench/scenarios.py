@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from bench import baselines, workers
 from bench.harness import Measurement, measure_async, measure_sync, summarize_latencies
+from bench.limits_storage import limits_storage
 from bench.results import Scenario, Target
 from bench.servers import redis_unavailable_reason
 
@@ -729,6 +730,7 @@ SCENARIOS: dict[str, Callable[[Env], list[Scenario]]] = {
     "rate_limit_concurrent": rate_limit_concurrent,
     "scale": scale,
     "cleanup": cleanup,
+    "limits_storage": limits_storage,
 }
 
 # Every scenario key a complete run reports (the smoke test checks them).
@@ -744,4 +746,6 @@ SCENARIO_KEYS = [
     "rate_limit_concurrent_1000",
     "scale_lookup",
     "cleanup_under_load",
+    "limits_storage_1_client",
+    "limits_storage_8_threads",
 ]
