@@ -119,9 +119,10 @@ class AsyncRateLimitRepository(AsyncRepository):
             "cost": cst,
         }
         try:
-            async with self.db.connection("rate_limits.check_and_consume") as conn:
-                cur = await conn.execute(q.CHECK_AND_CONSUME, params)
-                row = await cur.fetchone()
+            # Group commit: concurrent checks share one pipeline and one commit.
+            row = await self.db.batcher("rate_limits.check_and_consume").execute(
+                q.CHECK_AND_CONSUME, params, (user, endpoint)
+            )
         except (DatabaseUnavailableError, TransientError) as exc:
             return self._undecided("check_and_consume", exc, cap, rate, cst, endpoint)
         if row is None:  # the statement always returns one row

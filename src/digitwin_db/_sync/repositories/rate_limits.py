@@ -121,9 +121,10 @@ class RateLimitRepository(Repository):
             "cost": cst,
         }
         try:
-            with self.db.connection("rate_limits.check_and_consume") as conn:
-                cur = conn.execute(q.CHECK_AND_CONSUME, params)
-                row = cur.fetchone()
+            # Group commit: concurrent checks share one pipeline and one commit.
+            row = self.db.batcher("rate_limits.check_and_consume").execute(
+                q.CHECK_AND_CONSUME, params, (user, endpoint)
+            )
         except (DatabaseUnavailableError, TransientError) as exc:
             return self._undecided("check_and_consume", exc, cap, rate, cst, endpoint)
         if row is None:  # the statement always returns one row
