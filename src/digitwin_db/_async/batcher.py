@@ -91,6 +91,11 @@ class AsyncBatcher:
         self.statements = 0
         self.retried = 0
 
+    @property
+    def pending(self) -> int:
+        """Statements waiting for the next batch."""
+        return len(self._waiting)
+
     async def execute(
         self, statement: LiteralString, params: dict[str, Any], key: tuple[str, str]
     ) -> tuple[Any, ...] | None:
