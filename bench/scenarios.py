@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bench import baselines, workers
+from bench import async_concurrency, baselines, workers
 from bench.harness import Measurement, measure_async, measure_sync, summarize_latencies
 from bench.results import Scenario, Target
 from bench.servers import redis_unavailable_reason
@@ -723,9 +723,11 @@ def cleanup(env: Env) -> list[Scenario]:
 SCENARIOS: dict[str, Callable[[Env], list[Scenario]]] = {
     "cache_hit": cache_hit,
     "cache_hit_async": cache_hit_async,
+    "cache_hit_async_concurrent": async_concurrency.cache_hit_async_concurrent,
     "cache_write": cache_write,
     "get_many": get_many,
     "rate_limit": rate_limit,
+    "rate_limit_async": async_concurrency.rate_limit_async,
     "rate_limit_concurrent": rate_limit_concurrent,
     "scale": scale,
     "cleanup": cleanup,
@@ -737,9 +739,13 @@ SCENARIO_KEYS = [
     "cache_hit_get_embedding",
     "cache_hit_get_llm_response",
     "cache_hit_kv_get_async",
+    "cache_hit_kv_get_async_16",
+    "cache_hit_kv_get_async_64",
     "cache_write_kv_set",
     "get_many_100",
     "rate_limit_check",
+    "rate_limit_async_8",
+    "rate_limit_async_64",
     "rate_limit_concurrent_1",
     "rate_limit_concurrent_1000",
     "scale_lookup",
