@@ -119,15 +119,19 @@ async def test_concurrent_tasks_share_batches_and_stay_exact(
     rl_db: AsyncDatabase, admin: psycopg.AsyncConnection[Any]
 ) -> None:
     factory = AsyncRepositoryFactory(rl_db)
-    (user,) = _users(1)
-    results = await asyncio.gather(*(_check(factory, user, capacity=40) for _ in range(64)))
-    assert sum(r.allowed for r in results) == 40
-    assert sorted(r.remaining for r in results if r.allowed) == list(range(40))
-    assert await _counts(admin, user) == (40, 24)
+    users = _users(8)
+    calls = [_check(factory, users[i % 8], capacity=5) for i in range(64)]
+    results = await asyncio.gather(*calls)
+    for n, user in enumerate(users):
+        mine = results[n::8]
+        assert sum(r.allowed for r in mine) == 5
+        assert sorted(r.remaining for r in mine if r.allowed) == list(range(5))
+        assert await _counts(admin, user) == (5, 3)
     batcher = rl_db.batcher(OP)
     assert batcher.statements == 64
-    # The first call went alone; the 63 that queued behind it went in one batch.
-    assert batcher.batches == 2
+    # The first call went alone; the 63 that queued behind it went eight users at a time
+    # (one check per subject in a batch).
+    assert batcher.batches == 1 + 8
     assert batcher.retried == 0
 
 
@@ -191,8 +195,8 @@ async def test_two_batchers_on_overlapping_buckets_in_opposite_orders(
             await hold.close()
         batchers = (db_a.batcher(OP), db_b.batcher(OP))
         assert [b.statements for b in batchers] == [16 * rounds + 16, 16 * rounds]
-        # Each: one call alone, then one batch of the 47 that queued behind it.
-        assert [b.batches for b in batchers] == [16 + 2, 2]
+        # Each: one call alone, then the 47 that queued behind it, 16 subjects at a time.
+        assert [b.batches for b in batchers] == [16 + 1 + 3, 1 + 3]
         assert sum(b.retried for b in batchers) == 0
     assert sum(r.allowed for r in results) == 16 * (capacity - 1)
     for user in users:

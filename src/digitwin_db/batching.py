@@ -1,26 +1,27 @@
-"""Group-commit planning: which waiting statements go into the next batch, in what order.
+"""Group-commit planning: which waiting statements go into the next batch, in what order,
+and how a batch becomes ONE statement.
 
-Pure logic (no I/O) for :mod:`digitwin_db._async.batcher`. A batch runs as ONE implicit
-transaction (its statements pipelined before one Sync), so every row lock it takes is held
-until the batch commits. Two rules keep concurrent batches (of this or other processes) and
-other statements from deadlocking with it:
+Pure logic (no I/O) for :mod:`digitwin_db._async.batcher`. A batch of single-row statements
+runs as one statement over parallel arrays (:class:`ArrayCombiner`): one round trip, one
+transaction, one ``now()``, one commit. Its row locks are held until that commit, so:
 
-- statements are ordered by their key ``(group, member)`` — for a rate-limit check
-  ``(subject, endpoint)`` — so two batches lock shared rows in the same order;
-- a batch holds at most ONE member of a group (the same member twice is fine: it is the
-  same row). Multi-row statements of one group (``check_many`` locks several buckets of
-  one subject in the database's collation order, ``reset`` deletes a subject's buckets)
-  then never wait in a cycle with a batch, whatever the collation. A second member of a
-  group waits for the next batch.
+- its rows are taken in the order of their key ``(group, member)`` — for a rate-limit check
+  ``(subject, endpoint)`` — so two batches (of this or other processes) lock shared rows in
+  the same order and cannot deadlock;
+- a batch holds at most ONE statement per group. A multi-row statement may not touch a row
+  twice, and statements of one group that lock several rows (``check_many`` locks several
+  buckets of one subject in the database's collation order, ``reset`` deletes a subject's
+  buckets) then never wait in a cycle with a batch, whatever the collation. A second
+  statement of a group waits for the next batch.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Hashable
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, LiteralString, Protocol, TypeVar
 
-__all__ = ["MAX_BATCH", "Keyed", "plan_batch", "shielded"]
+__all__ = ["MAX_BATCH", "ArrayCombiner", "Keyed", "plan_batch", "shielded"]
 
 #: Most statements in one batch (bounds a batch's lock set, its transaction and its wait).
 MAX_BATCH = 64
@@ -28,7 +29,7 @@ MAX_BATCH = 64
 
 class Keyed(Protocol):
     @property
-    def key(self) -> tuple[Hashable, Hashable]: ...
+    def key(self) -> tuple[str, str]: ...
 
 
 K = TypeVar("K", bound=Keyed)
@@ -36,23 +37,46 @@ K = TypeVar("K", bound=Keyed)
 
 def plan_batch(first: list[K], waiting: list[K], limit: int = MAX_BATCH) -> list[K]:
     """Move statements from ``waiting`` (arrival order) into a batch after ``first``; return
-    the batch ordered by key. Items skipped (a group already represented by another member,
-    or past ``limit``) stay in ``waiting``, in their order."""
+    the batch ordered by key. Items skipped (their group is in the batch already, or the
+    batch is full) stay in ``waiting``, in their order."""
     batch = list(first)
-    members = {item.key[0]: item.key[1] for item in batch}
+    groups = {item.key[0] for item in batch}
     kept: list[K] = []
     for item in waiting:
-        group, member = item.key
-        if len(batch) >= limit or members.setdefault(group, member) != member:
+        group = item.key[0]
+        if len(batch) >= limit or group in groups:
             kept.append(item)
         else:
+            groups.add(group)
             batch.append(item)
     waiting[:] = kept
     batch.sort(key=_sort_key)
     return batch
 
 
-def _sort_key(item: Keyed) -> tuple[Hashable, Hashable]:
+@dataclass(frozen=True)
+class ArrayCombiner:
+    """Several runs of one single-row statement as ONE statement over parallel arrays.
+
+    ``statement`` takes, for each ``(param, array)`` of ``arrays``, the array of that
+    parameter's values in batch order, and returns one row per input: its key columns
+    (``key_columns`` of them, the batch key) followed by the single statement's row.
+    """
+
+    statement: LiteralString
+    arrays: tuple[tuple[str, str], ...]
+    key_columns: int = 2
+
+    def combine(self, params: list[dict[str, Any]]) -> tuple[LiteralString, dict[str, Any]]:
+        return self.statement, {array: [p[name] for p in params] for name, array in self.arrays}
+
+    def split(self, rows: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """The single statement's row of each key."""
+        k = self.key_columns
+        return {tuple(row[:k]): tuple(row[k:]) for row in rows}
+
+
+def _sort_key(item: Keyed) -> tuple[str, str]:
     return item.key
 
 

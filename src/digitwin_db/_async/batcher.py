@@ -1,22 +1,26 @@
-"""Group commit: concurrent one-statement calls share a connection, a pipeline and a commit.
+"""Group commit: concurrent one-row statements share a connection, a statement and a commit.
 
 This file is the hand-written async source; ``_sync/batcher.py`` is generated from it (there
 the callers are threads, the lock and events are ``threading``'s).
 
 One caller at a time is the *leader*: it takes the waiting statements (up to
-``batching.MAX_BATCH``, at most one bucket per subject, ordered by key — see
-:mod:`digitwin_db.batching`), sends them in pipeline mode followed by ONE Sync, so the
-server runs them as one implicit transaction (one ``now()``, one commit, one WAL flush), and
-hands each caller its row. Callers arriving meanwhile wait for the next batch, which the
-first of them leads as soon as this one is done; so nobody waits longer than one batch
-before its own starts, and a caller that finds no batch running (no concurrency) goes at
-once, alone, as a plain statement.
+``batching.MAX_BATCH``, one per subject, ordered by key — see :mod:`digitwin_db.batching`)
+and runs them as ONE statement over parallel arrays (``ArrayCombiner``): one round trip,
+one transaction (one ``now()``, one commit, one WAL flush), then hands each caller its row.
+Callers arriving meanwhile wait for the next batch, which the first of them leads as soon
+as this one is done; so nobody waits longer than one batch before its own starts, and a
+caller that finds no batch running (no concurrency) goes at once, alone, as the plain
+single-row statement.
+
+(psycopg's pipeline mode — N statements, one Sync — gives the same single commit; under
+asyncio it waits on the event loop once per statement, which cost more client CPU than the
+statements themselves: bench/README.md, "Group commit".)
 
 Failures:
 
-- a statement fails (a lock timeout, a constraint): the server aborted the whole batch and
-  committed nothing, so each statement of it runs again alone on the same connection and
-  gets its own row or its own error — none is counted twice;
+- the statement fails (a lock timeout, a constraint): the server committed nothing of the
+  batch, so each caller's statement runs again alone on the same connection and gets its own
+  row or its own error — none is counted twice;
 - the connection is lost (or cannot be had): whether the commit happened is unknown, so no
   statement is retried; every caller of the batch gets the ``DatabaseUnavailableError``
   (the rate limiter then applies ``rate_limit_on_error``);
@@ -34,7 +38,7 @@ from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
 
-from digitwin_db.batching import MAX_BATCH, plan_batch, shielded
+from digitwin_db.batching import MAX_BATCH, ArrayCombiner, plan_batch, shielded
 from digitwin_db.errors import raise_translated
 
 if TYPE_CHECKING:
@@ -76,17 +80,20 @@ def _translated(exc: psycopg.Error, op: str) -> BaseException:
 
 
 class AsyncBatcher:
-    """Group commit of one kind of single-row statement (``db.batcher(op)``)."""
+    """Group commit of one kind of single-row statement (``db.batcher(op, combiner)``)."""
 
-    def __init__(self, db: AsyncDatabase, op: str, limit: int = MAX_BATCH) -> None:
+    def __init__(
+        self, db: AsyncDatabase, op: str, combiner: ArrayCombiner, limit: int = MAX_BATCH
+    ) -> None:
         self._db = db
         self._op = op
+        self._combiner = combiner
         self._batch_op = f"{op}[batch]"
         self._limit = limit
         self._lock = asyncio.Lock()
         self._waiting: list[_Item] = []
         self._leading = False
-        #: Counters: batches run, statements they carried, statements retried alone.
+        #: Counters: batches run, calls they carried, calls retried alone.
         self.batches = 0
         self.statements = 0
         self.retried = 0
@@ -161,7 +168,7 @@ class AsyncBatcher:
                     item.row = await cur.fetchone()
                     item.ok = True
             else:
-                await self._pipelined(batch)
+                await self._combined(batch)
         except BaseException as exc:
             for item in batch:
                 if not item.ok and item.error is None:
@@ -180,17 +187,12 @@ class AsyncBatcher:
                     item.done.set()
         return len(batch)
 
-    async def _pipelined(self, batch: list[_Item]) -> None:
+    async def _combined(self, batch: list[_Item]) -> None:
+        statement, params = self._combiner.combine([item.params for item in batch])
         async with self._db.connection(self._batch_op) as conn:
             try:
-                async with conn.pipeline() as pipeline:
-                    cursors = []
-                    for item in batch:
-                        cur = conn.cursor()
-                        await cur.execute(item.statement, item.params)
-                        cursors.append(cur)
-                    await pipeline.sync()
-                    rows = [await cur.fetchone() for cur in cursors]
+                cur = await conn.execute(statement, params)
+                rows = await cur.fetchall()
             except psycopg.Error:
                 if conn.broken or conn.closed:
                     raise  # outcome unknown: every caller gets the error, none retried
@@ -206,6 +208,7 @@ class AsyncBatcher:
                             raise
                         item.error = _translated(exc, self._op)
                 return
-            for item, row in zip(batch, rows, strict=True):
-                item.row = row
-                item.ok = True
+        answers = self._combiner.split(rows)
+        for item in batch:
+            item.row = answers.get(item.key)
+            item.ok = True

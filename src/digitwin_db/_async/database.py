@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 from digitwin_db import affinity
 from digitwin_db._async.batcher import AsyncBatcher
 from digitwin_db.affinity import Parked, Parking
+from digitwin_db.batching import ArrayCombiner
 from digitwin_db.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -357,12 +358,15 @@ class AsyncDatabase:
         """
         return AsyncConnectionScope(self, op)
 
-    def batcher(self, op: str) -> AsyncBatcher:
-        """The group-commit batcher of operation ``op`` (see :mod:`digitwin_db._async.batcher`):
-        its single-row statements issued concurrently share one pipeline and one commit."""
+    def batcher(self, op: str, combiner: ArrayCombiner | None = None) -> AsyncBatcher:
+        """The group-commit batcher of operation ``op`` (see :mod:`digitwin_db._async.batcher`),
+        created with ``combiner`` on first use: its single-row statements issued
+        concurrently run as one statement, one commit."""
         batcher = self._batchers.get(op)
         if batcher is None:
-            batcher = self._batchers[op] = AsyncBatcher(self, op)
+            if combiner is None:
+                raise KeyError(f"no batcher for {op!r} yet (give its combiner)")
+            batcher = self._batchers[op] = AsyncBatcher(self, op, combiner)
         return batcher
 
     @asynccontextmanager

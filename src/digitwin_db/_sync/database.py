@@ -29,6 +29,7 @@ from psycopg_pool import ConnectionPool
 from digitwin_db import affinity
 from digitwin_db._sync.batcher import Batcher
 from digitwin_db.affinity import Parked, Parking
+from digitwin_db.batching import ArrayCombiner
 from digitwin_db.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -356,12 +357,15 @@ class Database:
         """
         return ConnectionScope(self, op)
 
-    def batcher(self, op: str) -> Batcher:
-        """The group-commit batcher of operation ``op`` (see :mod:`digitwin_db._sync.batcher`):
-        its single-row statements issued concurrently share one pipeline and one commit."""
+    def batcher(self, op: str, combiner: ArrayCombiner | None = None) -> Batcher:
+        """The group-commit batcher of operation ``op`` (see :mod:`digitwin_db._sync.batcher`),
+        created with ``combiner`` on first use: its single-row statements issued
+        concurrently run as one statement, one commit."""
         batcher = self._batchers.get(op)
         if batcher is None:
-            batcher = self._batchers[op] = Batcher(self, op)
+            if combiner is None:
+                raise KeyError(f"no batcher for {op!r} yet (give its combiner)")
+            batcher = self._batchers[op] = Batcher(self, op, combiner)
         return batcher
 
     @contextmanager

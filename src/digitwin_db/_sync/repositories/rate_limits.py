@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from digitwin_db._sync.repositories.base import Repository
+from digitwin_db.batching import ArrayCombiner
 from digitwin_db.errors import (
     DatabaseUnavailableError,
     QueryError,
@@ -47,6 +48,17 @@ MAX_LIMITS_PER_CHECK = 32
 #: check_many retries after creating missing buckets; a retry is needed again only if
 #: a concurrent reset/cleanup deleted a bucket in between, so a few attempts suffice.
 _CHECK_MANY_ATTEMPTS = 4
+#: Concurrent check_and_consume calls run as one CHECK_AND_CONSUME_MANY (group commit).
+_CHECKS = ArrayCombiner(
+    q.CHECK_AND_CONSUME_MANY,
+    (
+        ("user_id", "user_ids"),
+        ("endpoint", "endpoints"),
+        ("capacity", "capacities"),
+        ("refill_rate", "refill_rates"),
+        ("cost", "costs"),
+    ),
+)
 
 
 def _result(
@@ -122,7 +134,7 @@ class RateLimitRepository(Repository):
         }
         try:
             # Group commit: concurrent checks share one pipeline and one commit.
-            row = self.db.batcher("rate_limits.check_and_consume").execute(
+            row = self.db.batcher("rate_limits.check_and_consume", _CHECKS).execute(
                 q.CHECK_AND_CONSUME, params, (user, endpoint)
             )
         except (DatabaseUnavailableError, TransientError) as exc:
