@@ -17,7 +17,9 @@ import pytest
 
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.factory import AsyncRepositoryFactory
+from digitwin_db.cache_codec import KV_PERSON, hash_key
 from digitwin_db.errors import RateLimitUnavailableError
+from digitwin_db.key_hash import PrefixHasher
 from digitwin_db.testing import EmbeddedPostgres
 
 OP = "rate_limits.check_and_consume"
@@ -289,3 +291,35 @@ async def test_server_restart_mid_batch_counts_nothing_and_recovers(
             for user in free:
                 assert await _counts(admin, user) == (1, 0)
         await hold.close()
+
+
+async def test_concurrent_kv_gets_share_one_probe_and_compare_full_keys(
+    rl_db: AsyncDatabase, admin: psycopg.AsyncConnection[Any]
+) -> None:
+    kv = AsyncRepositoryFactory(rl_db).cache.kv
+    await kv.set_many({f"k{i}": i for i in range(20)})
+    # A row holding another key under the hash of "ghost" (a hash collision): no hit.
+    ghost = hash_key(KV_PERSON, b"default\x00ghost")
+    await admin.execute(
+        "INSERT INTO kv_cache (key_hash, namespace, key, value_json, byte_size) "
+        "VALUES (%s, 'default', 'not-ghost', '1', 1)",
+        (ghost,),
+    )
+    keys = [f"k{i}" for i in range(20)] + ["ghost", "absent"]
+    results = await asyncio.gather(*(kv.get(k, "miss") for k in keys * 3))
+    assert results == [*range(20), "miss", "miss"] * 3
+    batcher = rl_db.batcher("cache.kv.get")
+    assert batcher.statements == 66
+    # One alone, then the 65 that queued behind it: 64 (the most in a batch), then 1.
+    assert batcher.batches == 3
+    # Alone (no batch running), the same answers.
+    assert [await kv.get(k, "miss") for k in ("k3", "ghost", "absent")] == [3, "miss", "miss"]
+    assert (batcher.batches, batcher.statements) == (6, 69)
+
+
+def test_prefix_hasher_is_hash_key_of_prefix_and_data() -> None:
+    hasher = PrefixHasher(KV_PERSON, b"ns\x00")
+    keys = ["", "a", "ключ", "x" * 1000, "emoji \U0001f600"]
+    expected = [hash_key(KV_PERSON, b"ns\x00" + k.encode()) for k in keys]
+    assert [hasher(k.encode()) for k in keys] == expected
+    assert hasher.array(keys) == "{" + ",".join(map(str, expected)) + "}"

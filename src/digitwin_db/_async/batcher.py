@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
 
-from digitwin_db.batching import MAX_BATCH, ArrayCombiner, plan_batch, shielded
+from digitwin_db.batching import MAX_BATCH, Combiner, plan_batch, shielded
 from digitwin_db.errors import raise_translated
 
 if TYPE_CHECKING:
@@ -52,9 +52,7 @@ _WAITING, _LEAD, _DONE, _DROPPED = 0, 1, 2, 3
 class _Item:
     __slots__ = ("done", "error", "key", "ok", "params", "row", "start", "state", "statement")
 
-    def __init__(
-        self, statement: LiteralString, params: dict[str, Any], key: tuple[str, str]
-    ) -> None:
+    def __init__(self, statement: LiteralString, params: Any, key: tuple[str, str]) -> None:
         self.statement = statement
         self.params = params
         self.key = key
@@ -83,7 +81,7 @@ class AsyncBatcher:
     """Group commit of one kind of single-row statement (``db.batcher(op, combiner)``)."""
 
     def __init__(
-        self, db: AsyncDatabase, op: str, combiner: ArrayCombiner, limit: int = MAX_BATCH
+        self, db: AsyncDatabase, op: str, combiner: Combiner, limit: int = MAX_BATCH
     ) -> None:
         self._db = db
         self._op = op
@@ -104,10 +102,23 @@ class AsyncBatcher:
         return len(self._waiting)
 
     async def execute(
-        self, statement: LiteralString, params: dict[str, Any], key: tuple[str, str]
+        self, statement: LiteralString, params: Any, key: tuple[str, str]
     ) -> tuple[Any, ...] | None:
-        """Run ``statement`` (one row or none) in the next batch; its row. ``key`` is the
-        (subject, bucket) the statement locks. Errors are digitwin_db errors."""
+        """Run ``statement`` (one row or none) in the next batch; its answer (see
+        ``Combiner.single``). ``key`` is the (group, member) the statement is about, e.g.
+        the (subject, bucket) it locks. Errors are digitwin_db errors."""
+        if not self._leading:
+            # No batch running: go at once, alone, as the plain statement. (Two threads may
+            # both get here: then two batches run at once, which is only less batching.)
+            self._leading = True
+            self.batches += 1
+            self.statements += 1
+            try:
+                async with self._db.connection(self._op) as conn:
+                    cur = await conn.execute(statement, params, binary=self._combiner.binary)
+                    return self._combiner.single(await cur.fetchone(), key)
+            finally:
+                await self._hand_over()
         item = _Item(statement, params, key)
         async with self._lock:
             if self._leading:
@@ -118,7 +129,7 @@ class AsyncBatcher:
                 item.state = _LEAD
         if item.state != _LEAD:
             try:
-                await item.done.wait()  # type: ignore[union-attr]
+                await item.done.wait()
             except BaseException:
                 await self._abandon(item)
                 raise
@@ -126,7 +137,9 @@ class AsyncBatcher:
                 return item.result()
         try:
             async with self._lock:
-                batch = plan_batch([item], self._waiting, self._limit)
+                batch = plan_batch(
+                    [item], self._waiting, self._limit, one_per_group=self._combiner.one_per_group
+                )
             if len(batch) == 1:
                 await self._run(batch)  # nobody else depends on it
             else:
@@ -164,8 +177,10 @@ class AsyncBatcher:
             if len(batch) == 1:  # a plain statement (its scope records the call)
                 item = batch[0]
                 async with self._db.connection(self._op) as conn:
-                    cur = await conn.execute(item.statement, item.params)
-                    item.row = await cur.fetchone()
+                    cur = await conn.execute(
+                        item.statement, item.params, binary=self._combiner.binary
+                    )
+                    item.row = self._combiner.single(await cur.fetchone(), item.key)
                     item.ok = True
             else:
                 await self._combined(batch)
@@ -189,9 +204,10 @@ class AsyncBatcher:
 
     async def _combined(self, batch: list[_Item]) -> None:
         statement, params = self._combiner.combine([item.params for item in batch])
+        binary = self._combiner.binary
         async with self._db.connection(self._batch_op) as conn:
             try:
-                cur = await conn.execute(statement, params)
+                cur = await conn.execute(statement, params, binary=binary)
                 rows = await cur.fetchall()
             except psycopg.Error:
                 if conn.broken or conn.closed:
@@ -200,8 +216,8 @@ class AsyncBatcher:
                 self.retried += len(batch)
                 for item in batch:
                     try:
-                        cur = await conn.execute(item.statement, item.params)
-                        item.row = await cur.fetchone()
+                        cur = await conn.execute(item.statement, item.params, binary=binary)
+                        item.row = self._combiner.single(await cur.fetchone(), item.key)
                         item.ok = True
                     except psycopg.Error as exc:
                         if conn.broken or conn.closed:

@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 from digitwin_db import affinity
 from digitwin_db._async.batcher import AsyncBatcher
 from digitwin_db.affinity import Parked, Parking
-from digitwin_db.batching import ArrayCombiner
+from digitwin_db.batching import Combiner
 from digitwin_db.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -358,7 +358,7 @@ class AsyncDatabase:
         """
         return AsyncConnectionScope(self, op)
 
-    def batcher(self, op: str, combiner: ArrayCombiner | None = None) -> AsyncBatcher:
+    def batcher(self, op: str, combiner: Combiner | None = None) -> AsyncBatcher:
         """The group-commit batcher of operation ``op`` (see :mod:`digitwin_db._async.batcher`),
         created with ``combiner`` on first use: its single-row statements issued
         concurrently run as one statement, one commit."""

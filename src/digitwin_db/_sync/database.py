@@ -29,7 +29,7 @@ from psycopg_pool import ConnectionPool
 from digitwin_db import affinity
 from digitwin_db._sync.batcher import Batcher
 from digitwin_db.affinity import Parked, Parking
-from digitwin_db.batching import ArrayCombiner
+from digitwin_db.batching import Combiner
 from digitwin_db.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -357,7 +357,7 @@ class Database:
         """
         return ConnectionScope(self, op)
 
-    def batcher(self, op: str, combiner: ArrayCombiner | None = None) -> Batcher:
+    def batcher(self, op: str, combiner: Combiner | None = None) -> Batcher:
         """The group-commit batcher of operation ``op`` (see :mod:`digitwin_db._sync.batcher`),
         created with ``combiner`` on first use: its single-row statements issued
         concurrently run as one statement, one commit."""
