@@ -68,6 +68,7 @@ def test_a_thread_keeps_its_connection_between_calls(sdb: ddb.Database) -> None:
     assert len(pids) == 1
     size, available = _available(sdb)
     assert available == size - 1  # parked for this thread, still checked out of the pool
+    assert sdb.pool_stats()["connections_parked"] == 1
     assert sdb.connections_in_use() == 0  # ... but not in use
     # A nested call in the same thread gets another connection.
     with sdb.connection() as outer, sdb.connection() as inner:

@@ -412,5 +412,6 @@ class Database:
         )
 
     def pool_stats(self) -> dict[str, int]:
-        """psycopg_pool's counters: pool_size, pool_available, requests_waiting, …"""
-        return dict(self._pool.get_stats())
+        """psycopg_pool's counters: pool_size, pool_available, requests_waiting, …; and
+        ``connections_parked``: checked out but idle, kept by a thread for its next call."""
+        return {**self._pool.get_stats(), "connections_parked": len(self._parking)}
