@@ -131,7 +131,13 @@ def test_close_takes_parked_connections_back(pg_url: str) -> None:
     database = ddb.Database(url=pg_url, pool_min_size=1, pool_max_size=4, pool_timeout=10)
     database.open()
     _run_threads(3, lambda _: _pid(database))
+    # (The pool may still be opening a connection it counts as in use: wait for it.)
+    for _ in range(500):
+        if database.connections_in_use() == 0:
+            break
+        time.sleep(0.01)
     assert database.connections_in_use() == 0
+    assert database.pool_stats()["connections_parked"] >= 1
     assert database.pool_stats()["pool_available"] < database.pool_stats()["pool_size"]
     started = time.monotonic()
     database.close(timeout=30)
