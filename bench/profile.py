@@ -134,8 +134,37 @@ def main(argv: list[str] | None = None) -> int:
         def get_embedding() -> object:
             return cache.get_embedding("hello", model=EMBED_MODEL)
 
+        many_params = kv._get_many_params(many_keys)[1]
+
+        def many_bare_no_decode() -> object:
+            # The = ANY ceiling: the same probe, values left as text (no jsonb decode).
+            return conn.execute(
+                "SELECT key, value_json::text, value_bytes FROM kv_cache "
+                "WHERE key_hash = ANY (%(key_hashes)s::bigint[]) AND namespace = %(namespace)s",
+                many_params,
+                prepare=True,
+            ).fetchall()
+
+        def many_sql_on_bare() -> object:
+            return conn.execute(
+                cache_sql.KV_GET_MANY, many_params, binary=True, prepare=True
+            ).fetchall()
+
         rows: list[tuple[str, Callable[[], object]]] = [
             ("SELECT 1 on a bare connection", lambda: conn.execute("SELECT 1").fetchone()),
+            ("bare = ANY(100 keys), values as text (no decode)", many_bare_no_decode),
+            ("KV_GET_MANY(100 keys) on the bare connection (jsonb decoded)", many_sql_on_bare),
+            (
+                "kv._get_many_params(100 keys) (validate + hash)",
+                lambda: kv._get_many_params(many_keys),
+            ),
+            ("kv.get_many(100 keys) (public call)", lambda: kv.get_many(many_keys)),
+            (
+                "KV_GET_BY_HASH on the bare connection",
+                lambda: conn.execute(
+                    cache_sql.KV_GET_BY_HASH, (params["key_hash"],), binary=True, prepare=True
+                ).fetchone(),
+            ),
             (
                 "bare prepared PK SELECT (bench_kv)",
                 lambda: conn.execute(baselines.BARE_KV_GET, (h,), prepare=True).fetchone(),
