@@ -12,7 +12,6 @@ tasks, rounds interleaved; ratios are medians of per-round ratios.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -102,7 +101,7 @@ def cache_hit_async_concurrent(env: Any) -> list[Scenario]:
 
 
 async def _kv_get_concurrent(env: Any, tasks: int) -> Scenario:
-    from bench.scenarios import sample_value
+    from bench.scenarios import redis_async_get, sample_value
     from digitwin_db.aio import AsyncDatabase, AsyncRepositoryFactory
 
     cfg = env.config
@@ -123,16 +122,7 @@ async def _kv_get_concurrent(env: Any, tasks: int) -> Scenario:
     ops[DIGITWIN] = dw
     aredis: Any = None
     if env.redis_url:
-        import redis.asyncio
-
-        aredis = redis.asyncio.Redis.from_url(env.redis_url)
-        for i, k in enumerate(keys):
-            await aredis.set(k, json.dumps(sample_value(i)))
-
-        async def rget(i: int) -> object:
-            return json.loads(await aredis.get(keys[i % n]))
-
-        ops[REDIS_AIO] = rget
+        aredis, ops[REDIS_AIO] = await redis_async_get(env.redis_url, keys)
     else:
         sc.skipped[REDIS_AIO] = env.redis_skip
     try:

@@ -292,16 +292,7 @@ async def _cache_hit_async(env: Env) -> Scenario:
 
         ops[BARE] = bare
         if env.redis_url:
-            import redis.asyncio
-
-            aredis = redis.asyncio.Redis.from_url(env.redis_url)
-            for i, k in enumerate(keys):
-                await aredis.set(k, json.dumps(sample_value(i)))
-
-            async def rget(i: int) -> object:
-                return json.loads(await aredis.get(keys[i % n]))
-
-            ops[REDIS] = rget
+            aredis, ops[REDIS] = await redis_async_get(env.redis_url, keys)
         else:
             sc.skipped[REDIS] = env.redis_skip
         sc.results.update(
@@ -751,3 +742,19 @@ SCENARIO_KEYS = [
     "scale_lookup",
     "cleanup_under_load",
 ]
+
+
+async def redis_async_get(url: str, keys: list[str]) -> tuple[Any, Callable[[int], Any]]:
+    """A ``redis.asyncio`` client holding ``sample_value(i)`` as JSON under ``keys[i]``, and
+    the op ``GET keys[i % n]`` + ``json.loads`` (close the client with ``aclose()``)."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    for i, k in enumerate(keys):
+        await client.set(k, json.dumps(sample_value(i)))
+    n = len(keys)
+
+    async def rget(i: int) -> object:
+        return json.loads(await client.get(keys[i % n]))
+
+    return client, rget

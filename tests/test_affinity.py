@@ -20,6 +20,7 @@ import digitwin_db as ddb
 from digitwin_db import affinity
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db.errors import ValidationError
+from tests.helpers import run_threads
 
 
 @pytest.fixture
@@ -41,28 +42,6 @@ def _available(db: ddb.Database) -> tuple[int, int]:
     return stats["pool_size"], stats["pool_available"]
 
 
-def _run_threads(count: int, work: Any) -> list[Any]:
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
-    assert errors == []
-    return results
-
-
 def test_a_thread_keeps_its_connection_between_calls(sdb: ddb.Database) -> None:
     pids = {_pid(sdb) for _ in range(10)}
     assert len(pids) == 1
@@ -80,7 +59,7 @@ def test_threads_beyond_the_pool_size_all_get_served(pg_url: str) -> None:
     # waiting for one, or these calls would hit the pool timeout.
     database = ddb.Database(url=pg_url, pool_min_size=1, pool_max_size=2, pool_timeout=10)
     with database:
-        pids = _run_threads(6, lambda _: {_pid(database) for _ in range(100)})
+        pids = run_threads(6, lambda _: {_pid(database) for _ in range(100)})
         seen = set().union(*pids)
         assert len(seen) == 2
         assert database.pool_stats()["pool_size"] == 2
@@ -130,7 +109,7 @@ def test_idle_parked_connections_go_back_to_the_pool(sdb: ddb.Database) -> None:
 def test_close_takes_parked_connections_back(pg_url: str) -> None:
     database = ddb.Database(url=pg_url, pool_min_size=1, pool_max_size=4, pool_timeout=10)
     database.open()
-    _run_threads(3, lambda _: _pid(database))
+    run_threads(3, lambda _: _pid(database))
     # (The pool may still be opening a connection it counts as in use: wait for it.)
     for _ in range(500):
         if database.connections_in_use() == 0:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -101,6 +102,30 @@ def _users(n: int) -> list[str]:
     return [str(uuid.uuid4()) for _ in range(n)]
 
 
+@asynccontextmanager
+async def _queued_behind_stuck_call(
+    rl_db: AsyncDatabase,
+    admin: psycopg.AsyncConnection[Any],
+    pg_url: str,
+    calls: list[Coroutine[Any, Any, Any]],
+) -> AsyncIterator[tuple[asyncio.Task[Any], list[asyncio.Task[Any]], psycopg.AsyncConnection[Any]]]:
+    """A check on a bucket that an outside transaction holds goes alone and waits on the
+    server; ``calls`` are started and queue behind it. Yields (that check, the queued
+    calls, the outside transaction's connection — commit it to let the check go on)."""
+    factory = AsyncRepositoryFactory(rl_db)
+    (lead,) = _users(1)
+    assert (await _check(factory, lead)).allowed
+    hold = await _lock_bucket(pg_url, lead)
+    try:
+        first = asyncio.create_task(_check(factory, lead))
+        await _wait_lock_waiters(admin, rl_db.settings.application_name, 1)
+        queued = [asyncio.create_task(call) for call in calls]
+        await _until_pending(rl_db, len(calls))
+        yield first, queued, hold
+    finally:
+        await hold.close()
+
+
 async def test_batch_of_one_runs_at_once_as_a_plain_statement(
     rl_db: AsyncDatabase, admin: psycopg.AsyncConnection[Any]
 ) -> None:
@@ -141,23 +166,18 @@ async def test_failing_statement_aborts_the_batch_and_the_others_run_alone_once(
     rl_db: AsyncDatabase, admin: psycopg.AsyncConnection[Any], pg_url: str
 ) -> None:
     factory = AsyncRepositoryFactory(rl_db)
-    lead, blocked, *free = _users(7)
-    for user in (lead, blocked):
-        assert (await _check(factory, user)).allowed
+    blocked, *free = _users(6)
+    assert (await _check(factory, blocked)).allowed
     batcher = rl_db.batcher(OP)
-    base = batcher.batches
-    hold_lead = await _lock_bucket(pg_url, lead)
+    base = batcher.batches + 1  # (+ the stuck call's bucket creation)
     hold_blocked = await _lock_bucket(pg_url, blocked)
+    calls = [_check(factory, u) for u in (blocked, *free)]
     try:
-        first = asyncio.create_task(_check(factory, lead))
-        await _wait_lock_waiters(admin, rl_db.settings.application_name, 1)
-        others = [asyncio.create_task(_check(factory, u)) for u in (blocked, *free)]
-        await _until_pending(rl_db, 6)
-        await hold_lead.commit()  # the lone call goes on; the batch of 6 then hits `blocked`
-        assert (await first).allowed
-        outcomes = await asyncio.gather(*others, return_exceptions=True)
+        async with _queued_behind_stuck_call(rl_db, admin, pg_url, calls) as (first, others, hold):
+            await hold.commit()  # the lone call goes on; the batch of 6 then hits `blocked`
+            assert (await first).allowed
+            outcomes = await asyncio.gather(*others, return_exceptions=True)
     finally:
-        await hold_lead.close()
         await hold_blocked.close()
     # The blocked statement timed out (lock_timeout) and aborted its batch; alone again it
     # timed out again; every other statement ran once more alone and was counted once.
@@ -165,7 +185,6 @@ async def test_failing_statement_aborts_the_batch_and_the_others_run_alone_once(
     assert all(not isinstance(o, BaseException) and o.allowed for o in outcomes[1:])
     assert (batcher.batches - base, batcher.retried) == (2, 6)
     assert await _counts(admin, blocked) == (1, 0)
-    assert await _counts(admin, lead) == (2, 0)
     for user in free:
         assert await _counts(admin, user) == (1, 0)
 
@@ -209,21 +228,14 @@ async def test_cancelled_waiting_task_consumes_nothing(
     rl_db: AsyncDatabase, admin: psycopg.AsyncConnection[Any], pg_url: str
 ) -> None:
     factory = AsyncRepositoryFactory(rl_db)
-    lead, user = _users(2)
-    assert (await _check(factory, lead)).allowed
-    hold = await _lock_bucket(pg_url, lead)
-    try:
-        first = asyncio.create_task(_check(factory, lead))
-        await _wait_lock_waiters(admin, rl_db.settings.application_name, 1)
-        waiting = [asyncio.create_task(_check(factory, user)) for _ in range(5)]
-        await _until_pending(rl_db, 5)
+    (user,) = _users(1)
+    calls = [_check(factory, user) for _ in range(5)]
+    async with _queued_behind_stuck_call(rl_db, admin, pg_url, calls) as (first, waiting, hold):
         waiting[2].cancel()
         await _until_pending(rl_db, 4)
         await hold.commit()
         assert (await first).allowed
         outcomes = await asyncio.gather(*waiting, return_exceptions=True)
-    finally:
-        await hold.close()
     assert isinstance(outcomes[2], asyncio.CancelledError)
     kept = [o for i, o in enumerate(outcomes) if i != 2]
     assert all(not isinstance(o, BaseException) and o.allowed for o in kept)
@@ -234,22 +246,15 @@ async def test_cancelled_leader_hands_the_batch_on(
     rl_db: AsyncDatabase, admin: psycopg.AsyncConnection[Any], pg_url: str
 ) -> None:
     factory = AsyncRepositoryFactory(rl_db)
-    lead, user = _users(2)
-    assert (await _check(factory, lead)).allowed
-    hold = await _lock_bucket(pg_url, lead)
-    try:
-        first = asyncio.create_task(_check(factory, lead))
-        await _wait_lock_waiters(admin, rl_db.settings.application_name, 1)
-        waiting = [asyncio.create_task(_check(factory, user)) for _ in range(3)]
-        await _until_pending(rl_db, 3)
+    (user,) = _users(1)
+    calls = [_check(factory, user) for _ in range(3)]
+    async with _queued_behind_stuck_call(rl_db, admin, pg_url, calls) as (first, waiting, _):
         first.cancel()
         # The waiting calls do not wait for the lock the cancelled leader was stuck on.
         outcomes = await asyncio.gather(*waiting)
         assert [o.allowed for o in outcomes] == [True, True, True]
         with pytest.raises(asyncio.CancelledError):
             await first
-    finally:
-        await hold.close()
     assert await _counts(admin, user) == (3, 0)
     assert rl_db.batcher(OP).pending == 0
 

@@ -365,7 +365,7 @@ class AsyncDatabase:
         batcher = self._batchers.get(op)
         if batcher is None:
             if combiner is None:
-                raise KeyError(f"no batcher for {op!r} yet (give its combiner)")
+                raise ConfigurationError(f"no batcher for {op!r} yet (give its combiner)")
             batcher = self._batchers[op] = AsyncBatcher(self, op, combiner)
         return batcher
 
