@@ -122,6 +122,23 @@ def main(argv: list[str] | None = None) -> int:
             with db.connection("rate_limits.check_and_consume") as c:
                 return c.execute(rl_sql.CHECK_AND_CONSUME, rl_params).fetchone()
 
+        probe = (params["key_hash"],)
+        kv_key = ("default", key)
+
+        def kv_by_hash_on_pool() -> object:
+            with db.connection("cache.kv.get") as c:
+                return c.execute(cache_sql.KV_GET_BY_HASH, probe, binary=True).fetchone()
+
+        def kv_by_hash_batcher() -> object:
+            return db.batcher("cache.kv.get").execute(cache_sql.KV_GET_BY_HASH, probe, kv_key)
+
+        def rl_sql_batcher() -> object:
+            return db.batcher("rate_limits.check_and_consume").execute(
+                rl_sql.CHECK_AND_CONSUME, rl_params, (user, "/api/chat")
+            )
+
+        kv.get(key)  # create the batchers
+        rl.check_and_consume(user, "/api/chat", capacity=1000, refill_rate=1000.0)
         many_keys = [f"many:{i}" for i in range(100)]
         kv.set_many({k: sample_value(i) for i, k in enumerate(many_keys)})
         cache.set_llm_response("hello", "x" * 1000, model="m", params={"temperature": 0.2})
@@ -174,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             ("db.connection(op) enter/exit, no query", db_conn_only),
             ("KV_GET through psycopg_pool's pool.connection()", kv_sql_on_raw_pool),
             ("KV_GET through db.connection() (pool + errors + stats)", kv_sql_on_pool),
+            ("KV_GET_BY_HASH through db.connection()", kv_by_hash_on_pool),
+            ("KV_GET_BY_HASH through db.batcher() (alone: its fast path)", kv_by_hash_batcher),
             ("kv._params(key) (validate + blake2b)", lambda: kv._params(key)),
             ("counters.hit('kv')", lambda: cache.counters.hit("kv")),
             ("kv.get(key) (public call)", lambda: kv.get(key)),
@@ -185,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             ("CHECK_AND_CONSUME statement on the bare connection", rl_sql_on_bare),
             ("CHECK_AND_CONSUME through db.connection()", rl_sql_on_pool),
+            ("CHECK_AND_CONSUME through db.batcher() (alone: its fast path)", rl_sql_batcher),
             (
                 "rl.check_and_consume (public call)",
                 lambda: rl.check_and_consume(user, "/api/chat", capacity=1000, refill_rate=1000.0),
