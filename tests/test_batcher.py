@@ -160,6 +160,13 @@ async def test_concurrent_tasks_share_batches_and_stay_exact(
     # (one check per subject in a batch).
     assert batcher.batches == 1 + 8
     assert batcher.retried == 0
+    # One now() per batch: the last batch held the buckets of users 1..7 (the 63 queued
+    # calls are 7 rounds of users 1..7, 0 then users 1..7) and stamped them alike.
+    cur = await admin.execute(
+        "SELECT count(DISTINCT refilled_at) FROM rate_limits WHERE user_id = ANY(%s)",
+        (users[1:],),
+    )
+    assert await cur.fetchone() == (1,)
 
 
 async def test_failing_statement_aborts_the_batch_and_the_others_run_alone_once(
