@@ -160,13 +160,26 @@ async def test_concurrent_tasks_share_batches_and_stay_exact(
     # (one check per subject in a batch).
     assert batcher.batches == 1 + 8
     assert batcher.retried == 0
-    # One now() per batch: the last batch held the buckets of users 1..7 (the 63 queued
-    # calls are 7 rounds of users 1..7, 0 then users 1..7) and stamped them alike.
+
+
+async def test_one_now_per_batch(
+    rl_db: AsyncDatabase, admin: psycopg.AsyncConnection[Any], pg_url: str
+) -> None:
+    factory = AsyncRepositoryFactory(rl_db)
+    users = _users(7)
+    calls = [_check(factory, u) for u in users]
+    async with _queued_behind_stuck_call(rl_db, admin, pg_url, calls) as (first, queued, hold):
+        base = rl_db.batcher(OP).batches
+        await hold.commit()
+        assert (await first).allowed
+        assert all(r.allowed for r in await asyncio.gather(*queued))
+    assert rl_db.batcher(OP).batches == base + 1  # the seven went as one batch
     cur = await admin.execute(
-        "SELECT count(DISTINCT refilled_at) FROM rate_limits WHERE user_id = ANY(%s)",
-        (users[1:],),
+        "SELECT count(*), count(DISTINCT refilled_at) FROM rate_limits WHERE user_id = ANY(%s)",
+        (users,),
     )
-    assert await cur.fetchone() == (1,)
+    # One statement, one transaction: the seven buckets were stamped with one now().
+    assert await cur.fetchone() == (7, 1)
 
 
 async def test_failing_statement_aborts_the_batch_and_the_others_run_alone_once(
