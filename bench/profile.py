@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             ("KV_GET_BY_HASH through db.connection()", kv_by_hash_on_pool),
             ("KV_GET_BY_HASH through db.batcher() (alone: its fast path)", kv_by_hash_batcher),
             ("kv._params(key) (validate + blake2b)", lambda: kv._params(key)),
-            ("counters.hit('kv')", lambda: cache.counters.hit("kv")),
+            ("counters.hit('kv')", lambda: kv._counters.hit("kv")),
             ("kv.get(key) (public call)", lambda: kv.get(key)),
             ("bare PK SELECT embedding + decode", bare_embedding),
             ("cache.get_embedding (public call)", get_embedding),
