@@ -30,7 +30,15 @@ from __future__ import annotations
 
 from typing import Generic, NamedTuple, TypeVar
 
-__all__ = ["CHECK_AFTER", "HOLD_LIMIT", "IDLE_RETURN", "STEAL_AFTER", "Parked", "Parking"]
+__all__ = [
+    "CHECK_AFTER",
+    "HOLD_LIMIT",
+    "IDLE_RETURN",
+    "STEAL_AFTER",
+    "SWEEP_INTERVAL",
+    "Parked",
+    "Parking",
+]
 
 #: A connection parked at least this long (seconds) is checked for liveness before reuse.
 CHECK_AFTER = 0.002

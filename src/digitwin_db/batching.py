@@ -21,7 +21,18 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, LiteralString, Protocol, TypeVar
 
-__all__ = ["MAX_BATCH", "ArrayCombiner", "Combiner", "HashProbe", "Keyed", "plan_batch", "shielded"]
+from digitwin_db.errors import raise_translated
+
+__all__ = [
+    "MAX_BATCH",
+    "ArrayCombiner",
+    "Combiner",
+    "HashProbe",
+    "Keyed",
+    "plan_batch",
+    "shielded",
+    "translated_error",
+]
 
 #: Most statements in one batch (bounds a batch's lock set, its transaction and its wait).
 MAX_BATCH = 64
@@ -149,3 +160,12 @@ def shielded(value: Any) -> Any:
 
         return asyncio.shield(value)
     return value
+
+
+def translated_error(exc: BaseException, op: str) -> BaseException:
+    """The digitwin_db error for ``exc`` (``errors.raise_translated``), returned rather than
+    raised: one error of a batch is raised by each caller it concerns."""
+    try:
+        raise_translated(exc, op)
+    except BaseException as translated:
+        return translated

@@ -1,7 +1,6 @@
 """Group commit: concurrent one-row statements share a connection, a statement and a commit.
 
-This file is the hand-written async source; ``_sync/batcher.py`` is generated from it (there
-the callers are threads, the lock and events are ``threading``'s).
+In the sync API the callers are threads, and the lock and events are ``threading``'s.
 
 One caller at a time is the *leader*: it takes the waiting statements (up to
 ``batching.MAX_BATCH``, one per subject, ordered by key — see :mod:`digitwin_db.batching`)
@@ -26,7 +25,7 @@ Failures:
   (the rate limiter then applies ``rate_limit_on_error``);
 - a waiting caller is cancelled: its statement is dropped if its batch has not started, else
   it runs and its row is discarded (as for a cancelled plain call). A cancelled leader's
-  batch still runs to the end for the others (``asyncio.shield``).
+  batch still runs to the end for the others (shielded from that cancellation).
 """
 
 from __future__ import annotations
@@ -34,15 +33,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import Any, LiteralString
 
 import psycopg
 
-from digitwin_db.batching import MAX_BATCH, Combiner, plan_batch, shielded
-from digitwin_db.errors import raise_translated
-
-if TYPE_CHECKING:
-    from digitwin_db._async.database import AsyncDatabase
+from digitwin_db.batching import MAX_BATCH, Combiner, plan_batch, shielded, translated_error
 
 __all__ = ["AsyncBatcher"]
 
@@ -70,19 +65,12 @@ class _Item:
         return self.row
 
 
-def _translated(exc: psycopg.Error, op: str) -> BaseException:
-    try:
-        raise_translated(exc, op)
-    except BaseException as translated:  # returned: each caller raises its own
-        return translated
-
-
 class AsyncBatcher:
     """Group commit of one kind of single-row statement (``db.batcher(op, combiner)``)."""
 
-    def __init__(
-        self, db: AsyncDatabase, op: str, combiner: Combiner, limit: int = MAX_BATCH
-    ) -> None:
+    def __init__(self, db: Any, op: str, combiner: Combiner, limit: int = MAX_BATCH) -> None:
+        # ``db`` is the database that owns this batcher (typed Any: importing its module
+        # here would be an import cycle).
         self._db = db
         self._op = op
         self._combiner = combiner
@@ -143,6 +131,7 @@ class AsyncBatcher:
             if len(batch) == 1:
                 await self._run(batch)  # nobody else depends on it
             else:
+                # The others' statements run to the end even if this caller is cancelled.
                 await shielded(self._run(batch))
         finally:
             await self._hand_over()
@@ -222,7 +211,7 @@ class AsyncBatcher:
                     except psycopg.Error as exc:
                         if conn.broken or conn.closed:
                             raise
-                        item.error = _translated(exc, self._op)
+                        item.error = translated_error(exc, self._op)
                 return
         answers = self._combiner.split(rows)
         for item in batch:

@@ -24,9 +24,16 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from digitwin_db import affinity
 from digitwin_db._sync.batcher import Batcher
-from digitwin_db.affinity import Parked, Parking
+from digitwin_db.affinity import (
+    CHECK_AFTER,
+    HOLD_LIMIT,
+    IDLE_RETURN,
+    STEAL_AFTER,
+    SWEEP_INTERVAL,
+    Parked,
+    Parking,
+)
 from digitwin_db.batching import Combiner
 from digitwin_db.errors import (
     ConfigurationError,
@@ -105,7 +112,7 @@ class ConnectionScope:
         if parked is not None:
             conn = parked.conn
             idle = start - parked.parked_at
-            if idle < affinity.CHECK_AFTER or (idle < affinity.IDLE_RETURN and _is_alive(conn)):
+            if idle < CHECK_AFTER or (idle < IDLE_RETURN and _is_alive(conn)):
                 self._conn = conn
                 self._since = parked.checked_out_at
                 return conn
@@ -308,14 +315,12 @@ class Database:
     def _getconn(self, timeout: float | None = None) -> Connection[Any]:
         """A connection from the pool (waiting at most ``timeout`` seconds, default the
         pool's). While this waits nothing is parked; when the pool stays empty for
-        ``affinity.STEAL_AFTER`` seconds, a connection parked by another thread goes back to
+        ``STEAL_AFTER`` seconds, a connection parked by another thread goes back to
         the pool first."""
         self._waiting += 1
         try:
             if len(self._parking):
-                first = (
-                    affinity.STEAL_AFTER if timeout is None else min(timeout, affinity.STEAL_AFTER)
-                )
+                first = STEAL_AFTER if timeout is None else min(timeout, STEAL_AFTER)
                 try:
                     return self._pool.getconn(timeout=first)
                 except psycopg_pool.PoolTimeout:
@@ -337,7 +342,7 @@ class Database:
         if (
             not self._opened
             or self._waiting
-            or now - checked_out_at >= affinity.HOLD_LIMIT
+            or now - checked_out_at >= HOLD_LIMIT
             or conn.pgconn.transaction_status != TransactionStatus.IDLE
         ):
             return False
@@ -349,8 +354,8 @@ class Database:
         return True
 
     def _sweep_parked(self, now: float) -> None:
-        """Return connections parked unused for ``affinity.IDLE_RETURN`` seconds."""
-        self._parking.next_sweep = now + affinity.SWEEP_INTERVAL
+        """Return connections parked unused for ``IDLE_RETURN`` seconds."""
+        self._parking.next_sweep = now + SWEEP_INTERVAL
         for conn in self._parking.due(now):
             self._pool.putconn(conn)
 
