@@ -148,6 +148,8 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.KV_EXISTS",
         "cache.KV_EXPIRE",
         "cache.KV_GET",
+        "cache.KV_GET_BY_HASH",
+        "cache.KV_GET_BY_HASHES",
         "cache.KV_GET_MANY",
         "cache.KV_INCR",
         "cache.KV_INVALIDATE_TAGS",
@@ -191,6 +193,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "rate_limits": (
         "maintenance.RATE_LIMIT_SUMMARY",
         "rate_limits.CHECK_AND_CONSUME",
+        "rate_limits.CHECK_AND_CONSUME_MANY",
         "rate_limits.CHECK_MANY",
         "rate_limits.CREATE_MISSING_BUCKETS",
         "rate_limits.DELETE_IDLE_BATCH",
