@@ -32,6 +32,9 @@ APP_TABLES = {
     "audit_erasure_requests",
     "audit_chain_head",
     "audit_chain_anchors",
+    "limits_counters",
+    "limits_windows",
+    "limits_sliding",
     "audit_logs",
 }
 
