@@ -108,24 +108,23 @@ def test_shown_is_bounded() -> None:
     assert shown(10**5000).startswith(("<int>", "1"))
 
 
-@pytest.mark.parametrize(
-    ("params", "metadata"),
-    [
-        ({"stop": "x\ud800y"}, None),
-        ({"nested": {"a": ["\udfff"]}}, None),
-        ({"\ud800": 1}, None),
-        (None, {"note": "x\ud800y"}),
-        (None, {"nested": [{"k": "\udc00"}]}),
-        (None, {"\udc00key": 1}),
-        (None, {"deep": DEEP}),
-    ],
-)
+# By name: a parameter value holding DEEP would be walked recursively by pytest plugins.
+LLM_CASES: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
+    "params value": ({"stop": "x\ud800y"}, None),
+    "params nested": ({"nested": {"a": ["\udfff"]}}, None),
+    "params key": ({"\ud800": 1}, None),
+    "metadata value": (None, {"note": "x\ud800y"}),
+    "metadata nested": (None, {"nested": [{"k": "\udc00"}]}),
+    "metadata key": (None, {"\udc00key": 1}),
+    "metadata deep": (None, {"deep": DEEP}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LLM_CASES))
 def test_llm_surrogates_are_refused_before_sql(
-    factory: RepositoryFactory,
-    raw_conn: psycopg.Connection,
-    params: dict[str, Any] | None,
-    metadata: dict[str, Any] | None,
+    factory: RepositoryFactory, raw_conn: psycopg.Connection, case: str
 ) -> None:
+    params, metadata = LLM_CASES[case]
     with pytest.raises(ValidationError):
         factory.cache.set_llm_response(
             "prompt", "response", model="m", params=params, metadata=metadata
