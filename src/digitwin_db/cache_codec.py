@@ -2,8 +2,8 @@
 
 Keys are hashed in Python to a signed 64-bit ``key_hash`` (blake2b, 8 bytes, with a
 per-cache personalisation) so that every lookup is a primary-key probe; the full key is
-stored beside it and compared on read. Values are JSON (canonical, no NaN) or bytes,
-never pickle. Embeddings are float32 little-endian bytes.
+stored beside it and compared on read. kv values are encoded by ``digitwin_db.kv_codec``.
+Embeddings are float32 little-endian bytes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ __all__ = [
     "check_text",
     "check_ttl",
     "encode_text",
-    "encode_value",
     "hash_key",
     "pack_embedding",
     "unpack_embedding",
@@ -93,9 +92,12 @@ def encode_text(value: str, what: str) -> bytes:
 
 
 def check_key(value: object, what: str = "key") -> str:
-    """A key of any length and content (a string without NUL)."""
+    """A key of any length and content (a string without NUL). A ``str`` subclass (a
+    ``str`` enum member…) is accepted as its plain string value."""
     if type(value) is not str:
-        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
+        if not isinstance(value, str):
+            raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
+        value = str.__str__(value)
     encode_text(value, what)
     return value
 
@@ -114,7 +116,7 @@ def check_name(value: object, what: str) -> str:
     if len(value) > MAX_NAME_LENGTH:
         raise ValidationError(f"{what} is too long ({len(value)} > {MAX_NAME_LENGTH})")
     encode_text(value, what)
-    return value
+    return str.__str__(value)
 
 
 def check_keys(keys: object, what: str = "keys") -> list[str]:
@@ -176,18 +178,6 @@ def canonical_params(params: object, what: str = "params") -> str:
     if not all(isinstance(k, str) for k in params):
         raise ValidationError(f"{what} keys must be strings")
     return canonical_json(dict(params), what)
-
-
-def encode_value(value: object) -> tuple[str | None, bytes | None, int]:
-    """(JSON text, bytes, size in bytes) of a kv value: bytes-like values are stored as
-    bytes, anything else as JSON."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        return None, raw, len(raw)
-    text = canonical_json(value, "value")
-    if "\\u0000" in text:
-        raise ValidationError("value must not contain NUL characters (jsonb cannot hold them)")
-    return text, None, len(text.encode())
 
 
 def pack_embedding(values: object, what: str = "embedding") -> bytes:

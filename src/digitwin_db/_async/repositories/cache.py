@@ -19,6 +19,7 @@ from psycopg import sql
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
+from digitwin_db._async.repositories.cache_lock import AsyncCacheLock
 from digitwin_db.cache_codec import (
     EMBEDDING_PERSON,
     LLM_PERSON,
@@ -148,9 +149,11 @@ class AsyncCacheRepository(AsyncRepository):
         self._writes = dict.fromkeys(CACHE_NAMES, 0)
         self.kv = AsyncKVNamespace(self, DEFAULT_NAMESPACE)
 
-    def namespace(self, name: str) -> AsyncKVNamespace:
-        """A key/value view on another namespace (``cache.kv`` is ``"default"``)."""
-        return AsyncKVNamespace(self, name)
+    def namespace(self, name: str, *, serializer: object = "json") -> AsyncKVNamespace:
+        """A key/value view on another namespace (``cache.kv`` is ``"default"``) whose
+        values go through ``serializer``: ``"json"`` (default), ``"pickle"`` (trusted data
+        only) or an object with ``dumps``/``loads`` (see ``digitwin_db.kv_codec``)."""
+        return AsyncKVNamespace(self, name, serializer=serializer)
 
     # ------------------------------------------------------------------ shared helpers
     def fail_open(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None:
@@ -210,13 +213,14 @@ class AsyncCacheRepository(AsyncRepository):
         return None if row is None else unpack_embedding(row[0])
 
     async def get_embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float] | None]:
-        """The cached vectors of ``texts`` (None where missing), in order, in one round trip."""
+        """The cached vectors of ``texts`` (None where missing), in order, in one round trip.
+        An empty list returns ``[]`` without a query."""
         model = check_name(model, "model")
         if isinstance(texts, str) or not isinstance(texts, Iterable):
             raise ValidationError("texts must be a list of strings")
         texts = [check_text(t, "text") for t in texts]
         if not texts:
-            raise ValidationError("texts must not be empty")
+            return []
         prefix = model.encode() + b"\x00"
         params = {
             "key_hashes": bigint_array(
@@ -280,8 +284,11 @@ class AsyncCacheRepository(AsyncRepository):
         ttl: Seconds | None = None,
     ) -> None:
         """Cache several embeddings of one model in one statement (all or none); every
-        vector must have the same dimension. Same checks as :meth:`set_embedding`."""
+        vector must have the same dimension. Same checks as :meth:`set_embedding`. An empty
+        mapping does nothing."""
         model = check_name(model, "model")
+        if isinstance(mapping, Mapping) and not mapping:
+            return
         items = _mapping_items(mapping, "mapping")
         texts: list[str] = []
         packed: list[bytes] = []
@@ -556,3 +563,45 @@ class AsyncCacheRepository(AsyncRepository):
             await self.flush_stats()
         except DigitwinDBError as exc:
             logger.warning("cache statistics lost at close: %s", exc)
+
+    # ------------------------------------------------------------------ locks, deletes
+    def lock(self, name: str, *, ttl: Seconds, timeout: Seconds | None = None) -> AsyncCacheLock:
+        """A distributed lock named ``name`` (``async with cache.lock("job", ttl=30):``):
+        an owner-token row with an expiry, safe behind PgBouncer in transaction mode,
+        released only by its owner and taken over by another after ``ttl`` seconds.
+        ``timeout``: how long entering the block waits (None: for ever)."""
+        return AsyncCacheLock(self.db, name, ttl=ttl, timeout=timeout)
+
+    async def delete_llm_response(
+        self, prompt: str, *, model: str, params: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Remove the cached response of ``model`` to ``prompt`` with ``params``; True when
+        a live entry was removed."""
+        key = self._llm_params(prompt, model, params)
+        async with self.db.connection("cache.delete_llm_response") as conn:
+            cur = await conn.execute(q.LLM_DELETE, key)
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def clear(self, kind: str) -> int:
+        """Remove every entry of one cache — ``"embedding"``, ``"search"``, ``"llm"`` or
+        ``"kv"`` (every namespace) — and return how many live entries were removed."""
+        table = _CLEAR_KINDS.get(kind) if isinstance(kind, str) else None
+        if table is None:
+            raise ValidationError(
+                f"kind must be one of {', '.join(sorted(_CLEAR_KINDS))}, got {str(kind)[:50]!r}"
+            )
+        statement = q.CLEAR_TABLE.format(table=sql.Identifier(table))
+        async with self.db.connection("cache.clear") as conn:
+            cur = await conn.execute(statement)
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+#: ``cache.clear(kind)``: the table of each kind.
+_CLEAR_KINDS = {
+    "embedding": "embedding_cache",
+    "search": "vector_search_cache",
+    "llm": "llm_response_cache",
+    "kv": "kv_cache",
+}

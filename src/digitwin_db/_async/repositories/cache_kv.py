@@ -1,7 +1,8 @@
 """The generic TTL key/value store: ``cache.kv`` and ``cache.namespace(name)``.
 
-One namespace is a view on ``kv_cache`` rows of that namespace. Values are JSON-serialisable
-data or bytes (never pickle); keys are strings of any length and content.
+One namespace is a view on ``kv_cache`` rows of that namespace. Values go through the
+namespace's serializer (``digitwin_db.kv_codec``: JSON by default, bytes kept raw); keys are
+strings (``str`` subclasses such as a ``str`` enum included) of any length and content.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from digitwin_db.cache_codec import (
@@ -22,7 +23,6 @@ from digitwin_db.cache_codec import (
     check_name,
     check_positive_seconds,
     check_ttl,
-    encode_value,
     hash_key,
 )
 from digitwin_db.errors import (
@@ -30,6 +30,7 @@ from digitwin_db.errors import (
     TransientError,
     ValidationError,
 )
+from digitwin_db.kv_codec import resolve_codec
 from digitwin_db.sql import cache as q
 
 if TYPE_CHECKING:
@@ -41,6 +42,18 @@ logger = logging.getLogger("digitwin_db.cache")
 
 _MISSING: Any = object()
 _CACHE = "kv"
+
+
+def _like_pattern(prefix: str) -> str:
+    """A LIKE pattern on ``left(key, 256)`` matching keys that start with ``prefix``
+    (``%``, ``_`` and ``\\`` escaped: compared literally)."""
+    head = prefix[:256].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return head + "%"
+
+
+def _is_empty(keys: object) -> bool:
+    """An empty batch (list, tuple, set, dict…): batch methods do nothing for it."""
+    return isinstance(keys, list | tuple | set | frozenset | Mapping) and not keys
 
 
 def _check_tags(tags: object) -> list[str]:
@@ -59,8 +72,12 @@ class AsyncKVNamespace:
     absent for every method, even before cleanup removes its row.
     """
 
-    def __init__(self, cache: AsyncCacheRepository, name: str) -> None:
+    def __init__(
+        self, cache: AsyncCacheRepository, name: str, *, serializer: object = "json"
+    ) -> None:
         self.name = check_name(name, "namespace")
+        #: Encodes and decodes this namespace's values (``digitwin_db.kv_codec``).
+        self.codec = resolve_codec(serializer)
         self._cache = cache
         self._db = cache.db
         self._counters = cache.counters
@@ -73,7 +90,7 @@ class AsyncKVNamespace:
     # ------------------------------------------------------------------ keys
     def _params(self, key: str) -> dict[str, Any]:
         if type(key) is not str or "\x00" in key:
-            check_key(key)
+            key = check_key(key)
         try:
             data = self._prefix + key.encode()
         except UnicodeEncodeError:
@@ -95,7 +112,7 @@ class AsyncKVNamespace:
 
     def _value_params(self, key: str, value: object, ttl: object, tags: object) -> dict[str, Any]:
         params = self._params(key)
-        value_json, value_bytes, size = encode_value(value)
+        value_json, value_bytes, size = self.codec.encode(value)
         params.update(
             value_json=value_json,
             value_bytes=value_bytes,
@@ -125,11 +142,13 @@ class AsyncKVNamespace:
             return default
         if self._counters.hit(_CACHE):
             await self._cache.flush_due()
-        return row[0] if row[1] is None else row[1]
+        return self.codec.decode(row[0], row[1])
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The live keys among ``keys`` with their values (absent keys are left out), in one
-        round trip. An empty list is a ``ValidationError``."""
+        round trip. An empty list returns ``{}`` without a query."""
+        if _is_empty(keys):
+            return {}
         wanted, params = self._get_many_params(keys)
         try:
             async with self._db.connection("cache.kv.get_many") as conn:
@@ -139,7 +158,8 @@ class AsyncKVNamespace:
             self._cache.fail_open("cache.kv.get_many", exc)
             rows = []
         # The full key is compared here: a row whose key merely shares a hash is dropped.
-        found = {key: (vj if vb is None else vb) for key, vj, vb in rows if key in wanted}
+        decode = self.codec.decode
+        found = {key: decode(vj, vb) for key, vj, vb in rows if key in wanted}
         due = self._counters.hit(_CACHE, len(found)) if found else False
         missed = len(wanted) - len(found)
         if missed:
@@ -167,7 +187,8 @@ class AsyncKVNamespace:
     async def set(
         self, key: str, value: Any, *, ttl: Seconds | None = None, tags: Iterable[str] = ()
     ) -> None:
-        """Store ``value`` (JSON-serialisable or bytes) under ``key``, replacing any value.
+        """Store ``value`` under ``key`` (encoded by the namespace's serializer; bytes are kept
+        raw by ``"json"``), replacing any value.
 
         ``tags`` label the entry for :meth:`invalidate_tags`.
         """
@@ -195,16 +216,18 @@ class AsyncKVNamespace:
         ttl: Seconds | None = None,
         tags: Iterable[str] = (),
     ) -> None:
-        """Store several values in one statement (all or none). An empty mapping is a
-        ``ValidationError``."""
+        """Store several values in one statement (all or none). An empty mapping does
+        nothing."""
         if not isinstance(mapping, Mapping):
             raise ValidationError(f"mapping must be a mapping, got {type(mapping).__name__}")
+        if not mapping:
+            return
         params = self._many(list(mapping))
         values_json: list[str | None] = []
         values_bytes: list[bytes | None] = []
         sizes: list[int] = []
-        for key, value in mapping.items():
-            value_json, value_bytes, size = encode_value(value)
+        for key, value in zip(params["keys"], mapping.values(), strict=True):
+            value_json, value_bytes, size = self.codec.encode(value)
             values_json.append(value_json)
             values_bytes.append(value_bytes)
             sizes.append(size + len(key))
@@ -229,7 +252,9 @@ class AsyncKVNamespace:
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Remove several keys in one statement; returns how many live values were removed.
-        An empty list is a ``ValidationError``."""
+        An empty list returns 0 without a query."""
+        if _is_empty(keys):
+            return 0
         params = self._many(keys)
         async with self._db.connection("cache.kv.delete_many") as conn:
             cur = await conn.execute(q.KV_DELETE_MANY, params)
@@ -251,13 +276,16 @@ class AsyncKVNamespace:
             cur = await conn.execute(q.KV_PERSIST, params)
             return await cur.fetchone() is not None
 
-    async def incr(self, key: str, amount: int = 1) -> int:
+    async def incr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
         """Add ``amount`` atomically (one upsert) and return the new value; an absent or
-        expired key starts at 0. A live non-integer value is a ``ValidationError``."""
+        expired key starts at 0. ``ttl`` applies only when this call creates the key (in the
+        same statement: a fixed-window counter created right after its key expired gets its
+        expiry); a live key keeps its TTL. A live non-integer value (a float included) is a
+        ``ValidationError``."""
         if type(amount) is not int:
             raise ValidationError(f"amount must be an integer, got {type(amount).__name__}")
         params = self._params(key)
-        params.update(amount=amount, ttl=self._default_ttl)
+        params.update(amount=amount, ttl=check_ttl(ttl, self._default_ttl))
         try:
             async with self._db.connection("cache.kv.incr") as conn:
                 cur = await conn.execute(q.KV_INCR, params)
@@ -271,11 +299,11 @@ class AsyncKVNamespace:
         assert row is not None  # an upsert with RETURNING always returns its row
         return int(row[0])
 
-    async def decr(self, key: str, amount: int = 1) -> int:
+    async def decr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
         """Subtract ``amount`` atomically; same rules as :meth:`incr`."""
         if type(amount) is not int:
             raise ValidationError(f"amount must be an integer, got {type(amount).__name__}")
-        return await self.incr(key, -amount)
+        return await self.incr(key, -amount, ttl=ttl)
 
     async def delete_prefix(self, prefix: str) -> int:
         """Remove every key starting with ``prefix`` (compared literally: ``%`` and ``_``
@@ -283,8 +311,7 @@ class AsyncKVNamespace:
         prefix = check_key(prefix, "prefix")
         if not prefix:
             raise ValidationError("prefix must not be empty (use clear() to empty a namespace)")
-        head = prefix[:256].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params = {"namespace": self.name, "prefix": prefix, "pattern": head + "%"}
+        params = {"namespace": self.name, "prefix": prefix, "pattern": _like_pattern(prefix)}
         async with self._db.connection("cache.kv.delete_prefix") as conn:
             cur = await conn.execute(q.KV_DELETE_PREFIX, params)
             row = await cur.fetchone()
@@ -358,7 +385,7 @@ class AsyncKVNamespace:
                 row = await cur.fetchone()
                 if row is not None:
                     self._counters.hit(_CACHE)
-                    return row[0] if row[1] is None else row[1]
+                    return self.codec.decode(row[0], row[1])
                 self._counters.miss(_CACHE)
                 value = await self._load(loader)
                 await conn.execute(q.KV_SET, self._value_params(key, value, ttl_seconds, ()))
@@ -406,4 +433,81 @@ class AsyncKVNamespace:
             return _MISSING
         if row is None:
             return _MISSING
-        return row[0] if row[1] is None else row[1]
+        return self.codec.decode(row[0], row[1])
+
+    # ------------------------------------------------------------------ listing
+    async def keys(self, prefix: str = "", *, page_size: int = 1000) -> AsyncIterator[str]:
+        """The live keys of this namespace starting with ``prefix`` (all keys by default),
+        in no particular order, fetched ``page_size`` at a time (async API: an async
+        iterator). Each page is one statement: no connection is held between pages. A key
+        live for the whole walk is listed exactly once; one written or deleted meanwhile
+        may or may not be."""
+        prefix = check_key(prefix, "prefix")
+        if type(page_size) is not int or not 1 <= page_size <= 100_000:
+            raise ValidationError("page_size must be an integer in 1..100000")
+        params: dict[str, Any] = {
+            "namespace": self.name,
+            "prefix": prefix,
+            "pattern": _like_pattern(prefix),
+            "page_size": page_size,
+            "after": -(2**63) - 1,
+        }
+        while True:
+            async with self._db.connection("cache.kv.keys") as conn:
+                cur = await conn.execute(q.KV_KEYS_PAGE, params)
+                rows = await cur.fetchall()
+            for _, key in rows:
+                yield key
+            if len(rows) < page_size:
+                return
+            params["after"] = rows[-1][0]
+
+    # ------------------------------------------------------------------ compare-and-X
+    async def compare_and_set(
+        self, key: str, expected: Any, new: Any, *, ttl: Seconds | None = None
+    ) -> bool:
+        """Replace the value of ``key`` with ``new`` only if its live value equals
+        ``expected`` (Python ``==`` between the stored value as read and ``expected`` as it
+        would be read back: with ``"json"`` a tuple matches the stored list); True when
+        replaced. An absent or
+        expired key is never replaced (use :meth:`add` to create one). ``ttl`` sets a new
+        expiry; None keeps the key's current one. Atomic: the row is locked while compared,
+        so among concurrent callers with the same ``expected`` exactly one wins."""
+        params = self._params(key)
+        expected = self.codec.normalize(expected)
+        value_json, value_bytes, size = self.codec.encode(new)
+        params.update(
+            value_json=value_json,
+            value_bytes=value_bytes,
+            byte_size=size + len(params["key"]),
+            ttl=None if ttl is None else check_positive_seconds(ttl, "ttl"),
+        )
+        async with self._db.transaction("cache.kv.compare_and_set") as conn:
+            cur = await conn.execute(q.KV_GET_FOR_UPDATE, params, binary=True)
+            row = await cur.fetchone()
+            if row is None or not _equal(self.codec.decode(row[0], row[1]), expected):
+                return False
+            await conn.execute(q.KV_REPLACE_VALUE, params)
+        await self._cache.wrote(_CACHE)
+        return True
+
+    async def delete_if(self, key: str, expected: Any) -> bool:
+        """Delete ``key`` only if its live value equals ``expected`` (Python ``==``);
+        True when deleted. Atomic like :meth:`compare_and_set`."""
+        params = self._params(key)
+        expected = self.codec.normalize(expected)
+        async with self._db.transaction("cache.kv.delete_if") as conn:
+            cur = await conn.execute(q.KV_GET_FOR_UPDATE, params, binary=True)
+            row = await cur.fetchone()
+            if row is None or not _equal(self.codec.decode(row[0], row[1]), expected):
+                return False
+            await conn.execute(q.KV_DELETE_LOCKED, params)
+        return True
+
+
+def _equal(stored: Any, expected: Any) -> bool:
+    """``stored == expected``, where a comparison that raises counts as unequal."""
+    try:
+        return bool(stored == expected)
+    except Exception:
+        return False
