@@ -467,3 +467,26 @@ def test_lock_hostile_input_changes_nothing(
     assert lock.owned()
     lock.release()
     assert _count(raw_conn, "cache_locks") == 0
+
+
+# ---------------------------------------------------------------- LLM single-flight
+
+
+def test_get_or_set_llm_response_generates_on_a_miss_only(
+    factory: RepositoryFactory, raw_conn: psycopg.Connection
+) -> None:
+    cache = factory.cache
+    calls: list[str] = []
+
+    def generate() -> tuple[str, dict[str, int]]:
+        calls.append("x")
+        return "answer", {"tokens": 3}
+
+    first = cache.get_or_set_llm_response("p", generate, model="m", ttl=60)
+    assert (first.response, first.metadata, first.hit_count) == ("answer", {"tokens": 3}, 0)
+    second = cache.get_or_set_llm_response("p", generate, model="m")
+    assert second.response == "answer" and second.hit_count == 1
+    assert calls == ["x"]
+    other = cache.get_or_set_llm_response("p", lambda: "plain", model="m", params={"t": 1})
+    assert other.response == "plain" and other.metadata == {}
+    assert _count(raw_conn, "llm_response_cache") == 2

@@ -9,6 +9,7 @@ owns the cache semantics — key hashing and validation (``digitwin_db.cache_cod
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -25,10 +26,12 @@ from digitwin_db.cache_codec import (
     LLM_PERSON,
     SEARCH_PERSON,
     Seconds,
+    advisory_lock_ids,
     bigint_array,
     canonical_json,
     canonical_params,
     check_name,
+    check_positive_seconds,
     check_text,
     check_ttl,
     encode_text,
@@ -596,6 +599,97 @@ class AsyncCacheRepository(AsyncRepository):
             cur = await conn.execute(statement)
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def get_or_set_llm_response(
+        self,
+        prompt: str,
+        generate: Callable[[], Any],
+        *,
+        model: str,
+        params: Mapping[str, Any] | None = None,
+        ttl: Seconds | None = None,
+        lock_timeout: Seconds = 30.0,
+    ) -> CachedLLMResponse:
+        """The cached response of ``model`` to ``prompt`` with ``params``, else
+        ``generate()``'s — single-flight: N concurrent misses of one key (threads, tasks,
+        processes, hosts) call ``generate`` once; the others wait at most ``lock_timeout``
+        seconds and get its stored response. The same mechanism as ``kv.get_or_set`` (a
+        transaction-scoped advisory lock on the key: PgBouncer-safe). ``generate`` returns
+        the response text, or ``(text, metadata)``; it may return an awaitable (async API).
+        If it raises, nothing is cached and the error propagates. After a timed-out wait the
+        caller generates and stores the response itself."""
+        key = self._llm_params(prompt, model, params)
+        ttl_seconds = check_ttl(ttl, self._ttl[_LLM])
+        wait = check_positive_seconds(lock_timeout, "lock_timeout")
+        if not callable(generate):
+            raise ValidationError("generate must be callable")
+        found = await self.get_llm_response(prompt, model=model, params=params)
+        if found is not None:
+            return found
+        class_id, object_id = advisory_lock_ids(key["key_hash"])
+        locked = False
+        try:
+            async with self.db.transaction("cache.get_or_set_llm_response") as conn:
+                timeout_ms = max(1, math.ceil(wait * 1000))
+                await conn.execute(q.SET_LOCK_TIMEOUT, {"lock_timeout": f"{timeout_ms}"})
+                await conn.execute(
+                    q.ADVISORY_XACT_LOCK, {"class_id": class_id, "object_id": object_id}
+                )
+                locked = True
+                cur = await conn.execute(q.LLM_GET, key, binary=True)
+                row = await cur.fetchone()
+                if row is None:
+                    stored = await self._generated(key, generate, ttl_seconds)
+                    await conn.execute(q.LLM_SET, stored)
+                    cur = await conn.execute(q.LLM_GET, key, binary=True)
+                    row = await cur.fetchone()
+        except TransientError:
+            if locked:
+                raise
+            logger.warning(
+                "cache.get_or_set_llm_response: lock wait exceeded %.3gs; generating anyway", wait
+            )
+            found = await self.get_llm_response(prompt, model=model, params=params)
+            if found is not None:
+                return found
+            stored = await self._generated(key, generate, ttl_seconds)
+            async with self.db.connection("cache.set_llm_response") as conn:
+                await conn.execute(q.LLM_SET, stored)
+                cur = await conn.execute(q.LLM_GET, key, binary=True)
+                row = await cur.fetchone()
+        assert row is not None  # stored in this transaction, or found under the lock
+        await self.wrote(_LLM)
+        response, metadata, hit_count, created_at, expires_at = row
+        return CachedLLMResponse.model_construct(
+            model=key["model"],
+            prompt=key["prompt"],
+            params=dict(params or {}),
+            response=response,
+            metadata=metadata,
+            hit_count=hit_count,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+
+    async def _generated(
+        self, key: dict[str, Any], generate: Callable[[], Any], ttl: float | None
+    ) -> dict[str, Any]:
+        """The LLM_SET parameters of ``generate()``'s result (validated)."""
+        result = await self.kv._load(generate)
+        metadata: object = None
+        if isinstance(result, tuple) and len(result) == 2:
+            result, metadata = result
+        response = check_text(result, "response")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        metadata_json = canonical_json(dict(metadata or {}), "metadata")
+        return {
+            **key,
+            "response": response,
+            "metadata": metadata_json,
+            "byte_size": len(response.encode()) + len(metadata_json.encode()),
+            "ttl": ttl,
+        }
 
 
 #: ``cache.clear(kind)``: the table of each kind.
