@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -16,27 +15,12 @@ import pytest
 
 import digitwin_db as ddb
 from digitwin_db.aio import AsyncDatabase, AsyncRepositoryFactory
+from tests.helpers import run_together
 
 
 @pytest.fixture
-def factory(pg_url: str) -> Iterator[ddb.RepositoryFactory]:
-    db = ddb.Database(url=pg_url, pool_min_size=2, pool_max_size=40, pool_timeout=30.0)
-    db.open()
-    repositories = ddb.RepositoryFactory(db)
-    yield repositories
-    repositories.close()
-    db.close()
-
-
-def _run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
-    barrier = threading.Barrier(count)
-
-    def task(i: int) -> Any:
-        barrier.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(task, range(count)))
+def factory(sync_factory: ddb.RepositoryFactory) -> ddb.RepositoryFactory:
+    return sync_factory
 
 
 def test_cached_sync_function_runs_once_for_16_concurrent_misses(
@@ -52,7 +36,7 @@ def test_cached_sync_function_runs_once_for_16_concurrent_misses(
         time.sleep(0.2)
         return x, x * x * scale
 
-    results = _run_together(16, lambda _: slow_square(3))
+    results = run_together(16, lambda _: slow_square(3))
     assert calls == [3]
     assert results == [[3, 9]] * 16  # a tuple is JSON's list, on the miss too
     assert slow_square(3, scale=1) == [3, 9]  # same key: defaults applied
@@ -182,7 +166,7 @@ def test_20_concurrent_requests_for_3_prompts_make_3_llm_calls(
             prompt, generate, model="m", params={"temperature": 0}
         )
 
-    results = _run_together(20, ask)
+    results = run_together(20, ask)
     assert sorted(calls) == ["prompt 0", "prompt 1", "prompt 2"]
     assert [r.response for r in results] == [f"answer to prompt {i % 3}" for i in range(20)]
     assert all(r.metadata == {"tokens": 7} for r in results)

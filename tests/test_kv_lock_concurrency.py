@@ -7,42 +7,25 @@ import asyncio
 import multiprocessing
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from digitwin_db import Database, RepositoryFactory
 from digitwin_db.aio import AsyncDatabase, AsyncRepositoryFactory
+from tests.helpers import run_together
 
 
 @pytest.fixture
-def factory(pg_url: str) -> Iterator[RepositoryFactory]:
-    db = Database(url=pg_url, pool_min_size=2, pool_max_size=40, pool_timeout=30.0)
-    db.open()
-    repositories = RepositoryFactory(db)
-    yield repositories
-    repositories.close()
-
-
-def _run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run work(0..count-1) on ``count`` threads released at the same instant."""
-    barrier = threading.Barrier(count)
-
-    def task(i: int) -> Any:
-        barrier.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(task, range(count)))
+def factory(sync_factory: RepositoryFactory) -> RepositoryFactory:
+    return sync_factory
 
 
 def test_16_threads_trying_a_lock_at_once_give_exactly_one_holder(
     factory: RepositoryFactory,
 ) -> None:
     locks = [factory.cache.lock("job", ttl=30) for _ in range(16)]
-    results = _run_together(16, lambda i: locks[i].acquire(blocking=False))
+    results = run_together(16, lambda i: locks[i].acquire(blocking=False))
     assert results.count(True) == 1
     assert [lock.held for lock in locks] == results
 
@@ -69,7 +52,7 @@ def test_16_threads_under_the_lock_never_overlap(factory: RepositoryFactory) -> 
                 with guard:
                     inside -= 1
 
-    _run_together(16, work)
+    run_together(16, work)
     assert kv.get("counter") == 80
     assert most_inside == 1
 
@@ -117,7 +100,7 @@ def test_compare_and_set_has_exactly_one_winner_among_16_threads(
 ) -> None:
     kv = factory.cache.kv
     kv.set("version", 0)
-    results = _run_together(16, lambda i: kv.compare_and_set("version", 0, i + 1))
+    results = run_together(16, lambda i: kv.compare_and_set("version", 0, i + 1))
     assert results.count(True) == 1
     assert kv.get("version") == results.index(True) + 1
 
@@ -125,7 +108,7 @@ def test_compare_and_set_has_exactly_one_winner_among_16_threads(
 def test_delete_if_has_exactly_one_winner_among_16_threads(factory: RepositoryFactory) -> None:
     kv = factory.cache.kv
     kv.set("token", "t")
-    results = _run_together(16, lambda _: kv.delete_if("token", "t"))
+    results = run_together(16, lambda _: kv.delete_if("token", "t"))
     assert results.count(True) == 1
     assert not kv.exists("token")
 

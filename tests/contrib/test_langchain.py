@@ -4,7 +4,7 @@ BaseStoreAsyncTests[bytes]) on a real server, plus the key rules and CacheBacked
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -19,19 +19,9 @@ from langchain_tests.integration_tests import (
     SyncCacheTestSuite,
 )
 
-from digitwin_db import Database, RepositoryFactory, ValidationError
+from digitwin_db import RepositoryFactory, ValidationError
 from digitwin_db.aio import AsyncDatabase, AsyncRepositoryFactory
 from digitwin_db.contrib.langchain import PostgresByteStore, PostgresLLMCache
-
-
-@pytest.fixture
-def sync_factory(pg_url: str) -> Iterator[RepositoryFactory]:
-    db = Database(url=pg_url, pool_min_size=1, pool_max_size=4, pool_timeout=10.0)
-    db.open()
-    factory = RepositoryFactory(db)
-    yield factory
-    factory.close()
-    db.close()
 
 
 @pytest.fixture

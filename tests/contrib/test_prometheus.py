@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from digitwin_db import ConfigurationError, Database, RepositoryFactory
+from digitwin_db import ConfigurationError, RepositoryFactory
 from digitwin_db.aio import AsyncDatabase, AsyncRepositoryFactory
 from digitwin_db.contrib.prometheus import DigitwinDBCollector
 
 
 @pytest.fixture
-def factory(pg_url: str) -> Iterator[RepositoryFactory]:
-    db = Database(url=pg_url, pool_min_size=1, pool_max_size=4, pool_timeout=10.0)
-    db.open()
-    repositories = RepositoryFactory(db)
-    yield repositories
-    repositories.close()
-    db.close()
+def factory(sync_factory: RepositoryFactory) -> RepositoryFactory:
+    return sync_factory
 
 
 def test_collector_exports_calls_pool_and_cache_stats(factory: RepositoryFactory) -> None:
@@ -38,7 +32,7 @@ def test_collector_exports_calls_pool_and_cache_stats(factory: RepositoryFactory
     assert value("digitwin_db_call_failures_total", {"operation": "cache.kv.set"}) == 0
     max_ms = value("digitwin_db_call_latency_ms", {"operation": "cache.kv.get", "stat": "max"})
     assert max_ms is not None and max_ms > 0
-    assert value("digitwin_db_pool", {"stat": "pool_max"}) == 4
+    assert value("digitwin_db_pool", {"stat": "pool_max"}) == 40
     assert value("digitwin_db_cache_hits", {"cache": "kv"}) == 2
     assert value("digitwin_db_cache_misses", {"cache": "kv"}) == 1
     assert value("digitwin_db_cache_entries", {"cache": "kv"}) == 3

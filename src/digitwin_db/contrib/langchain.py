@@ -64,26 +64,13 @@ _MODEL = re.compile(r"""["']model(?:_name)?["']\s*[:,]\s*["']([^"']{1,200})["']"
 _DEFAULT_MODEL = "langchain"
 
 
-def _sync_cache(cache: object) -> CacheRepository | None:
+def _repo(cache: object, kind: type[Any], what: str) -> Any:
+    """``cache`` (a factory or its ``.cache``) as a repository of ``kind``; None stays None."""
     if cache is None:
         return None
     repo = getattr(cache, "cache", cache)
-    if not isinstance(repo, CacheRepository):
-        raise ConfigurationError(
-            f"expected a RepositoryFactory or CacheRepository, got {type(cache).__name__}"
-        )
-    return repo
-
-
-def _async_cache(cache: object) -> AsyncCacheRepository | None:
-    if cache is None:
-        return None
-    repo = getattr(cache, "cache", cache)
-    if not isinstance(repo, AsyncCacheRepository):
-        raise ConfigurationError(
-            f"expected an AsyncRepositoryFactory or AsyncCacheRepository, "
-            f"got {type(cache).__name__}"
-        )
+    if not isinstance(repo, kind):
+        raise ConfigurationError(f"expected {what}, got {type(cache).__name__}")
     return repo
 
 
@@ -94,7 +81,8 @@ def _split(cache: object, async_cache: object) -> tuple[Any, Any]:
         if async_cache is not None:
             raise ConfigurationError("two async caches given")
         return None, repo
-    sync, aio = _sync_cache(cache), _async_cache(async_cache)
+    sync = _repo(cache, CacheRepository, "a RepositoryFactory or CacheRepository")
+    aio = _repo(async_cache, AsyncCacheRepository, "an AsyncRepositoryFactory")
     if sync is None and aio is None:
         raise ConfigurationError("give a repository factory (sync, async or both)")
     return sync, aio

@@ -13,7 +13,7 @@ import inspect
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, LiteralString
 
 from digitwin_db.cache_codec import (
     KV_PERSON,
@@ -467,10 +467,10 @@ class KVNamespace:
         """Replace the value of ``key`` with ``new`` only if its live value equals
         ``expected`` (Python ``==`` between the stored value as read and ``expected`` as it
         would be read back: with ``"json"`` a tuple matches the stored list); True when
-        replaced. An absent or
-        expired key is never replaced (use :meth:`add` to create one). ``ttl`` sets a new
-        expiry; None keeps the key's current one. Atomic: the row is locked while compared,
-        so among concurrent callers with the same ``expected`` exactly one wins."""
+        replaced. An absent or expired key is never replaced (use :meth:`add` to create
+        one). ``ttl`` sets a new expiry; None keeps the key's current one. Atomic: the row
+        is locked while compared, so among concurrent callers with the same ``expected``
+        exactly one wins."""
         params = self._params(key)
         expected = self.codec.normalize(expected)
         value_json, value_bytes, size = self.codec.encode(new)
@@ -480,12 +480,8 @@ class KVNamespace:
             byte_size=size + len(params["key"]),
             ttl=None if ttl is None else check_positive_seconds(ttl, "ttl"),
         )
-        with self._db.transaction("cache.kv.compare_and_set") as conn:
-            cur = conn.execute(q.KV_GET_FOR_UPDATE, params, binary=True)
-            row = cur.fetchone()
-            if row is None or not _equal(self.codec.decode(row[0], row[1]), expected):
-                return False
-            conn.execute(q.KV_REPLACE_VALUE, params)
+        if not self._if_equal("cache.kv.compare_and_set", q.KV_REPLACE_VALUE, params, expected):
+            return False
         self._cache.wrote(_CACHE)
         return True
 
@@ -494,12 +490,19 @@ class KVNamespace:
         True when deleted. Atomic like :meth:`compare_and_set`."""
         params = self._params(key)
         expected = self.codec.normalize(expected)
-        with self._db.transaction("cache.kv.delete_if") as conn:
+        return self._if_equal("cache.kv.delete_if", q.KV_DELETE_LOCKED, params, expected)
+
+    def _if_equal(
+        self, op: str, statement: LiteralString, params: dict[str, Any], expected: Any
+    ) -> bool:
+        """Run ``statement`` if the key's live value equals ``expected``, in one transaction
+        holding the row lock from the read to the write; True when it ran."""
+        with self._db.transaction(op) as conn:
             cur = conn.execute(q.KV_GET_FOR_UPDATE, params, binary=True)
             row = cur.fetchone()
             if row is None or not _equal(self.codec.decode(row[0], row[1]), expected):
                 return False
-            conn.execute(q.KV_DELETE_LOCKED, params)
+            conn.execute(statement, params)
         return True
 
 
