@@ -128,6 +128,7 @@ class AsyncCacheRepository(AsyncRepository):
         "llm_response_cache",
         "kv_cache",
         "cache_stats",
+        "cache_locks",
     )
 
     def __init__(self, db: AsyncDatabase) -> None:

@@ -130,6 +130,7 @@ class CacheRepository(Repository):
         "llm_response_cache",
         "kv_cache",
         "cache_stats",
+        "cache_locks",
     )
 
     def __init__(self, db: Database) -> None:
