@@ -8,6 +8,8 @@ with prepared statements:
 
 * ``get``: one primary-key read of one value (``KV_GET`` and decode);
 * ``get_many(100)``: one ``= ANY`` read of 100 values and their decode;
+* ``get_many(100)`` against the same statement whose rows are not decoded (the ceiling:
+  there the "before" column is the ceiling, "now" the decoded read);
 * ``decode`` / ``encode`` only (no I/O): per value, in the client.
 
 The "before" side runs the statements as they were (``SELECT value_json, value_bytes``:
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows = new.execute(q.KV_GET_MANY, many, binary=True).fetchall()
                 return {k: JSON.decode(vj, vb) for k, vj, vb in rows}
 
+            def many_rows_only() -> object:
+                return new.execute(q.KV_GET_MANY, many, binary=True).fetchall()
+
             def many_old() -> object:
                 rows = old.execute(OLD_GET_MANY, many, binary=True).fetchall()
                 return {k: (vj if vb is None else vb) for k, vj, vb in rows}
@@ -124,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             cases: dict[str, tuple[Callable[[], object], Callable[[], object], int]] = {
                 "get (1 value, round trip)": (get_old, get_new, args.calls),
                 "get_many(100) (round trip)": (many_old, many_new, max(1, args.calls // 10)),
+                "get_many(100) vs its rows alone (no decode: the ceiling)": (
+                    many_rows_only,
+                    many_new,
+                    max(1, args.calls // 10),
+                ),
                 "decode only (client)": (
                     lambda: json.loads(text),
                     lambda: JSON.decode(text, None),
