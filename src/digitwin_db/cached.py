@@ -71,7 +71,7 @@ def cached(
     """
     check_name(namespace, "namespace")
     ttl_seconds = check_ttl(ttl, None)
-    codec = resolve_codec(serializer)
+    resolve_codec(serializer)  # refused here, at decoration, rather than at the first call
     if key is not None and not callable(key):
         raise ValidationError("key must be a callable returning a string")
 
@@ -110,14 +110,9 @@ def cached(
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             cache_key = key_of(*args, **kwargs)
-            missed: list[bool] = []
-
-            def load() -> R:
-                missed.append(True)
-                return fn(*args, **kwargs)
-
-            value = _sync_kv().get_or_set(cache_key, load, ttl=ttl_seconds)
-            return cast(R, codec.normalize(value) if missed else value)
+            return cast(
+                R, _sync_kv().get_or_set(cache_key, lambda: fn(*args, **kwargs), ttl=ttl_seconds)
+            )
 
         def invalidate(*args: Any, **kwargs: Any) -> bool:
             return _sync_kv().delete(key_of(*args, **kwargs))
@@ -132,15 +127,8 @@ def cached(
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             cache_key = key_of(*args, **kwargs)
-            missed: list[bool] = []
-
-            async def load() -> Any:
-                missed.append(True)
-                return await fn(*args, **kwargs)
-
             kv = await _async_kv()
-            value = await kv.get_or_set(cache_key, load, ttl=ttl_seconds)
-            return codec.normalize(value) if missed else value
+            return await kv.get_or_set(cache_key, lambda: fn(*args, **kwargs), ttl=ttl_seconds)
 
         async def invalidate(*args: Any, **kwargs: Any) -> bool:
             kv = await _async_kv()

@@ -139,6 +139,21 @@ async def test_unstorable_values_are_validation_errors_and_nothing_is_stored(
     assert await kv.get("keep") == "old"
 
 
+async def test_get_or_set_returns_on_a_miss_what_a_hit_returns(
+    factory: AsyncRepositoryFactory,
+) -> None:
+    kv = factory.cache.kv
+    loaded = {"pair": (1, 2), "when": datetime(2026, 1, 1, tzinfo=UTC)}
+    miss = await kv.get_or_set("k", lambda: loaded)
+    hit = await kv.get_or_set("k", lambda: loaded)
+    assert miss == hit == {"pair": [1, 2], "when": "2026-01-01T00:00:00+00:00"}
+    ns = factory.cache.namespace("p", serializer="pickle")
+    value = {"pair": (1, 2)}
+    got = await ns.get_or_set("k", lambda: value)
+    assert got == value and got is not value  # a copy: the loader's object is not shared
+    assert await kv.get_or_set("b", lambda: bytearray(b"x")) == b"x"
+
+
 async def test_deep_nesting_is_stored_up_to_the_limit(factory: AsyncRepositoryFactory) -> None:
     kv = factory.cache.kv
     deep: list[Any] = []

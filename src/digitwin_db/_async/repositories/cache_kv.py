@@ -353,7 +353,9 @@ class AsyncKVNamespace:
         transaction. N concurrent callers run the loader once; the others wait (at most
         ``lock_timeout`` seconds) and return the stored value. After a timed-out wait the
         caller loads and stores the value itself. ``loader`` may return an awaitable (async
-        API). If it raises, nothing is cached and the error propagates.
+        API). If it raises, nothing is cached and the error propagates. A miss returns the
+        loaded value as a hit will return it (decoded from what was stored: with ``"json"``
+        a tuple comes back as a list either way).
 
         Each waiting caller holds a pooled connection (in its transaction) until the lock is
         granted, and the loader runs while its caller holds one: size the pool for the
@@ -388,7 +390,10 @@ class AsyncKVNamespace:
                     return self.codec.decode(row[0], row[1])
                 self._counters.miss(_CACHE)
                 value = await self._load(loader)
-                await conn.execute(q.KV_SET, self._value_params(key, value, ttl_seconds, ()))
+                stored = self._value_params(key, value, ttl_seconds, ())
+                await conn.execute(q.KV_SET, stored)
+                # Return what a hit will return (``"json"``: a tuple as a list...).
+                value = self.codec.decode(stored["value_json"], stored["value_bytes"])
         except TransientError:
             if locked:
                 raise
@@ -406,7 +411,7 @@ class AsyncKVNamespace:
             self._counters.miss(_CACHE)
             value = await self._load(loader)
             await self.set(key, value, ttl=ttl_seconds)
-            return value
+            return self.codec.normalize(value)
         await self._cache.wrote(_CACHE)
         return value
 
