@@ -336,75 +336,91 @@ ADVISORY_XACT_LOCK: LiteralString = "SELECT pg_advisory_xact_lock(%(class_id)s, 
 # One page of live keys of a namespace starting with %(prefix)s, after %(after)s in key_hash
 # order (keyset pagination on the primary key: a key live through the whole walk is listed
 # exactly once, and no connection or cursor is held between pages).
-KV_KEYS_PAGE: LiteralString = (
-    "SELECT key_hash, key FROM kv_cache WHERE namespace = %(namespace)s "
-    "AND key_hash > %(after)s AND left(key, 256) LIKE %(pattern)s "
-    "AND starts_with(key, %(prefix)s) AND (expires_at IS NULL OR expires_at > now()) "
-    "ORDER BY key_hash LIMIT %(page_size)s"
-)
+KV_KEYS_PAGE: LiteralString = """
+SELECT key_hash, key
+FROM kv_cache
+WHERE namespace = %(namespace)s AND key_hash > %(after)s AND left(key, 256) LIKE %(pattern)s
+    AND starts_with(key, %(prefix)s) AND (expires_at IS NULL OR expires_at > now())
+ORDER BY key_hash
+LIMIT %(page_size)s
+"""
 
 # compare_and_set / delete_if: the live value of one key, row-locked until the transaction
 # ends (the comparison runs in Python, with the namespace's serializer).
-KV_GET_FOR_UPDATE: LiteralString = (
-    "SELECT value_json::text, value_bytes FROM kv_cache WHERE key_hash = %(key_hash)s AND "
-    "namespace = %(namespace)s AND key = %(key)s AND (expires_at IS NULL OR expires_at "
-    "> now()) FOR UPDATE"
-)
+KV_GET_FOR_UPDATE: LiteralString = """
+SELECT value_json::text, value_bytes
+FROM kv_cache
+WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s
+    AND (expires_at IS NULL OR expires_at > now())
+FOR UPDATE
+"""
 
 # compare_and_set: replace the value of the locked row; a NULL %(ttl)s keeps its expiry.
-KV_REPLACE_VALUE: LiteralString = (
-    "UPDATE kv_cache SET value_json = %(value_json)s::json, value_bytes = %(value_bytes)s, "
-    "byte_size = %(byte_size)s, updated_at = now(), expires_at = CASE WHEN "
-    "%(ttl)s::float8 IS NULL THEN expires_at ELSE now() + %(ttl)s::float8 * "
-    "interval '1 second' END WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s "
-    "AND key = %(key)s"
-)
+KV_REPLACE_VALUE: LiteralString = """
+UPDATE kv_cache
+SET value_json = %(value_json)s::json, value_bytes = %(value_bytes)s,
+    byte_size = %(byte_size)s, updated_at = now(),
+    expires_at = CASE WHEN %(ttl)s::float8 IS NULL THEN expires_at
+        ELSE now() + %(ttl)s::float8 * interval '1 second' END
+WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s
+"""
 
 # delete_if: delete the locked row.
-KV_DELETE_LOCKED: LiteralString = (
-    "DELETE FROM kv_cache WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s "
-    "AND key = %(key)s"
-)
+KV_DELETE_LOCKED: LiteralString = """
+DELETE FROM kv_cache
+WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s
+"""
 
 # ---------------------------------------------------------------- cache.lock()
 
 # Take the lock %(name)s for %(owner)s unless another owner holds it unexpired; an expired
 # holder's row is taken over in the same statement. One autocommit statement: safe behind
 # PgBouncer in transaction mode. Returns a row when taken.
-LOCK_ACQUIRE: LiteralString = (
-    "INSERT INTO cache_locks AS l (name, owner, acquired_at, expires_at) VALUES (%(name)s, "
-    "%(owner)s, now(), now() + %(ttl)s::float8 * interval '1 second') ON CONFLICT (name) "
-    "DO UPDATE SET owner = EXCLUDED.owner, acquired_at = EXCLUDED.acquired_at, expires_at "
-    "= EXCLUDED.expires_at WHERE l.expires_at <= now() RETURNING 1"
-)
+LOCK_ACQUIRE: LiteralString = """
+INSERT INTO cache_locks AS l (name, owner, acquired_at, expires_at)
+VALUES (%(name)s, %(owner)s, now(), now() + %(ttl)s::float8 * interval '1 second')
+ON CONFLICT (name)
+DO UPDATE SET owner = EXCLUDED.owner, acquired_at = EXCLUDED.acquired_at,
+    expires_at = EXCLUDED.expires_at
+    WHERE l.expires_at <= now()
+RETURNING 1
+"""
 
 # Release the lock if %(owner)s still holds it; returns whether it was still unexpired.
-LOCK_RELEASE: LiteralString = (
-    "DELETE FROM cache_locks WHERE name = %(name)s AND owner = %(owner)s "
-    "RETURNING expires_at > now()"
-)
+LOCK_RELEASE: LiteralString = """
+DELETE FROM cache_locks
+WHERE name = %(name)s AND owner = %(owner)s
+RETURNING expires_at > now()
+"""
 
 # Extend the lock to %(ttl)s from now if %(owner)s still holds it unexpired.
-LOCK_EXTEND: LiteralString = (
-    "UPDATE cache_locks SET expires_at = now() + %(ttl)s::float8 * interval '1 second' "
-    "WHERE name = %(name)s AND owner = %(owner)s AND expires_at > now() RETURNING 1"
-)
+LOCK_EXTEND: LiteralString = """
+UPDATE cache_locks
+SET expires_at = now() + %(ttl)s::float8 * interval '1 second'
+WHERE name = %(name)s AND owner = %(owner)s AND expires_at > now()
+RETURNING 1
+"""
 
 # Whether anyone holds the lock unexpired, and whether it is %(owner)s.
-LOCK_STATE: LiteralString = (
-    "SELECT owner = %(owner)s FROM cache_locks WHERE name = %(name)s AND expires_at > now()"
-)
+LOCK_STATE: LiteralString = """
+SELECT owner = %(owner)s
+FROM cache_locks
+WHERE name = %(name)s AND expires_at > now()
+"""
 
 # ---------------------------------------------------------------- delete / clear by kind
 
 # Delete one LLM response by its full key; returns whether the deleted row was live.
-LLM_DELETE: LiteralString = (
-    "DELETE FROM llm_response_cache WHERE key_hash = %(key_hash)s AND model = %(model)s "
-    "AND prompt = %(prompt)s AND params = %(params)s::jsonb RETURNING expires_at > now()"
-)
+LLM_DELETE: LiteralString = """
+DELETE FROM llm_response_cache
+WHERE key_hash = %(key_hash)s AND model = %(model)s AND prompt = %(prompt)s
+    AND params = %(params)s::jsonb
+RETURNING expires_at > now()
+"""
 
 # Delete every row of {table}; returns how many were live.
-CLEAR_TABLE = sql.SQL(
-    "WITH d AS (DELETE FROM {table} RETURNING expires_at) "
-    "SELECT count(*) FILTER (WHERE expires_at IS NULL OR expires_at > now()) FROM d"
-)
+CLEAR_TABLE = sql.SQL("""
+WITH d AS (DELETE FROM {table} RETURNING expires_at)
+SELECT count(*) FILTER (WHERE expires_at IS NULL OR expires_at > now())
+FROM d
+""")
