@@ -38,6 +38,8 @@ __all__ = [
     "check_ttl",
     "encode_text",
     "hash_key",
+    "is_empty_batch",
+    "like_prefix_pattern",
     "pack_embedding",
     "unpack_embedding",
 ]
@@ -210,3 +212,15 @@ def unpack_embedding(data: bytes) -> list[float]:
     if _SWAP:
         vector.byteswap()
     return vector.tolist()
+
+
+def like_prefix_pattern(prefix: str) -> str:
+    """A LIKE pattern on ``left(key, 256)`` matching keys that start with ``prefix``
+    (``%``, ``_`` and ``\\`` escaped: compared literally)."""
+    head = prefix[:256].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return head + "%"
+
+
+def is_empty_batch(keys: object) -> bool:
+    """An empty batch (list, tuple, set, dict…): batch methods do nothing for it."""
+    return isinstance(keys, list | tuple | set | frozenset | Mapping) and not keys

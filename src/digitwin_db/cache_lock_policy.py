@@ -6,12 +6,14 @@ from __future__ import annotations
 import random
 import secrets
 
+from digitwin_db.cache_codec import check_positive_seconds
 from digitwin_db.errors import DigitwinDBError
 
 __all__ = [
     "LockError",
     "LockNotOwnedError",
     "LockTimeoutError",
+    "check_lock_timeout",
     "new_owner_token",
     "next_delay",
 ]
@@ -44,3 +46,12 @@ def next_delay(previous: float) -> float:
     waiters started together do not retry in lockstep."""
     base = min(MAX_DELAY, max(FIRST_DELAY, previous * 2))
     return base * (0.5 + random.random())  # jitter, not security
+
+
+def check_lock_timeout(timeout: object) -> float | None:
+    """None (wait for ever) or a finite number of seconds >= 0 (0: one attempt)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout == 0:
+        return 0.0
+    return check_positive_seconds(timeout, "timeout")

@@ -58,6 +58,7 @@ __all__ = [
     "decode_json",
     "encode_json",
     "resolve_codec",
+    "values_equal",
 ]
 
 #: orjson options of a stored value: dict keys that are not strings become their JSON
@@ -269,3 +270,12 @@ def resolve_codec(serializer: object) -> KVCodec:
         )
     label = getattr(serializer, "__name__", type(serializer).__name__)
     return KVCodec(str(label)[:50], serializer)  # type: ignore[arg-type]
+
+
+def values_equal(stored: Any, expected: Any) -> bool:
+    """``stored == expected`` for compare_and_set / delete_if, where a comparison that
+    raises counts as unequal."""
+    try:
+        return bool(stored == expected)
+    except Exception:
+        return False

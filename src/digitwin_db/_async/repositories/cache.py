@@ -43,6 +43,7 @@ from digitwin_db.cache_counters import CacheCounters
 from digitwin_db.errors import (
     DatabaseUnavailableError,
     DigitwinDBError,
+    QueryError,
     TransientError,
     ValidationError,
 )
@@ -616,7 +617,7 @@ class AsyncCacheRepository(AsyncRepository):
         processes, hosts) call ``generate`` once; the others wait at most ``lock_timeout``
         seconds and get its stored response. The same mechanism as ``kv.get_or_set`` (a
         transaction-scoped advisory lock on the key: PgBouncer-safe). ``generate`` returns
-        the response text, or ``(text, metadata)``; it may return an awaitable (async API).
+        the response text, or ``(text, metadata)``; it may return an awaitable (asyncio API).
         If it raises, nothing is cached and the error propagates. After a timed-out wait the
         caller generates and stores the response itself."""
         key = self._llm_params(prompt, model, params)
@@ -658,7 +659,8 @@ class AsyncCacheRepository(AsyncRepository):
                 await conn.execute(q.LLM_SET, stored)
                 cur = await conn.execute(q.LLM_GET, key, binary=True)
                 row = await cur.fetchone()
-        assert row is not None  # stored in this transaction, or found under the lock
+        if row is None:  # stored in this transaction, or found under the lock
+            raise QueryError("cache.get_or_set_llm_response: the stored response is not there")
         await self.wrote(_LLM)
         response, metadata, hit_count, created_at, expires_at = row
         return CachedLLMResponse.model_construct(

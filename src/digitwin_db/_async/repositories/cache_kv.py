@@ -24,13 +24,15 @@ from digitwin_db.cache_codec import (
     check_positive_seconds,
     check_ttl,
     hash_key,
+    is_empty_batch,
+    like_prefix_pattern,
 )
 from digitwin_db.errors import (
     DatabaseUnavailableError,
     TransientError,
     ValidationError,
 )
-from digitwin_db.kv_codec import resolve_codec
+from digitwin_db.kv_codec import resolve_codec, values_equal
 from digitwin_db.sql import cache as q
 
 if TYPE_CHECKING:
@@ -42,18 +44,6 @@ logger = logging.getLogger("digitwin_db.cache")
 
 _MISSING: Any = object()
 _CACHE = "kv"
-
-
-def _like_pattern(prefix: str) -> str:
-    """A LIKE pattern on ``left(key, 256)`` matching keys that start with ``prefix``
-    (``%``, ``_`` and ``\\`` escaped: compared literally)."""
-    head = prefix[:256].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return head + "%"
-
-
-def _is_empty(keys: object) -> bool:
-    """An empty batch (list, tuple, set, dict…): batch methods do nothing for it."""
-    return isinstance(keys, list | tuple | set | frozenset | Mapping) and not keys
 
 
 def _check_tags(tags: object) -> list[str]:
@@ -147,7 +137,7 @@ class AsyncKVNamespace:
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The live keys among ``keys`` with their values (absent keys are left out), in one
         round trip. An empty list returns ``{}`` without a query."""
-        if _is_empty(keys):
+        if is_empty_batch(keys):
             return {}
         wanted, params = self._get_many_params(keys)
         try:
@@ -253,7 +243,7 @@ class AsyncKVNamespace:
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Remove several keys in one statement; returns how many live values were removed.
         An empty list returns 0 without a query."""
-        if _is_empty(keys):
+        if is_empty_batch(keys):
             return 0
         params = self._many(keys)
         async with self._db.connection("cache.kv.delete_many") as conn:
@@ -311,7 +301,7 @@ class AsyncKVNamespace:
         prefix = check_key(prefix, "prefix")
         if not prefix:
             raise ValidationError("prefix must not be empty (use clear() to empty a namespace)")
-        params = {"namespace": self.name, "prefix": prefix, "pattern": _like_pattern(prefix)}
+        params = {"namespace": self.name, "prefix": prefix, "pattern": like_prefix_pattern(prefix)}
         async with self._db.connection("cache.kv.delete_prefix") as conn:
             cur = await conn.execute(q.KV_DELETE_PREFIX, params)
             row = await cur.fetchone()
@@ -443,17 +433,17 @@ class AsyncKVNamespace:
     # ------------------------------------------------------------------ listing
     async def keys(self, prefix: str = "", *, page_size: int = 1000) -> AsyncIterator[str]:
         """The live keys of this namespace starting with ``prefix`` (all keys by default),
-        in no particular order, fetched ``page_size`` at a time (async API: an async
-        iterator). Each page is one statement: no connection is held between pages. A key
-        live for the whole walk is listed exactly once; one written or deleted meanwhile
-        may or may not be."""
+        in no particular order, fetched ``page_size`` at a time (asyncio API: an
+        asynchronous iterator). Each page is one statement: no connection is held between
+        pages. A key live for the whole walk is listed exactly once; one written or deleted
+        meanwhile may or may not be."""
         prefix = check_key(prefix, "prefix")
         if type(page_size) is not int or not 1 <= page_size <= 100_000:
             raise ValidationError("page_size must be an integer in 1..100000")
         params: dict[str, Any] = {
             "namespace": self.name,
             "prefix": prefix,
-            "pattern": _like_pattern(prefix),
+            "pattern": like_prefix_pattern(prefix),
             "page_size": page_size,
             "after": -(2**63) - 1,
         }
@@ -509,15 +499,7 @@ class AsyncKVNamespace:
         async with self._db.transaction(op) as conn:
             cur = await conn.execute(q.KV_GET_FOR_UPDATE, params, binary=True)
             row = await cur.fetchone()
-            if row is None or not _equal(self.codec.decode(row[0], row[1]), expected):
+            if row is None or not values_equal(self.codec.decode(row[0], row[1]), expected):
                 return False
             await conn.execute(statement, params)
         return True
-
-
-def _equal(stored: Any, expected: Any) -> bool:
-    """``stored == expected``, where a comparison that raises counts as unequal."""
-    try:
-        return bool(stored == expected)
-    except Exception:
-        return False

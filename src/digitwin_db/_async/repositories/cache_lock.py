@@ -21,6 +21,7 @@ from digitwin_db.cache_lock_policy import (
     LockError,
     LockNotOwnedError,
     LockTimeoutError,
+    check_lock_timeout,
     new_owner_token,
     next_delay,
 )
@@ -34,15 +35,6 @@ __all__ = ["AsyncCacheLock"]
 logger = logging.getLogger("digitwin_db.cache")
 
 _DEFAULT: object = object()
-
-
-def _check_timeout(timeout: object) -> float | None:
-    """None (wait for ever) or a finite number of seconds >= 0 (0: one attempt)."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout == 0:
-        return 0.0
-    return check_positive_seconds(timeout, "timeout")
 
 
 class AsyncCacheLock:
@@ -61,7 +53,7 @@ class AsyncCacheLock:
     ) -> None:
         self.name = check_name(name, "lock name")
         self.ttl = check_positive_seconds(ttl, "ttl")
-        self.timeout = _check_timeout(timeout)
+        self.timeout = check_lock_timeout(timeout)
         self._db = db
         self._token: str | None = None
 
@@ -81,7 +73,7 @@ class AsyncCacheLock:
         (default: the lock's ``timeout``; None waits for ever)."""
         if self._token is not None:
             raise LockError(f"lock {self.name[:100]!r} is already held by this lock object")
-        wait = self.timeout if timeout is _DEFAULT else _check_timeout(timeout)
+        wait = self.timeout if timeout is _DEFAULT else check_lock_timeout(timeout)
         if not blocking:
             wait = 0.0
         deadline = None if wait is None else time.monotonic() + wait

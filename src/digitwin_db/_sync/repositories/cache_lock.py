@@ -22,6 +22,7 @@ from digitwin_db.cache_lock_policy import (
     LockError,
     LockNotOwnedError,
     LockTimeoutError,
+    check_lock_timeout,
     new_owner_token,
     next_delay,
 )
@@ -35,15 +36,6 @@ __all__ = ["CacheLock"]
 logger = logging.getLogger("digitwin_db.cache")
 
 _DEFAULT: object = object()
-
-
-def _check_timeout(timeout: object) -> float | None:
-    """None (wait for ever) or a finite number of seconds >= 0 (0: one attempt)."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout == 0:
-        return 0.0
-    return check_positive_seconds(timeout, "timeout")
 
 
 class CacheLock:
@@ -62,7 +54,7 @@ class CacheLock:
     ) -> None:
         self.name = check_name(name, "lock name")
         self.ttl = check_positive_seconds(ttl, "ttl")
-        self.timeout = _check_timeout(timeout)
+        self.timeout = check_lock_timeout(timeout)
         self._db = db
         self._token: str | None = None
 
@@ -82,7 +74,7 @@ class CacheLock:
         (default: the lock's ``timeout``; None waits for ever)."""
         if self._token is not None:
             raise LockError(f"lock {self.name[:100]!r} is already held by this lock object")
-        wait = self.timeout if timeout is _DEFAULT else _check_timeout(timeout)
+        wait = self.timeout if timeout is _DEFAULT else check_lock_timeout(timeout)
         if not blocking:
             wait = 0.0
         deadline = None if wait is None else time.monotonic() + wait
