@@ -10,6 +10,8 @@ import psycopg
 import pytest
 from langchain_classic.embeddings import CacheBackedEmbeddings
 from langchain_core.embeddings import Embeddings
+from langchain_core.language_models.fake import FakeListLLM
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
 from langchain_tests.integration_tests import (
@@ -115,3 +117,27 @@ def test_byte_store_refuses_non_bytes_and_backs_cache_backed_embeddings(
     assert embedder.embed_documents(["bb", "ccc"]) == [[2.0, 1.0], [3.0, 1.0]]
     assert Counting.calls == 3  # "bb" came from the store
     assert len(list(store.yield_keys(prefix="m1"))) == 3
+
+
+def test_models_answer_from_the_cache(sync_factory: RepositoryFactory) -> None:
+    """End to end: a LangChain LLM and chat model given the cache call the model once per
+    prompt; another configuration (here: other stop words) is another entry."""
+    cache = PostgresLLMCache(sync_factory)
+    llm = FakeListLLM(responses=["first", "second", "third"], cache=cache)
+    assert llm.invoke("hello") == "first"
+    assert llm.invoke("hello") == "first"  # from the cache: the model was not called
+    assert llm.invoke("hello", stop=["!"]) == "second"  # other params, other entry
+    chat = FakeListChatModel(responses=["hi there", "unused"], cache=cache)
+    assert chat.invoke("hello").content == "hi there"
+    assert chat.invoke("hello").content == "hi there"
+    assert llm.invoke("bye") == "third"
+    rows = sync_factory.cache.stats().llm_response.entries
+    assert rows == 4
+
+
+async def test_models_answer_from_the_cache_async(async_factory: AsyncRepositoryFactory) -> None:
+    cache = PostgresLLMCache(async_factory)
+    chat = FakeListChatModel(responses=["one", "two"], cache=cache)
+    assert (await chat.ainvoke("q")).content == "one"
+    assert (await chat.ainvoke("q")).content == "one"
+    assert (await chat.ainvoke("other")).content == "two"
