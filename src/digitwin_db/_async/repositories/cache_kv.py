@@ -11,8 +11,9 @@ import inspect
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import Any, LiteralString
 
+from digitwin_db._async.cache_core import AsyncCacheCore
 from digitwin_db.cache_codec import (
     KV_PERSON,
     Seconds,
@@ -22,21 +23,20 @@ from digitwin_db.cache_codec import (
     check_keys,
     check_name,
     check_positive_seconds,
+    check_tags,
     check_ttl,
     hash_key,
     is_empty_batch,
     like_prefix_pattern,
 )
 from digitwin_db.errors import (
-    DatabaseUnavailableError,
+    TRANSIENT_ERRORS,
+    QueryError,
     TransientError,
     ValidationError,
 )
 from digitwin_db.kv_codec import resolve_codec, values_equal
 from digitwin_db.sql import cache as q
-
-if TYPE_CHECKING:
-    from digitwin_db._async.repositories.cache import AsyncCacheRepository
 
 __all__ = ["AsyncKVNamespace"]
 
@@ -44,14 +44,6 @@ logger = logging.getLogger("digitwin_db.cache")
 
 _MISSING: Any = object()
 _CACHE = "kv"
-
-
-def _check_tags(tags: object) -> list[str]:
-    if isinstance(tags, str):
-        raise ValidationError("tags must be a list of strings, not one string")
-    if not isinstance(tags, Iterable):
-        raise ValidationError(f"tags must be a list of strings, got {type(tags).__name__}")
-    return sorted({check_name(t, "tag") for t in tags})
 
 
 class AsyncKVNamespace:
@@ -62,17 +54,15 @@ class AsyncKVNamespace:
     absent for every method, even before cleanup removes its row.
     """
 
-    def __init__(
-        self, cache: AsyncCacheRepository, name: str, *, serializer: object = "json"
-    ) -> None:
+    def __init__(self, core: AsyncCacheCore, name: str, *, serializer: object = "json") -> None:
         self.name = check_name(name, "namespace")
         #: Encodes and decodes this namespace's values (``digitwin_db.kv_codec``).
         self.codec = resolve_codec(serializer)
-        self._cache = cache
-        self._db = cache.db
-        self._counters = cache.counters
+        self._core = core
+        self._db = core.db
+        self._counters = core.counters
         self._prefix = self.name.encode() + b"\x00"
-        self._default_ttl = cache.db.settings.kv_default_ttl
+        self._default_ttl = core.default_ttl[_CACHE]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -107,7 +97,7 @@ class AsyncKVNamespace:
             value_json=value_json,
             value_bytes=value_bytes,
             byte_size=size + len(params["key"]),
-            tags=_check_tags(tags),
+            tags=check_tags(tags),
             ttl=check_ttl(ttl, self._default_ttl),
         )
         return params
@@ -123,15 +113,13 @@ class AsyncKVNamespace:
             async with self._db.connection("cache.kv.get") as conn:
                 cur = await conn.execute(q.KV_GET, params, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self._cache.fail_open("cache.kv.get", exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed("cache.kv.get", exc)
             row = None
         if row is None:
-            if self._counters.miss(_CACHE):
-                await self._cache.flush_due()
+            await self._core.counted(_CACHE, misses=1)
             return default
-        if self._counters.hit(_CACHE):
-            await self._cache.flush_due()
+        await self._core.counted(_CACHE, hits=1)
         return self.codec.decode(row[0], row[1])
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -144,18 +132,13 @@ class AsyncKVNamespace:
             async with self._db.connection("cache.kv.get_many") as conn:
                 cur = await conn.execute(q.KV_GET_MANY, params, binary=True)
                 rows = await cur.fetchall()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self._cache.fail_open("cache.kv.get_many", exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed("cache.kv.get_many", exc)
             rows = []
         # The full key is compared here: a row whose key merely shares a hash is dropped.
         decode = self.codec.decode
         found = {key: decode(vj, vb) for key, vj, vb in rows if key in wanted}
-        due = self._counters.hit(_CACHE, len(found)) if found else False
-        missed = len(wanted) - len(found)
-        if missed:
-            due = self._counters.miss(_CACHE, missed)
-        if due:
-            await self._cache.flush_due()
+        await self._core.counted(_CACHE, hits=len(found), misses=len(wanted) - len(found))
         return found
 
     async def exists(self, key: str) -> bool:
@@ -185,7 +168,7 @@ class AsyncKVNamespace:
         params = self._value_params(key, value, ttl, tags)
         async with self._db.connection("cache.kv.set") as conn:
             await conn.execute(q.KV_SET, params)
-        await self._cache.wrote(_CACHE)
+        await self._core.wrote(_CACHE)
 
     async def add(
         self, key: str, value: Any, *, ttl: Seconds | None = None, tags: Iterable[str] = ()
@@ -196,7 +179,7 @@ class AsyncKVNamespace:
             cur = await conn.execute(q.KV_ADD, params)
             stored = await cur.fetchone() is not None
         if stored:
-            await self._cache.wrote(_CACHE)
+            await self._core.wrote(_CACHE)
         return stored
 
     async def set_many(
@@ -225,12 +208,12 @@ class AsyncKVNamespace:
             values_json=values_json,
             values_bytes=values_bytes,
             byte_sizes=sizes,
-            tags=_check_tags(tags),
+            tags=check_tags(tags),
             ttl=check_ttl(ttl, self._default_ttl),
         )
         async with self._db.connection("cache.kv.set_many") as conn:
             await conn.execute(q.KV_SET_MANY, params)
-        await self._cache.wrote(_CACHE, len(sizes))
+        await self._core.wrote(_CACHE, len(sizes))
 
     async def delete(self, key: str) -> bool:
         """Remove the key; True when a live value was removed."""
@@ -286,7 +269,8 @@ class AsyncKVNamespace:
                     f"cache.kv.incr: the value of {key[:100]!r} is not an integer"
                 ) from exc
             raise
-        assert row is not None  # an upsert with RETURNING always returns its row
+        if row is None:  # an upsert with RETURNING always returns its row
+            raise QueryError("cache.kv.incr: the upsert returned no row")
         return int(row[0])
 
     async def decr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
@@ -310,7 +294,7 @@ class AsyncKVNamespace:
     async def invalidate_tags(self, *tags: str) -> int:
         """Remove every key carrying any of ``tags``; returns how many live values were
         removed. No tags is a ``ValidationError``."""
-        checked = _check_tags(tags)
+        checked = check_tags(tags)
         if not checked:
             raise ValidationError("invalidate_tags needs at least one tag")
         params = {"namespace": self.name, "tags": checked}
@@ -342,10 +326,10 @@ class AsyncKVNamespace:
         mode), checks again, and only then runs the loader and stores its value in the same
         transaction. N concurrent callers run the loader once; the others wait (at most
         ``lock_timeout`` seconds) and return the stored value. After a timed-out wait the
-        caller loads and stores the value itself. ``loader`` may return an awaitable (async
-        API). If it raises, nothing is cached and the error propagates. A miss returns the
-        loaded value as a hit will return it (decoded from what was stored: with ``"json"``
-        a tuple comes back as a list either way).
+        caller loads and stores the value itself. In the asyncio API ``loader`` may be a
+        coroutine function. If it raises, nothing is cached and the error propagates. A miss
+        returns the loaded value as a hit will return it (decoded from what was stored: with
+        ``"json"`` a tuple comes back as a list either way).
 
         Each waiting caller holds a pooled connection (in its transaction) until the lock is
         granted, and the loader runs while its caller holds one: size the pool for the
@@ -359,8 +343,7 @@ class AsyncKVNamespace:
             raise ValidationError("loader must be callable")
         found = await self._lookup(params)
         if found is not _MISSING:
-            if self._counters.hit(_CACHE):
-                await self._cache.flush_due()
+            await self._core.counted(_CACHE, hits=1)
             return found
         class_id, object_id = advisory_lock_ids(params["key_hash"])
         locked = False
@@ -402,19 +385,21 @@ class AsyncKVNamespace:
             value = await self._load(loader)
             await self.set(key, value, ttl=ttl_seconds)
             return self.codec.normalize(value)
-        await self._cache.wrote(_CACHE)
+        await self._core.wrote(_CACHE)
         return value
 
     async def _load(self, loader: Callable[[], Any]) -> Any:
         value = loader()
-        if inspect.isawaitable(value):
-            value = await value
-        if inspect.isawaitable(value):
-            # Reached in the generated sync API only, where nothing can await a coroutine.
-            close = getattr(value, "close", None)
-            if callable(close):
-                close()
-            raise ValidationError("loader returned an awaitable: use the asyncio API for it")
+        if True:  # ASYNC
+            if inspect.isawaitable(value):
+                value = await value
+        else:
+            if inspect.isawaitable(value):
+                # Nothing here can run a coroutine: close it (no "never run" warning).
+                close = getattr(value, "close", None)
+                if callable(close):
+                    close()
+                raise ValidationError("loader returned an awaitable: use the asyncio API for it")
         return value
 
     async def _lookup(self, params: dict[str, Any]) -> Any:
@@ -423,8 +408,8 @@ class AsyncKVNamespace:
             async with self._db.connection("cache.kv.get") as conn:
                 cur = await conn.execute(q.KV_GET, params, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self._cache.fail_open("cache.kv.get_or_set", exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed("cache.kv.get_or_set", exc)
             return _MISSING
         if row is None:
             return _MISSING
@@ -481,7 +466,7 @@ class AsyncKVNamespace:
             "cache.kv.compare_and_set", q.KV_REPLACE_VALUE, params, expected
         ):
             return False
-        await self._cache.wrote(_CACHE)
+        await self._core.wrote(_CACHE)
         return True
 
     async def delete_if(self, key: str, expected: Any) -> bool:
