@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, LiteralString
 
@@ -17,7 +16,6 @@ from digitwin_db._async.cache_core import AsyncCacheCore
 from digitwin_db.cache_codec import (
     KV_PERSON,
     Seconds,
-    advisory_lock_ids,
     bigint_array,
     check_key,
     check_keys,
@@ -345,16 +343,10 @@ class AsyncKVNamespace:
         if found is not _MISSING:
             await self._core.counted(_CACHE, hits=1)
             return found
-        class_id, object_id = advisory_lock_ids(params["key_hash"])
         locked = False
         try:
             async with self._db.transaction("cache.kv.get_or_set") as conn:
-                # At least 1 ms: PostgreSQL reads lock_timeout = 0 as "wait forever".
-                timeout_ms = max(1, math.ceil(wait * 1000))
-                await conn.execute(q.SET_LOCK_TIMEOUT, {"lock_timeout": f"{timeout_ms}"})
-                await conn.execute(
-                    q.ADVISORY_XACT_LOCK, {"class_id": class_id, "object_id": object_id}
-                )
+                await self._core.lock_key(conn, params["key_hash"], wait)
                 locked = True
                 cur = await conn.execute(q.KV_GET, params, binary=True)
                 row = await cur.fetchone()

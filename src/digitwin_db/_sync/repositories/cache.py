@@ -13,7 +13,6 @@ cleanup. Counters, fail-open reads, default TTLs and caps live in the internal c
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,7 +30,6 @@ from digitwin_db.cache_codec import (
     LLM_PERSON,
     SEARCH_PERSON,
     Seconds,
-    advisory_lock_ids,
     bigint_array,
     canonical_json,
     canonical_params,
@@ -505,13 +503,10 @@ class CacheRepository(Repository):
         found = self.get_llm_response(prompt, model=model, params=params)
         if found is not None:
             return found
-        class_id, object_id = advisory_lock_ids(key["key_hash"])
         locked = False
         try:
             with self.db.transaction("cache.get_or_set_llm_response") as conn:
-                timeout_ms = max(1, math.ceil(wait * 1000))
-                conn.execute(q.SET_LOCK_TIMEOUT, {"lock_timeout": f"{timeout_ms}"})
-                conn.execute(q.ADVISORY_XACT_LOCK, {"class_id": class_id, "object_id": object_id})
+                self._core.lock_key(conn, key["key_hash"], wait)
                 locked = True
                 cur = conn.execute(q.LLM_GET, key, binary=True)
                 row = cur.fetchone()
