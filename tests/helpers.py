@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -23,14 +22,24 @@ def insert_user(raw_conn: psycopg.Connection, email: str | None = None) -> uuid.
     return new_id
 
 
-def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(0..count-1)`` on ``count`` threads released at the same instant; the
-    results in order (an exception in a thread is raised here)."""
+def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads released together; every thread must finish."""
     barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
 
-    def task(i: int) -> Any:
-        barrier.wait()
-        return work(i)
+    def target(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except BaseException as exc:
+            errors.append(exc)
 
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(task, range(count)))
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "threads did not finish (deadlock?)"
+    assert errors == []
+    return results

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from digitwin_db import RepositoryFactory, ValidationError
-from tests.helpers import run_together
+from tests.helpers import run_threads
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def test_32_threads_incr_100_times_gives_3200(factory: RepositoryFactory) -> Non
     def work(_: int) -> list[int]:
         return [kv.incr("counter") for _ in range(100)]
 
-    results = run_together(32, work)
+    results = run_threads(32, work)
     assert kv.get("counter") == 3200
     seen = sorted(v for r in results for v in r)
     assert seen == list(range(1, 3201))  # every increment saw a distinct value
@@ -41,7 +41,7 @@ def test_16_concurrent_get_or_set_run_the_loader_once(factory: RepositoryFactory
         time.sleep(0.3)  # a slow computation: every other caller misses meanwhile
         return {"computed": "once"}
 
-    results = run_together(16, lambda _: kv.get_or_set("hot", loader, ttl=60))
+    results = run_threads(16, lambda _: kv.get_or_set("hot", loader, ttl=60))
     assert len(calls) == 1
     assert results == [{"computed": "once"}] * 16
     assert kv.get("hot") == {"computed": "once"}
@@ -61,7 +61,7 @@ def test_get_or_set_waiters_load_themselves_after_lock_timeout(
         time.sleep(1.0)
         return n
 
-    results = run_together(2, lambda _: kv.get_or_set("slow", slow_loader, lock_timeout=0.2))
+    results = run_threads(2, lambda _: kv.get_or_set("slow", slow_loader, lock_timeout=0.2))
     # The waiter gave up after 0.2 s and loaded the value itself: nothing was dropped.
     assert len(calls) == 2
     assert sorted(results) == [1, 2]
@@ -85,7 +85,7 @@ def test_two_concurrent_cleaners_delete_every_expired_row_once(
     )
     expired_kv, live_kv = 18000, 2000
 
-    reports = run_together(2, lambda _: cache.cleanup_expired(batch_size=500))
+    reports = run_threads(2, lambda _: cache.cleanup_expired(batch_size=500))
     assert sum(r.removed["kv_cache"] for r in reports) == expired_kv
     assert sum(r.removed["embedding_cache"] for r in reports) == 3000
     row = raw_conn.execute(
@@ -108,7 +108,7 @@ def test_statistics_from_many_threads_are_exact_after_flush(
             cache.kv.get(f"absent-{i}")
             cache.get_llm_response("p", model="m")
 
-    run_together(8, work)
+    run_threads(8, work)
     cache.flush_stats()
     stats = cache.stats()
     assert (stats.kv.hits, stats.kv.misses) == (400, 400)

@@ -15,7 +15,7 @@ import pytest
 
 import digitwin_db as ddb
 from digitwin_db.aio import AsyncDatabase, AsyncRepositoryFactory
-from tests.helpers import run_together
+from tests.helpers import run_threads
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_cached_sync_function_runs_once_for_16_concurrent_misses(
         time.sleep(0.2)
         return x, x * x * scale
 
-    results = run_together(16, lambda _: slow_square(3))
+    results = run_threads(16, lambda _: slow_square(3))
     assert calls == [3]
     assert results == [[3, 9]] * 16  # a tuple is JSON's list, on the miss too
     assert slow_square(3, scale=1) == [3, 9]  # same key: defaults applied
@@ -166,7 +166,7 @@ def test_20_concurrent_requests_for_3_prompts_make_3_llm_calls(
             prompt, generate, model="m", params={"temperature": 0}
         )
 
-    results = run_together(20, ask)
+    results = run_threads(20, ask)
     assert sorted(calls) == ["prompt 0", "prompt 1", "prompt 2"]
     assert [r.response for r in results] == [f"answer to prompt {i % 3}" for i in range(20)]
     assert all(r.metadata == {"tokens": 7} for r in results)

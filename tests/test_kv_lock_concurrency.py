@@ -13,7 +13,7 @@ import pytest
 
 from digitwin_db import Database, RepositoryFactory
 from digitwin_db.aio import AsyncDatabase, AsyncRepositoryFactory
-from tests.helpers import run_together
+from tests.helpers import run_threads
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def test_16_threads_trying_a_lock_at_once_give_exactly_one_holder(
     factory: RepositoryFactory,
 ) -> None:
     locks = [factory.cache.lock("job", ttl=30) for _ in range(16)]
-    results = run_together(16, lambda i: locks[i].acquire(blocking=False))
+    results = run_threads(16, lambda i: locks[i].acquire(blocking=False))
     assert results.count(True) == 1
     assert [lock.held for lock in locks] == results
 
@@ -52,7 +52,7 @@ def test_16_threads_under_the_lock_never_overlap(factory: RepositoryFactory) -> 
                 with guard:
                     inside -= 1
 
-    run_together(16, work)
+    run_threads(16, work)
     assert kv.get("counter") == 80
     assert most_inside == 1
 
@@ -100,7 +100,7 @@ def test_compare_and_set_has_exactly_one_winner_among_16_threads(
 ) -> None:
     kv = factory.cache.kv
     kv.set("version", 0)
-    results = run_together(16, lambda i: kv.compare_and_set("version", 0, i + 1))
+    results = run_threads(16, lambda i: kv.compare_and_set("version", 0, i + 1))
     assert results.count(True) == 1
     assert kv.get("version") == results.index(True) + 1
 
@@ -108,7 +108,7 @@ def test_compare_and_set_has_exactly_one_winner_among_16_threads(
 def test_delete_if_has_exactly_one_winner_among_16_threads(factory: RepositoryFactory) -> None:
     kv = factory.cache.kv
     kv.set("token", "t")
-    results = run_together(16, lambda _: kv.delete_if("token", "t"))
+    results = run_threads(16, lambda _: kv.delete_if("token", "t"))
     assert results.count(True) == 1
     assert not kv.exists("token")
 

@@ -27,6 +27,9 @@ APP_TABLES = {
     "cache_stats",
     "cache_locks",
     "rate_limits",
+    "limits_counters",
+    "limits_windows",
+    "limits_sliding",
     "audit_logs",
 }
 

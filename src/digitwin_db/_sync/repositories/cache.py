@@ -30,7 +30,6 @@ from digitwin_db.cache_codec import (
     LLM_PERSON,
     SEARCH_PERSON,
     Seconds,
-    bigint_array,
     canonical_json,
     canonical_params,
     check_hits,
@@ -52,6 +51,7 @@ from digitwin_db.errors import (
     TransientError,
     ValidationError,
 )
+from digitwin_db.key_hash import PrefixHasher
 from digitwin_db.models.cache import (
     CacheCounts,
     CachedLLMResponse,
@@ -135,13 +135,8 @@ class CacheRepository(Repository):
         texts = [check_text(t, "text") for t in texts]
         if not texts:
             return []
-        prefix = model.encode() + b"\x00"
-        params = {
-            "key_hashes": bigint_array(
-                hash_key(EMBEDDING_PERSON, prefix + t.encode()) for t in texts
-            ),
-            "model": model,
-        }
+        hashes = PrefixHasher(EMBEDDING_PERSON, model.encode() + b"\x00").array(texts)
+        params = {"key_hashes": hashes, "model": model}
         try:
             with self.db.connection("cache.get_embeddings") as conn:
                 cur = conn.execute(q.EMBEDDING_GET_MANY, params, binary=True)
