@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     # Rate-limit buckets untouched this long are removed by the cleanup job (seconds).
     rate_limit_idle_seconds: float = Field(default=86_400.0, gt=0)
 
+    # Month partitions of conversation_turns prepared ahead by migrate and the cleanup job.
+    partition_months_ahead: int = Field(default=3, ge=0, le=120)
+    # Turns older than this are dropped by the cleanup job, a whole month partition at a
+    # time (empty: keep every turn).
+    turn_retention_days: int | None = Field(default=None, ge=1)
+
     # Read replicas (streaming standbys) for factory.replica(): their URLs (env: a JSON list
     # or comma-separated). Secrets like DATABASE_URL. Caches and rate limits never use them.
     replica_urls: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -143,6 +149,13 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _empty_cap_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+            return None
+        return value
+
+    @field_validator("turn_retention_days", mode="before")
+    @classmethod
+    def _empty_retention_is_none(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
             return None
         return value

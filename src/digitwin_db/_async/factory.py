@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.maintenance import AsyncMaintenance
+from digitwin_db._async.partitions import AsyncPartitions
 from digitwin_db._async.replicas import AsyncReplicaRouter, AsyncReplicaView
 from digitwin_db._async.repositories.ai_models import (
     AsyncFaceModelRepository,
@@ -65,6 +66,7 @@ class AsyncRepositoryFactory:
         self.audit_logs = AsyncAuditLogRepository(db)
         self._register(self.audit_logs)
         self.maintenance = AsyncMaintenance(db)
+        self.partitions = AsyncPartitions(db)
         # (read replicas: pools opened on first use of factory.replica())
         self._replica_router: AsyncReplicaRouter | None = None
 

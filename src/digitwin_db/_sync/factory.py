@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.maintenance import Maintenance
+from digitwin_db._sync.partitions import Partitions
 from digitwin_db._sync.replicas import ReplicaRouter, ReplicaView
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
@@ -63,6 +64,7 @@ class RepositoryFactory:
         self.audit_logs = AuditLogRepository(db)
         self._register(self.audit_logs)
         self.maintenance = Maintenance(db)
+        self.partitions = Partitions(db)
         # (read replicas: pools opened on first use of factory.replica())
         self._replica_router: ReplicaRouter | None = None
 
