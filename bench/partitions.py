@@ -49,7 +49,8 @@ CREATE TABLE turns_plain (
 BULK_INSERT = """
 INSERT INTO {table} (session_id, turn_number, role, content, total_ms, created_at)
 SELECT s.ids[g %% {sessions} + 1], g / {sessions} + 1, 'user', 'turn ' || g, g %% 5000,
-       now() - make_interval(secs => ((g::bigint * 7919) %% %(rows)s)::float8 / %(rows)s * 365 * 86400)
+       now() - make_interval(
+           secs => ((g::bigint * 7919) %% %(rows)s)::float8 / %(rows)s * 365 * 86400)
   FROM generate_series(%(lo)s, %(hi)s - 1) AS g,
        (SELECT array_agg(id ORDER BY id) AS ids FROM conversation_sessions) AS s
 """
