@@ -16,11 +16,11 @@
 -- conversation_turns_drop_partitions(older_than).
 -- depends: 0001_core
 
--- A helper for this migration only (pg_temp: gone when the session ends): give table DST
--- the foreign keys, plain indexes, triggers, privileges, row-level security policies and
--- comment of table SRC, so that whatever later migrations added to conversation_turns
--- (grants to the application role, RLS policies) survives the conversion.
-CREATE FUNCTION pg_temp.digitwin_copy_table_extras(src regclass, dst regclass) RETURNS void
+-- Give table DST the foreign keys, plain indexes, triggers, privileges, row-level security
+-- policies and comment of table SRC, so that whatever other migrations added to a table
+-- (grants to the application role, RLS policies) survives its conversion to a partitioned
+-- table (this migration, its rollback, and the same conversion of other tables).
+CREATE FUNCTION digitwin_copy_table_extras(src regclass, dst regclass) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
     r record;
@@ -80,6 +80,7 @@ BEGIN
     EXECUTE format('COMMENT ON TABLE %s IS %L', dst_q, obj_description(src, 'pg_class'));
 END
 $fn$;
+REVOKE EXECUTE ON FUNCTION digitwin_copy_table_extras(regclass, regclass) FROM PUBLIC;
 
 ALTER TABLE conversation_turns RENAME TO conversation_turns_unpartitioned;
 ALTER TABLE conversation_turns_unpartitioned
@@ -96,8 +97,7 @@ CREATE TABLE conversation_turns (
 ) PARTITION BY RANGE (created_at);
 -- (DO blocks rather than SELECTs: yoyo would print a SELECT's result.)
 DO $$ BEGIN
-    PERFORM pg_temp.digitwin_copy_table_extras('conversation_turns_unpartitioned',
-                                               'conversation_turns');
+    PERFORM digitwin_copy_table_extras('conversation_turns_unpartitioned', 'conversation_turns');
 END $$;
 
 CREATE TABLE conversation_turns_default PARTITION OF conversation_turns DEFAULT;

@@ -14,7 +14,7 @@ from psycopg import sql
 
 import digitwin_db as ddb
 from digitwin_db import migrations
-from tests.helpers import insert_user
+from tests.helpers import insert_user, scratch_database
 
 MIGRATION = "0013_turn_partitions"
 
@@ -25,12 +25,8 @@ ROWS_DIGEST = (
 
 @pytest.fixture
 def scratch_url(pg_url: str) -> Iterator[str]:
-    name = f"scratch_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield pg_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(pg_url) as url:
+        yield url
 
 
 @pytest.fixture

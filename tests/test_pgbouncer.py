@@ -13,15 +13,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 import digitwin_db as ddb
 from digitwin_db.testing import EmbeddedPostgres, PgBouncer, embedded_pgbouncer
-from tests.helpers import insert_user
+from tests.helpers import insert_user, run_threads
 
 # One token per ~11 days: nothing refills while a test runs.
 NEGLIGIBLE = 1e-6
@@ -48,29 +47,6 @@ def factory(bouncer: PgBouncer, pg_url: str) -> Iterator[ddb.RepositoryFactory]:
         repositories = ddb.RepositoryFactory(db)
         yield repositories
         repositories.close()
-
-
-def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` on ``count`` threads released together; all must finish cleanly."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "threads did not finish"
-    assert errors == []
-    return results
 
 
 def test_calls_really_go_through_the_bouncer(
