@@ -249,3 +249,30 @@ def test_standby_is_really_a_streaming_standby(caught_up: StreamingStandby) -> N
             "SELECT pg_is_in_recovery(), status FROM pg_stat_wal_receiver"
         ).fetchone()
     assert row == (True, "streaming")
+
+
+def test_an_unreachable_replica_never_leaks_its_password(pg_url: str) -> None:
+    from digitwin_db.testing import free_port
+
+    replica_url = f"postgresql://postgres:topsecret@127.0.0.1:{free_port()}/test"
+    with ddb.Database(url=pg_url, replica_urls=[replica_url], connect_timeout=1) as db:
+        repositories = ddb.RepositoryFactory(db)
+        user = _new_user(repositories)
+        # Nothing listens there: the read runs on the primary, the replica is reported down.
+        assert repositories.replica().users.get(user.id).id == user.id
+        assert repositories.replica_router.counters.primary_replica_down == 1
+        (status,) = repositories.replica_status()
+        assert status.ok is False
+        assert "topsecret" not in status.model_dump_json()
+        assert "***" in status.target
+        assert "topsecret" not in repr(db.settings)
+        strict = ddb.Database(
+            url=pg_url, replica_urls=[replica_url], connect_timeout=1, replica_fallback="raise"
+        )
+        with strict:
+            strict_factory = ddb.RepositoryFactory(strict)
+            with pytest.raises(ddb.DatabaseUnavailableError) as info:
+                strict_factory.replica().users.get(user.id)
+            assert "topsecret" not in str(info.value)
+            strict_factory.close()
+        repositories.close()
