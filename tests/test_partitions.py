@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pydantic
 import pytest
 from psycopg import sql
 
@@ -285,3 +286,19 @@ def test_partition_api_rejects_bad_input(factory: ddb.RepositoryFactory) -> None
         factory.partitions.drop_turns_older_than(datetime(2020, 1, 1))
     with pytest.raises(ddb.ValidationError, match="not partitioned"):
         factory.partitions.list("users")
+
+
+def test_partition_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ddb.Settings().turn_retention_days is None
+    assert ddb.Settings().partition_months_ahead == 3
+    monkeypatch.setenv("TURN_RETENTION_DAYS", "400")
+    monkeypatch.setenv("PARTITION_MONTHS_AHEAD", "6")
+    settings = ddb.Settings()
+    assert (settings.turn_retention_days, settings.partition_months_ahead) == (400, 6)
+    monkeypatch.setenv("TURN_RETENTION_DAYS", "")
+    assert ddb.Settings().turn_retention_days is None
+    for name, bad in (("TURN_RETENTION_DAYS", "0"), ("PARTITION_MONTHS_AHEAD", "-1")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(pydantic.ValidationError, match=name.lower()):
+            ddb.Settings()
+        monkeypatch.delenv(name)

@@ -156,9 +156,7 @@ class Settings(BaseSettings):
     @field_validator("turn_retention_days", mode="before")
     @classmethod
     def _empty_retention_is_none(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
-            return None
-        return value
+        return cls._empty_is_none(value)
 
     @field_validator("replica_urls", mode="before")
     @classmethod
