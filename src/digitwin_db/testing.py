@@ -21,10 +21,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 from urllib.parse import urlsplit, urlunsplit
 
 from digitwin_db.errors import ConfigurationError
+from digitwin_db.sql import replicas as q
 
 __all__ = [
     "EmbeddedPostgres",
@@ -210,7 +211,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], what: str, log: Path
             raise ConfigurationError(f"{what} exited with code {process.returncode}: {tail}")
         try:
             with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
-                conn.execute("SELECT 1")
+                conn.execute(q.PING)
             return
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
@@ -382,7 +383,7 @@ class StreamingStandby:
                 process.kill()
                 process.wait(timeout=30)
 
-    def _execute(self, statement: str) -> Any:
+    def _execute(self, statement: LiteralString) -> Any:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -391,24 +392,22 @@ class StreamingStandby:
 
     def pause_replay(self) -> None:
         """Stop applying WAL: the standby keeps receiving but falls behind."""
-        self._execute("SELECT pg_wal_replay_pause()")
+        self._execute(q.PAUSE_REPLAY)
 
     def resume_replay(self) -> None:
-        self._execute("SELECT pg_wal_replay_resume()")
+        self._execute(q.RESUME_REPLAY)
 
     def wait_caught_up(self, timeout: float = READY_TIMEOUT) -> None:
         """Wait until the standby has replayed everything the primary has written so far."""
         import psycopg
 
         with psycopg.connect(self._primary_url, autocommit=True) as conn:
-            row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+            row = conn.execute(q.PRIMARY_POSITION).fetchone()
         assert row is not None
         deadline = time.monotonic() + timeout
         with psycopg.connect(self.url, autocommit=True) as conn:
             while True:
-                done = conn.execute(
-                    "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (row[0],)
-                ).fetchone()
+                done = conn.execute(q.REPLAYED, (row[0],)).fetchone()
                 if done is not None and done[0]:
                     return
                 if time.monotonic() > deadline:

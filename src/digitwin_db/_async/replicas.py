@@ -42,6 +42,7 @@ from digitwin_db.replica_policy import (
     read_only_message,
 )
 from digitwin_db.settings import redact_url
+from digitwin_db.sql import replicas as q
 
 __all__ = [
     "AsyncReadOnlyRepository",
@@ -52,14 +53,6 @@ __all__ = [
 
 # How often a read-your-writes call looks again whether a lagging replica caught up.
 CATCH_UP_POLL_INTERVAL = 0.01
-
-_PRIMARY_POSITION_SQL = "SELECT pg_current_wal_insert_lsn()::text"
-_REPLAYED_SQL = "SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, true)"
-_REPLICA_STATE_SQL = """
-SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,
-       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
-"""
-_LAG_BYTES_SQL = "SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)::bigint"
 
 
 class AsyncRepositorySet:
@@ -121,7 +114,7 @@ class AsyncReplicaRouter:
 
     async def _primary_position(self) -> str:
         async with self.primary.db.connection("replica.primary_position") as conn:
-            cur = await conn.execute(_PRIMARY_POSITION_SQL)
+            cur = await conn.execute(q.PRIMARY_POSITION)
             row = await cur.fetchone()
         assert row is not None
         return str(row[0])
@@ -130,7 +123,7 @@ class AsyncReplicaRouter:
         deadline = time.monotonic() + self.settings.replica_catch_up_wait
         async with target.db.connection("replica.replayed") as conn:
             while True:
-                cur = await conn.execute(_REPLAYED_SQL, (position,))
+                cur = await conn.execute(q.REPLAYED, (position,))
                 row = await cur.fetchone()
                 if row is not None and row[0]:
                     return True
@@ -197,13 +190,13 @@ class AsyncReplicaRouter:
             try:
                 await self._ensure_open(target)
                 async with target.db.connection("replica.status") as conn:
-                    cur = await conn.execute(_REPLICA_STATE_SQL)
+                    cur = await conn.execute(q.REPLICA_STATE)
                     row = await cur.fetchone()
                     assert row is not None
                     in_recovery, replayed, delay = row
                     lag_bytes: int | None = None
                     if position is not None and replayed is not None:
-                        cur = await conn.execute(_LAG_BYTES_SQL, (position, replayed))
+                        cur = await conn.execute(q.LAG_BYTES, (position, replayed))
                         lag = await cur.fetchone()
                         lag_bytes = None if lag is None else max(0, int(lag[0]))
             except DigitwinDBError as exc:
