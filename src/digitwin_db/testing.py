@@ -403,7 +403,8 @@ class StreamingStandby:
 
         with psycopg.connect(self._primary_url, autocommit=True) as conn:
             row = conn.execute(q.PRIMARY_POSITION).fetchone()
-        assert row is not None
+        if row is None:
+            raise ConfigurationError("the primary did not report its WAL position")
         deadline = time.monotonic() + timeout
         with psycopg.connect(self.url, autocommit=True) as conn:
             while True:

@@ -4,8 +4,7 @@ Attached to the factory as ``factory.partitions``; ``digitwin-db migrate`` and t
 job call :meth:`AsyncPartitions.ensure_ahead` so that next months' partitions exist before
 the first row of the month arrives (a row with no partition lands in the default
 partition, it never fails). Retention (``Settings.turn_retention_days``) drops whole month
-partitions: no DELETE, no dead tuples. This file is the async source;
-``_sync/partitions.py`` is generated from it.
+partitions: no DELETE, no dead tuples.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ refuses to read them, so ``factory.replica().cache`` / ``.rate_limits`` raise
 A replica that cannot be reached is skipped for ``Settings.replica_retry_after`` seconds;
 the read runs on another replica, else on the primary (``replica_fallback="primary"``,
 the default) or raises ``DatabaseUnavailableError`` (``"raise"``). Replicas are read
-round-robin. This file is the async source; ``_sync/replicas.py`` is generated from it.
+round-robin.
 """
 
 from __future__ import annotations
@@ -33,7 +33,12 @@ from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db._async.repositories.documents import AsyncKnowledgeDocumentRepository
 from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db._async.repositories.users import AsyncUserRepository
-from digitwin_db.errors import ConfigurationError, DatabaseUnavailableError, DigitwinDBError
+from digitwin_db.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    DigitwinDBError,
+    QueryError,
+)
 from digitwin_db.models.replicas import ReplicaStatus
 from digitwin_db.replica_policy import (
     PRIMARY_ONLY_MESSAGE,
@@ -116,7 +121,8 @@ class AsyncReplicaRouter:
         async with self.primary.db.connection("replica.primary_position") as conn:
             cur = await conn.execute(q.PRIMARY_POSITION)
             row = await cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise QueryError("pg_current_wal_insert_lsn() returned no row")
         return str(row[0])
 
     async def _has_replayed(self, target: AsyncRepositorySet, position: str) -> bool:
@@ -192,7 +198,8 @@ class AsyncReplicaRouter:
                 async with target.db.connection("replica.status") as conn:
                     cur = await conn.execute(q.REPLICA_STATE)
                     row = await cur.fetchone()
-                    assert row is not None
+                    if row is None:
+                        raise QueryError("the replica state query returned no row")
                     in_recovery, replayed, delay = row
                     lag_bytes: int | None = None
                     if position is not None and replayed is not None:
