@@ -114,8 +114,13 @@ class AsyncReplicaRouter:
         ordered = [self.replicas[(start + i) % count] for i in range(count)]
         return [r for r in ordered if r.down_until <= now]
 
-    def _mark_down(self, target: AsyncRepositorySet) -> None:
+    async def _mark_down(self, target: AsyncRepositorySet) -> None:
+        """Skip ``target`` for ``replica_retry_after`` seconds and close its pool: the next
+        try opens a fresh one and fails fast if the replica is still down (a pool left
+        open would keep retrying in the background with growing back-off, and could make
+        the first read after the replica is back wait past its timeout)."""
         target.down_until = time.monotonic() + self.settings.replica_retry_after
+        await target.db.close(timeout=0)
 
     async def _primary_position(self) -> str:
         async with self.primary.db.connection("replica.primary_position") as conn:
@@ -160,7 +165,7 @@ class AsyncReplicaRouter:
                 result = await getattr(target.repositories[repository], method)(*args, **kwargs)
             except DatabaseUnavailableError:
                 # Reads are idempotent: running the same call elsewhere is safe.
-                self._mark_down(target)
+                await self._mark_down(target)
                 continue
             except DigitwinDBError:
                 self.counters.replica += 1  # answered by the replica (e.g. NotFoundError)

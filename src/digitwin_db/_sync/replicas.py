@@ -110,7 +110,12 @@ class ReplicaRouter:
         return [r for r in ordered if r.down_until <= now]
 
     def _mark_down(self, target: RepositorySet) -> None:
+        """Skip ``target`` for ``replica_retry_after`` seconds and close its pool: the next
+        try opens a fresh one and fails fast if the replica is still down (a pool left
+        open would keep retrying in the background with growing back-off, and could make
+        the first read after the replica is back wait past its timeout)."""
         target.down_until = time.monotonic() + self.settings.replica_retry_after
+        target.db.close(timeout=0)
 
     def _primary_position(self) -> str:
         with self.primary.db.connection("replica.primary_position") as conn:
