@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -763,6 +763,6 @@ async def redis_async_get(url: str, keys: list[str]) -> tuple[Any, Callable[[int
     n = len(keys)
 
     async def rget(i: int) -> object:
-        return json.loads(await client.get(keys[i % n]))
+        return json.loads(cast(bytes, await client.get(keys[i % n])))
 
     return client, rget
