@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -763,6 +763,8 @@ async def redis_async_get(url: str, keys: list[str]) -> tuple[Any, Callable[[int
     n = len(keys)
 
     async def rget(i: int) -> object:
-        return json.loads(cast(bytes, await client.get(keys[i % n])))
+        value = await client.get(keys[i % n])
+        assert value is not None  # redis-py 8 types GET as bytes | str | None
+        return json.loads(value)
 
     return client, rget
