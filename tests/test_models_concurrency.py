@@ -29,7 +29,7 @@ def factory(pg_url: str) -> Iterator[RepositoryFactory]:
     repositories.close()
 
 
-def run_threads(tasks: list[Callable[[], Any]]) -> tuple[list[Any], list[BaseException]]:
+def run_together(tasks: list[Callable[[], Any]]) -> tuple[list[Any], list[BaseException]]:
     """Start every task at once (barrier) on its own thread; collect results and errors."""
     barrier = threading.Barrier(len(tasks))
     results: list[Any] = []
@@ -79,7 +79,7 @@ def test_concurrent_activations_leave_exactly_one_active(
         for i in range(THREADS)
     ]
     for _ in range(ROUNDS):
-        results, errors = run_threads([partial(repository.activate, m.id) for m in models])
+        results, errors = run_together([partial(repository.activate, m.id) for m in models])
         assert errors == []
         assert len(results) == THREADS and all(r.is_active for r in results)
         assert active_count(raw_conn, kind, user.id) == 1
@@ -104,7 +104,7 @@ def test_activations_of_different_users_do_not_interfere(
                 user_id=user.id, name=f"m{i}", provider="p", model_ref="r", status="ready"
             )
             tasks.append(partial(factory.voice_models.activate, model.id))
-    _, errors = run_threads(tasks)
+    _, errors = run_together(tasks)
     assert errors == []
     for user in users:
         assert active_count(raw_conn, "voice_models", user.id) == 1
@@ -128,7 +128,7 @@ def test_activation_racing_user_soft_delete(
             partial(factory.voice_models.activate, m.id) for m in models
         ]
         tasks.append(partial(factory.users.soft_delete, user.id))
-        _, errors = run_threads(tasks)
+        _, errors = run_together(tasks)
         assert all(isinstance(e, NotFoundError) for e in errors), errors
         assert active_count(raw_conn, "voice_models", user.id) == 0
         live = raw_conn.execute(
@@ -156,7 +156,7 @@ def test_create_racing_user_soft_delete_leaves_no_live_model(
             for i in range(THREADS - 1)
         ]
         tasks.append(partial(factory.users.soft_delete, user.id))
-        _, errors = run_threads(tasks)
+        _, errors = run_together(tasks)
         assert all(isinstance(e, NotFoundError) for e in errors), errors
         live = raw_conn.execute(
             "SELECT count(*) FROM face_models WHERE user_id = %s AND deleted_at IS NULL",
@@ -182,7 +182,7 @@ def test_restore_racing_user_soft_delete_leaves_no_live_model(
             partial(factory.voice_models.restore, m.id) for m in models
         ]
         tasks.append(partial(factory.users.soft_delete, user.id))
-        _, errors = run_threads(tasks)
+        _, errors = run_together(tasks)
         assert all(isinstance(e, NotFoundError) for e in errors), errors
         live = raw_conn.execute(
             "SELECT count(*) FROM voice_models WHERE user_id = %s AND deleted_at IS NULL",
