@@ -770,6 +770,7 @@ async def redis_async_get(url: str, keys: list[str]) -> tuple[Any, Callable[[int
 
     async def rget(i: int) -> object:
         value = await client.get(keys[i % n])
-        return json.loads(value if value is not None else "null")
+        assert value is not None  # redis-py 8 types GET as bytes | str | None
+        return json.loads(value)
 
     return client, rget

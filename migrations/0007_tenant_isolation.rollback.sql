@@ -10,4 +10,5 @@ DROP POLICY IF EXISTS voice_models_tenant ON voice_models;
 ALTER TABLE voice_models DISABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS users_tenant ON users;
 ALTER TABLE users DISABLE ROW LEVEL SECURITY;
+DROP FUNCTION IF EXISTS digitwin_session_visible(uuid);
 DROP FUNCTION IF EXISTS digitwin_current_user_id();

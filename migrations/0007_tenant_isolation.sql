@@ -40,12 +40,18 @@ CREATE POLICY knowledge_documents_tenant ON knowledge_documents
     USING (digitwin_current_user_id() IS NULL OR user_id = digitwin_current_user_id())
     WITH CHECK (digitwin_current_user_id() IS NULL OR user_id = digitwin_current_user_id());
 
--- The session subquery is itself filtered by the sessions' policy.
+-- Turns belong to a user through their session. The check is a function of the row's own
+-- column (an inlinable SQL function, not a subquery in the policy), so that the policy
+-- survives a table's conversion to partitions (digitwin_copy_table_extras re-creates it
+-- from its text). Its sessions query is itself filtered by the sessions' policy.
+CREATE FUNCTION digitwin_session_visible(p_session_id uuid) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT digitwin_current_user_id() IS NULL OR EXISTS (
+        SELECT 1 FROM conversation_sessions s
+         WHERE s.id = p_session_id AND s.user_id = digitwin_current_user_id())
+$$;
+
 ALTER TABLE conversation_turns ENABLE ROW LEVEL SECURITY;
 CREATE POLICY conversation_turns_tenant ON conversation_turns
-    USING (digitwin_current_user_id() IS NULL OR EXISTS (
-        SELECT 1 FROM conversation_sessions s
-         WHERE s.id = session_id AND s.user_id = digitwin_current_user_id()))
-    WITH CHECK (digitwin_current_user_id() IS NULL OR EXISTS (
-        SELECT 1 FROM conversation_sessions s
-         WHERE s.id = session_id AND s.user_id = digitwin_current_user_id()));
+    USING (digitwin_session_visible(session_id))
+    WITH CHECK (digitwin_session_visible(session_id));

@@ -7,18 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from digitwin_db import migrations
+from digitwin_db import Database, RepositoryFactory, migrations
 from digitwin_db.testing import EmbeddedPostgres, embedded_postgres
-
-if TYPE_CHECKING:
-    from digitwin_db import RepositoryFactory
 
 
 @pytest.fixture(scope="session")
@@ -122,10 +118,19 @@ def app_conn(role_urls: RoleUrls, pg_url: str) -> Iterator[psycopg.Connection]:
 @pytest.fixture
 def app_factory(role_urls: RoleUrls, pg_url: str) -> Iterator[RepositoryFactory]:
     """A sync factory connected as the application role."""
-    from digitwin_db import Database, RepositoryFactory
-
     db = Database(url=role_urls.app, pool_min_size=0, pool_max_size=8, pool_timeout=30.0)
     db.open()
     factory = RepositoryFactory(db)
     yield factory
     factory.close()
+
+
+@pytest.fixture
+def sync_factory(pg_url: str) -> Iterator[RepositoryFactory]:
+    """A sync repository factory with room for many threads (a pool of up to 40)."""
+    db = Database(url=pg_url, pool_min_size=1, pool_max_size=40, pool_timeout=30.0)
+    db.open()
+    factory = RepositoryFactory(db)
+    yield factory
+    factory.close()
+    db.close()

@@ -7,15 +7,19 @@ from digitwin_db._sync.cleanup import CleanupJob
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db._sync.maintenance import Maintenance
+from digitwin_db._sync.replicas import ReplicaView
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.cache import CacheRepository
 from digitwin_db._sync.repositories.cache_kv import KVNamespace
+from digitwin_db._sync.repositories.cache_lock import CacheLock
 from digitwin_db._sync.repositories.documents import KnowledgeDocumentRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
 from digitwin_db._sync.repositories.users import UserRepository
 from digitwin_db._version import __version__
+from digitwin_db.cache_lock_policy import LockError, LockNotOwnedError, LockTimeoutError
+from digitwin_db.cached import cached
 from digitwin_db.errors import (
     ConfigurationError,
     ConflictError,
@@ -45,6 +49,7 @@ from digitwin_db.models.cache import (
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
 from digitwin_db.models.documents import DocumentSearchHit, KnowledgeDocument
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
+from digitwin_db.models.replicas import ReplicaStatus
 from digitwin_db.models.sessions import (
     ConversationSession,
     ConversationTurn,
@@ -62,6 +67,7 @@ __all__ = [
     "AuditStatistics",
     "AuditUserCount",
     "CacheCounts",
+    "CacheLock",
     "CacheRepository",
     "CacheStats",
     "CachedLLMResponse",
@@ -86,6 +92,9 @@ __all__ = [
     "KnowledgeDocument",
     "KnowledgeDocumentRepository",
     "Limit",
+    "LockError",
+    "LockNotOwnedError",
+    "LockTimeoutError",
     "Maintenance",
     "NotFoundError",
     "OperationStats",
@@ -94,6 +103,8 @@ __all__ = [
     "RateLimitRepository",
     "RateLimitResult",
     "RateLimitUnavailableError",
+    "ReplicaStatus",
+    "ReplicaView",
     "RepositoryCheck",
     "RepositoryFactory",
     "SearchHit",
@@ -109,4 +120,5 @@ __all__ = [
     "VoiceModel",
     "VoiceModelRepository",
     "__version__",
+    "cached",
 ]

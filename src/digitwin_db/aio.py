@@ -4,6 +4,7 @@ from digitwin_db._async.cleanup import AsyncCleanupJob
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.factory import AsyncRepositoryFactory
 from digitwin_db._async.maintenance import AsyncMaintenance
+from digitwin_db._async.replicas import AsyncReplicaView
 from digitwin_db._async.repositories.ai_models import (
     AsyncFaceModelRepository,
     AsyncVoiceModelRepository,
@@ -11,10 +12,12 @@ from digitwin_db._async.repositories.ai_models import (
 from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
 from digitwin_db._async.repositories.cache import AsyncCacheRepository
 from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
+from digitwin_db._async.repositories.cache_lock import AsyncCacheLock
 from digitwin_db._async.repositories.documents import AsyncKnowledgeDocumentRepository
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db._async.repositories.users import AsyncUserRepository
+from digitwin_db.cache_lock_policy import LockError, LockNotOwnedError, LockTimeoutError
 from digitwin_db.errors import (
     ConfigurationError,
     ConflictError,
@@ -44,6 +47,7 @@ from digitwin_db.models.cache import (
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
 from digitwin_db.models.documents import DocumentSearchHit, KnowledgeDocument
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
+from digitwin_db.models.replicas import ReplicaStatus
 from digitwin_db.models.sessions import (
     ConversationSession,
     ConversationTurn,
@@ -57,6 +61,7 @@ from digitwin_db.settings import Settings
 
 __all__ = [
     "AsyncAuditLogRepository",
+    "AsyncCacheLock",
     "AsyncCacheRepository",
     "AsyncCleanupJob",
     "AsyncConversationSessionRepository",
@@ -66,6 +71,7 @@ __all__ = [
     "AsyncKnowledgeDocumentRepository",
     "AsyncMaintenance",
     "AsyncRateLimitRepository",
+    "AsyncReplicaView",
     "AsyncRepositoryFactory",
     "AsyncUserRepository",
     "AsyncVoiceModelRepository",
@@ -90,12 +96,16 @@ __all__ = [
     "HealthReport",
     "KnowledgeDocument",
     "Limit",
+    "LockError",
+    "LockNotOwnedError",
+    "LockTimeoutError",
     "NotFoundError",
     "OperationStats",
     "Page",
     "QueryError",
     "RateLimitResult",
     "RateLimitUnavailableError",
+    "ReplicaStatus",
     "RepositoryCheck",
     "SearchHit",
     "SessionStatistics",

@@ -28,6 +28,7 @@ APP_TABLES = {
     "llm_response_cache",
     "kv_cache",
     "cache_stats",
+    "cache_locks",
     "rate_limits",
     # SPEC §2.12: the retention floor, queued GDPR erasures, the audit hash chain's head
     # and anchors.
