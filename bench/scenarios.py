@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bench import async_concurrency, baselines, workers
+from bench import async_concurrency, baselines, security, workers
 from bench.harness import Measurement, measure_async, measure_sync, summarize_latencies
 from bench.limits_storage import limits_storage
 from bench.results import Scenario, Target
@@ -727,6 +727,8 @@ SCENARIOS: dict[str, Callable[[Env], list[Scenario]]] = {
     "rate_limit_concurrent": rate_limit_concurrent,
     "scale": scale,
     "cleanup": cleanup,
+    "audit_chain": security.audit_chain,
+    "rls": security.rls,
     "limits_storage": limits_storage,
 }
 
@@ -747,6 +749,10 @@ SCENARIO_KEYS = [
     "rate_limit_concurrent_1000",
     "scale_lookup",
     "cleanup_under_load",
+    "audit_chain_log",
+    "audit_chain_log_8_threads",
+    "rls_list_for_user",
+    "rls_users_get",
     "limits_storage_1_client",
     "limits_storage_8_threads",
 ]

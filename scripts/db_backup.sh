@@ -21,13 +21,15 @@ while [ $# -gt 0 ]; do
         --keep) [ $# -ge 2 ] || die "--keep needs a number"; keep="$2"; shift 2 ;;
         --dir)  [ $# -ge 2 ] || die "--dir needs a directory"; dir="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
-        *) usage >&2; die "unknown argument: $1" ;;
+        *) usage >&2; usage_error "unknown argument: $1" ;;
     esac
 done
 case "$keep" in ''|*[!0-9]*|0) die "--keep / BACKUP_KEEP must be a positive integer, got '$keep'" ;; esac
 
 url="$(database_url)"
 pg_dump="$(pg_tool pg_dump)"
+# A backup holds every user's data: readable by its owner only.
+umask 077
 mkdir -p "$dir"
 # Nanoseconds in the name: backups taken within one second still sort in order.
 stamp="$(date -u +%Y%m%dT%H%M%S.%NZ)"
@@ -40,6 +42,7 @@ trap 'rm -f "$partial"' EXIT
 log "backing up $(redact "$url") to $target"
 # Custom format: compressed, and pg_restore can restore selectively and in parallel.
 "$pg_dump" --format=custom --no-owner --no-privileges --file="$partial" --dbname="$url"
+chmod 600 "$partial"
 mv "$partial" "$target"
 trap - EXIT
 log "backup done: $(du -h "$target" | cut -f1)"

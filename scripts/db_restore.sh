@@ -20,11 +20,11 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --yes|-y) yes=1; shift ;;
         -h|--help) usage; exit 0 ;;
-        -*) usage >&2; die "unknown option: $1" ;;
+        -*) usage >&2; usage_error "unknown option: $1" ;;
         *) [ -z "$file" ] || die "only one backup file, got '$file' and '$1'"; file="$1"; shift ;;
     esac
 done
-[ -n "$file" ] || { usage >&2; die "which backup file? e.g. scripts/db_restore.sh backups/digitwin-<time>.dump"; }
+[ -n "$file" ] || { usage >&2; usage_error "which backup file? e.g. scripts/db_restore.sh backups/digitwin-<time>.dump"; }
 [ -f "$file" ] || die "backup file not found: $file"
 
 url="$(database_url)"

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Bring up the database, apply migrations, seed demo data.
 #
-#   scripts/init_db.sh [start]   set up (idempotent: a second run changes nothing)
+#   scripts/init_db.sh [start] [--seed]   set up (idempotent: a second run changes nothing);
+#                                demo data goes into the embedded server, into the server
+#                                in DATABASE_URL only with --seed
 #   scripts/init_db.sh stop      stop the embedded server
 #   scripts/init_db.sh status    is the embedded server running? what is applied?
 #
 # Without DATABASE_URL in the environment an embedded PostgreSQL cluster lives in .pgdata/
 # (run as the 'postgres' system user when this script runs as root), listening on
-# 127.0.0.1 on a free port, with a generated password; its DATABASE_URL is written to .env.
+# 127.0.0.1 on a free port, with generated passwords; three roles (SPEC §2.12): the owner
+# runs migrations (OWNER_DATABASE_URL), the application role is what services use
+# (DATABASE_URL), the maintenance role runs the cleanup (MAINTENANCE_DATABASE_URL); all
+# three URLs are written to .env.
 # With DATABASE_URL set, that server is used as it is.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -23,6 +28,7 @@ resolve_paths() {
 resolve_paths
 DB_NAME="${DIGITWIN_DB_NAME:-digitwin}"
 DB_USER="digitwin"
+OWNER_URL=""  # set by start_embedded: the embedded cluster's owner
 
 # pg BINARY ARGS...: run a server binary from / (the postgres user may not enter $ROOT).
 pg() { (cd / && as_pg "$PG_BINDIR/$1" "${@:2}"); }
@@ -86,8 +92,8 @@ start_embedded() {
     fi
     local password
     password="$(cat "$PGBASE/password")"
-    EMBEDDED_URL="postgresql://$DB_USER:$password@127.0.0.1:$port/$DB_NAME"
-    "$PY" - "$EMBEDDED_URL" <<'PYEOF'
+    OWNER_URL="postgresql://$DB_USER:$password@127.0.0.1:$port/$DB_NAME"
+    "$PY" - "$OWNER_URL" <<'PYEOF'
 import sys
 import psycopg
 from psycopg import sql
@@ -99,38 +105,100 @@ with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         print(f"==> created database {name}", file=sys.stderr)
 PYEOF
-    write_env "$EMBEDDED_URL"
+    # The roles of SPEC §2.12: the services connect as the application role, the cleanup
+    # job as the maintenance role; the cluster's owner ($DB_USER) runs migrations.
+    EMBEDDED_URL="$(ensure_role "$APP_ROLE" "$port")"
+    MAINTENANCE_URL="$(ensure_role "$MAINTENANCE_ROLE" "$port")"
 }
 
-# write_env URL: set DATABASE_URL in .env, keeping every other line.
+APP_ROLE="digitwin_app"
+MAINTENANCE_ROLE="digitwin_maintenance"
+
+# ensure_role NAME PORT: create the login role NAME (password kept in $PGBASE/NAME.password)
+# unless it exists; print its URL.
+ensure_role() {
+    local role="$1" port="$2" pwfile="$PGBASE/$1.password"
+    if [ ! -s "$pwfile" ]; then
+        (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(24))' > "$pwfile")
+    fi
+    "$PY" - "$OWNER_URL" "$role" "$(cat "$pwfile")" <<'PYEOF'
+import sys
+import psycopg
+from psycopg import sql
+url, role, password = sys.argv[1:4]
+with psycopg.connect(url, autocommit=True) as conn:
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    conn.execute(
+        sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)
+        )
+    )
+    if not exists:
+        print(f"==> created role {role}", file=sys.stderr)
+PYEOF
+    echo "postgresql://$role:$(cat "$pwfile")@127.0.0.1:$port/$DB_NAME"
+}
+
+# write_env NAME=VALUE...: set these variables in .env, keeping every other line.
 write_env() {
-    local url="$1" tmp
+    local tmp pattern="" pair
     tmp="$(mktemp)"
-    if [ -f .env ]; then grep -v '^DATABASE_URL=' .env > "$tmp" || true; fi
-    echo "DATABASE_URL=$url" >> "$tmp"
+    for pair in "$@"; do pattern="$pattern|^${pair%%=*}="; done
+    if [ -f .env ]; then grep -Ev "${pattern#|}" .env > "$tmp" || true; fi
+    for pair in "$@"; do echo "$pair" >> "$tmp"; done
     if [ -f .env ] && cmp -s "$tmp" .env; then rm -f "$tmp"; return 0; fi
     mv "$tmp" .env
     chmod 600 .env
-    log "wrote DATABASE_URL to .env"
+    log "wrote ${*%%=*} to .env"
 }
 
 cmd_start() {
+    local seed=auto
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --seed) seed=yes; shift ;;
+            *) usage_error "unknown option for start: $1 (start [--seed])" ;;
+        esac
+    done
     ensure_venv
+    # DATABASE_URL exported from this script's own .env names the embedded server: start
+    # it (it may be stopped) rather than treat it as an external server.
+    if [ -n "${DATABASE_URL:-}" ] && [ -f "$PGDATA_DIR/PG_VERSION" ] && [ -f .env ] \
+        && grep -qxF "DATABASE_URL=$DATABASE_URL" .env; then
+        log "DATABASE_URL is the embedded server's (from .env)"
+        unset DATABASE_URL
+    fi
     if [ -n "${DATABASE_URL:-}" ]; then
         log "using the server in DATABASE_URL"
         export DATABASE_URL
+        # Migrations run as OWNER_DATABASE_URL when given in the environment, else as
+        # DATABASE_URL — never as an owner URL .env holds for the embedded server.
+        export OWNER_DATABASE_URL="${OWNER_DATABASE_URL:-$DATABASE_URL}"
+        log "applying migrations"
+        "$PY" -m digitwin_db migrate
     else
         ensure_pg_binaries
         PG_BINDIR="$(find_pg_bindir)"
         start_embedded
+        log "applying migrations (as the owner)"
+        DATABASE_URL="$OWNER_URL" OWNER_DATABASE_URL="$OWNER_URL" "$PY" -m digitwin_db migrate
+        log "granting the application and maintenance roles their privileges"
+        DATABASE_URL="$OWNER_URL" OWNER_DATABASE_URL="$OWNER_URL" "$PY" -m digitwin_db grant \
+            --app "$APP_ROLE" --maintenance "$MAINTENANCE_ROLE" >/dev/null
+        write_env "DATABASE_URL=$EMBEDDED_URL" "OWNER_DATABASE_URL=$OWNER_URL" \
+            "MAINTENANCE_DATABASE_URL=$MAINTENANCE_URL"
         export DATABASE_URL="$EMBEDDED_URL"
     fi
-    log "applying migrations"
-    "$PY" -m digitwin_db migrate
-    log "seeding demo data"
-    "$PY" -m digitwin_db seed
+    # Demo users go into the embedded server; into another server only when asked.
+    if [ "$seed" = yes ] || [ -n "$OWNER_URL" ]; then
+        log "seeding demo data"
+        "$PY" -m digitwin_db seed
+    else
+        log "not seeding demo data into the server in DATABASE_URL (pass --seed to do it)"
+    fi
     local safe
-    safe="$("$PY" -c 'import os; from digitwin_db.settings import redact_url; print(redact_url(os.environ["DATABASE_URL"]))')"
+    safe="$(redact "$DATABASE_URL")"
     echo "DATABASE_URL=$safe   (full URL with password: .env)"
 }
 
@@ -161,9 +229,9 @@ cmd_status() {
 }
 
 case "${1:-start}" in
-    start) cmd_start ;;
+    start) shift || true; cmd_start "$@" ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
-    -h|--help|help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown command '$1' (start | stop | status)" ;;
+    -h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *) usage_error "unknown command '$1' (start [--seed] | stop | status)" ;;
 esac

@@ -7,6 +7,8 @@ PY="$VENV/bin/python"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# usage_error MESSAGE: bad usage (unknown command or option) exits 2, like the CLI.
+usage_error() { printf 'error: %s\n' "$*" >&2; exit 2; }
 
 # find_pg_bindir: print the directory holding initdb/postgres/pg_ctl, or nothing.
 find_pg_bindir() {
@@ -95,20 +97,31 @@ as_pg() {
 
 # ---- helpers of the backup/restore scripts
 
-# database_url: DATABASE_URL from the environment, else the last DATABASE_URL= line of .env.
+# database_url: the owner's URL when there is one (backup and restore need every table:
+# OWNER_DATABASE_URL, SPEC §2.12), else DATABASE_URL; from the environment, else from the
+# last such line of .env.
 database_url() {
+    if [ -n "${OWNER_DATABASE_URL:-}" ]; then echo "$OWNER_DATABASE_URL"; return; fi
     if [ -n "${DATABASE_URL:-}" ]; then echo "$DATABASE_URL"; return; fi
     if [ -f "$ROOT/.env" ]; then
         local line
-        line="$(grep -E '^[[:space:]]*DATABASE_URL=' "$ROOT/.env" | tail -n 1 || true)"
+        line="$(grep -E '^[[:space:]]*OWNER_DATABASE_URL=' "$ROOT/.env" | tail -n 1 || true)"
+        [ -n "$line" ] || line="$(grep -E '^[[:space:]]*DATABASE_URL=' "$ROOT/.env" | tail -n 1 || true)"
         line="${line#*=}"; line="${line%\"}"; line="${line#\"}"; line="${line%\'}"; line="${line#\'}"
         if [ -n "$line" ]; then echo "$line"; return; fi
     fi
     die "DATABASE_URL is not set (environment or .env); run scripts/init_db.sh first"
 }
 
-# redact URL: the URL with its password masked, for messages.
-redact() { echo "$1" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#'; }
+# redact URL: the URL (or key=value string) with its password masked, for messages — by the
+# package's one redaction function (digitwin_db.redaction); without the venv, hide it all.
+redact() {
+    # On stdin, not argv: a password in argv shows in `ps`.
+    if [ -x "$PY" ] && printf '%s' "$1" | "$PY" -m digitwin_db.redaction 2>/dev/null; then
+        return 0
+    fi
+    echo "<connection string hidden>"
+}
 
 # pg_tool NAME: path of a PostgreSQL client program, newest server version first (pg_dump
 # must not be older than the server).

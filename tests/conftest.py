@@ -6,10 +6,12 @@ generated from them (tests/sync) live here; the API-specific ones in each tree's
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from digitwin_db import Database, RepositoryFactory, migrations
 from digitwin_db.testing import EmbeddedPostgres, embedded_postgres
@@ -57,7 +59,7 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def _uses_db(request: pytest.FixtureRequest) -> bool:
-    return any(name in request.fixturenames for name in ("db", "factory", "pg_server"))
+    return any(name in request.fixturenames for name in ("db", "factory", "pg_server", "role_urls"))
 
 
 @pytest.fixture
@@ -65,6 +67,62 @@ def raw_conn(pg_url: str) -> Iterator[psycopg.Connection]:
     """A plain autocommit psycopg connection, for checking what is really stored."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
         yield conn
+
+
+# ---------------------------------------------------------------- roles (SPEC §2.12)
+APP_ROLE = "digitwin_app"
+MAINTENANCE_ROLE = "digitwin_maintenance"
+
+
+@dataclass(frozen=True)
+class RoleUrls:
+    """Connection strings of the three roles: the owner (the server's superuser here, who
+    ran the migrations), the application role and the maintenance role."""
+
+    owner: str
+    app: str
+    maintenance: str
+
+
+@pytest.fixture(scope="session")
+def _roles(pg_server: EmbeddedPostgres) -> RoleUrls:
+    with psycopg.connect(pg_server.url, autocommit=True) as conn:
+        for role in (APP_ROLE, MAINTENANCE_ROLE):
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    return RoleUrls(
+        owner=pg_server.url,
+        app=make_conninfo(pg_server.url, user=APP_ROLE),
+        maintenance=make_conninfo(pg_server.url, user=MAINTENANCE_ROLE),
+    )
+
+
+@pytest.fixture
+def role_urls(_roles: RoleUrls) -> RoleUrls:
+    """The application and maintenance roles (created once per session), granted with
+    ``digitwin_db.privileges.grant`` (what ``python -m digitwin_db grant`` runs) before each
+    test, so that whatever a test did to privileges does not leak into the next."""
+    from digitwin_db.privileges import grant
+
+    grant(_roles.owner, app=APP_ROLE, maintenance=MAINTENANCE_ROLE)
+    return _roles
+
+
+@pytest.fixture
+def app_conn(role_urls: RoleUrls, pg_url: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection as the application role (not a superuser)."""
+    with psycopg.connect(role_urls.app, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def app_factory(role_urls: RoleUrls, pg_url: str) -> Iterator[RepositoryFactory]:
+    """A sync factory connected as the application role."""
+    db = Database(url=role_urls.app, pool_min_size=0, pool_max_size=8, pool_timeout=30.0)
+    db.open()
+    factory = RepositoryFactory(db)
+    yield factory
+    factory.close()
 
 
 @pytest.fixture

@@ -167,5 +167,5 @@ def test_maintenance_vacuum_and_report(pg_url: str, tmp_path: Path) -> None:
     as_json = run_cli("maintenance", "report", "--json", url=pg_url, cwd=tmp_path)
     assert {row["table"] for row in json.loads(as_json.stdout)} >= {"kv_cache", "audit_logs"}
     bad = run_cli("maintenance", "vacuum", "--table", "nope", url=pg_url, cwd=tmp_path)
-    assert bad.returncode == cli.EXIT_PROBLEM
+    assert bad.returncode == cli.EXIT_USAGE  # an unknown table is bad usage
     assert "unknown table" in bad.stderr and "Traceback" not in bad.stderr

@@ -44,6 +44,11 @@ FIELD_STAND_INS = {
     "extra_set": "",
     "age": "created_at",
     "owner_column": "user_id",
+    # sql/tenant.py and sql/privileges.py (identifiers and a literal given by psycopg.sql)
+    "user_id": "'00000000-0000-0000-0000-000000000000'",
+    "role": "app_role",
+    "privileges": "SELECT",
+    "function": "f(integer)",
 }
 #: Fields that name a table: replaced by each table the index gives the template.
 TABLE_FIELDS = ("table", "owner_table")

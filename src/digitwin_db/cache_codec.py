@@ -176,6 +176,18 @@ def canonical_json(value: object, what: str) -> str:
         raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
 
 
+def canonical_storable_json(value: object, what: str) -> str:
+    """:func:`canonical_json` that PostgreSQL can store: a lone surrogate ("\\ud800", in a
+    key or a value, at any depth) is a ``ValidationError`` before any SQL, not a driver
+    error."""
+    text = canonical_json(value, what)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} is not valid Unicode (lone surrogate)") from None
+    return text
+
+
 def canonical_params(params: object, what: str = "params") -> str:
     """Generation / search params as canonical JSON (None is ``{}``)."""
     if params is None:
@@ -184,7 +196,7 @@ def canonical_params(params: object, what: str = "params") -> str:
         raise ValidationError(f"{what} must be a mapping, got {type(params).__name__}")
     if not all(isinstance(k, str) for k in params):
         raise ValidationError(f"{what} keys must be strings")
-    return canonical_json(dict(params), what)
+    return canonical_storable_json(dict(params), what)
 
 
 def pack_embedding(values: object, what: str = "embedding") -> bytes:

@@ -41,7 +41,7 @@ def _print(text: str = "") -> None:
 
 # ---------------------------------------------------------------------------- commands
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    applied = migrations.migrate(settings.url)
+    applied = migrations.migrate(settings.owner_url)
     if applied:
         for mid in applied:
             _print(f"applied {mid}")
@@ -52,7 +52,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     count = None if args.all else args.steps
-    rolled = migrations.rollback(settings.url, count=count)
+    rolled = migrations.rollback(settings.owner_url, count=count)
     for mid in rolled:
         _print(f"rolled back {mid}")
     if not rolled:
@@ -94,7 +94,8 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
         _print(f"database   {'ok' if db.ok else 'FAILING'}  {settings.safe_url}")
         _print(f"  latency  {db.latency_ms} ms, server {db.server_version}")
         _print(f"  pending  {', '.join(db.pending_migrations) or 'none'}")
-        _print(f"  pool     {db.pool}")
+        pool = ", ".join(f"{key} {value}" for key, value in sorted(db.pool.items()))
+        _print(f"  pool     {pool or 'no statistics'}")
         for check in report.repositories:
             state = "ok" if check.ok else f"FAILING: {check.error}"
             _print(f"{check.name:10} {state}")
@@ -108,12 +109,13 @@ def _eprint(text: str) -> None:
 
 
 @contextmanager
-def _open_factory(settings: Settings) -> Iterator[RepositoryFactory]:
-    """A factory on a small pool; ``DatabaseUnavailableError`` when the server is down."""
+def _open_factory(settings: Settings, url: str | None = None) -> Iterator[RepositoryFactory]:
+    """A factory on a small pool (on ``url``, default DATABASE_URL);
+    ``DatabaseUnavailableError`` when the server is down."""
     from digitwin_db._sync.database import Database
     from digitwin_db._sync.factory import RepositoryFactory
 
-    database = Database(settings, pool_min_size=0)
+    database = Database(settings, url=url, pool_min_size=0)
     database.open()
     factory = RepositoryFactory(database)
     try:
@@ -171,13 +173,15 @@ def _plain(value: Any) -> Any:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def _stop_on_signals(stop: threading.Event, received: list[str] | None = None) -> Iterator[None]:
     """SIGTERM/SIGINT set ``stop`` instead of killing the process, so that the work in
-    progress (one batch) finishes and the command exits cleanly."""
+    progress (one batch) finishes and the command exits cleanly. The handler only records
+    the signal (in ``received``): printing from a signal handler while the main thread
+    prints raises "reentrant call" on the buffered stream."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if not stop.is_set():
-            _eprint(f"cleanup: {signal.Signals(signum).name} received, stopping after this batch")
+        if received is not None and not stop.is_set():
+            received.append(signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -192,13 +196,42 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
     from digitwin_db._sync.cleanup import CleanupJob
 
     stop = threading.Event()
+    received: list[str] = []
+
+    def announce_stop() -> None:
+        # In the main thread, once: the signal handler itself never prints.
+        if received:
+            _eprint(f"cleanup: {received.pop()} received, stopping after this batch")
+            received.clear()
+
+    terminal = sys.stderr.isatty()
+    shown_bar: list[bool] = []
 
     def progress(table: str, removed: int, so_far: int) -> None:
-        if not args.quiet:
-            _eprint(f"cleanup: {table}: removed {removed} (total {so_far})")
+        announce_stop()
+        # A batch that removed nothing says nothing: a pass with nothing to do prints only
+        # its one summary line. On a terminal the line is rewritten in place (a progress
+        # line); otherwise one line per batch, for logs.
+        if args.quiet or removed == 0:
+            return
+        line = f"cleanup: {table}: removed {removed} (total {so_far})"
+        if terminal:
+            sys.stderr.write(f"\r\x1b[K{line}")
+            sys.stderr.flush()
+            shown_bar[:] = [True]
+        else:
+            _eprint(line)
+
+    def end_bar() -> None:
+        if shown_bar:
+            sys.stderr.write("\n")
+            shown_bar.clear()
 
     failed = False
-    with _stop_on_signals(stop), _open_factory(settings) as factory:
+    with (
+        _stop_on_signals(stop, received),
+        _open_factory(settings, settings.maintenance_url) as factory,
+    ):
         job = CleanupJob(
             factory,
             batch_size=args.batch_size,
@@ -208,6 +241,8 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
         passes = 0
         while True:
             report = job.run_once(should_stop=stop.is_set)
+            end_bar()
+            announce_stop()
             passes += 1
             failed = failed or bool(report.errors)
             if args.json:
@@ -225,8 +260,10 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
             if args.interval is None or stop.is_set():
                 break
             stop.wait(args.interval)
+            announce_stop()
             if stop.is_set():
                 break
+    announce_stop()  # a signal that came between two checks is reported too
     if args.interval is not None:
         _eprint(f"cleanup: stopped after {passes} pass(es)")
         return EXIT_OK  # a daemon reports failures in its log and keeps going
@@ -270,6 +307,16 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_maintenance(args: argparse.Namespace, settings: Settings) -> int:
+    from digitwin_db.errors import ValidationError
+
+    try:
+        return _maintenance(args, settings)
+    except ValidationError as exc:  # e.g. an unknown --table: bad usage
+        print(f"digitwin-db maintenance: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _maintenance(args: argparse.Namespace, settings: Settings) -> int:
     with _open_factory(settings) as factory:
         if args.action == "vacuum":
             timings = factory.maintenance.vacuum_analyze(args.tables or None)
@@ -434,6 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
         "few audit entries. Idempotent: what exists is left alone, what is missing is added.",
     )
     p.set_defaults(handler=cmd_seed)
+
+    from digitwin_db.cli_security import register as register_security
+
+    register_security(sub, _open_factory)
     return parser
 
 

@@ -8,31 +8,27 @@ Every field maps to an environment variable of the same name in upper case, e.g.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
-from urllib.parse import urlsplit, urlunsplit
+import os
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from digitwin_db.cache_registry import CAP_SETTINGS
+from digitwin_db.redaction import redact
 
 __all__ = ["Settings", "describe_settings_error", "redact_url"]
 
 DEFAULT_URL = "postgresql://localhost:5432/digitwin"
+#: Environment variable naming the .env file to read (default: ".env" in the working directory).
+ENV_FILE_VARIABLE = "DIGITWIN_DB_ENV_FILE"
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (safe for logs and errors)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable database url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    """Return ``url`` (a URL or a libpq ``key=value`` string) with every password replaced
+    by ``***`` (safe for logs and errors); see :func:`digitwin_db.redaction.redact`."""
+    return redact(url)
 
 
 def describe_settings_error(exc: pydantic.ValidationError) -> str:
@@ -57,10 +53,16 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         frozen=True,
+        # A rejected value may be a URL with a password: errors never echo the input.
+        hide_input_in_errors=True,
     )
 
     # The URL is a secret because it may carry a password: repr() and logs show "**********".
     database_url: SecretStr = Field(default=SecretStr(DEFAULT_URL))
+    # The roles of SPEC §2.12: DATABASE_URL is the application role's; the owner's URL runs
+    # migrate / rollback / grant, the maintenance role's runs cleanup. Unset: DATABASE_URL.
+    owner_database_url: SecretStr | None = None
+    maintenance_database_url: SecretStr | None = None
 
     pool_min_size: int = Field(default=2, ge=0, le=1000)
     pool_max_size: int = Field(default=10, ge=1, le=1000)
@@ -72,6 +74,11 @@ class Settings(BaseSettings):
     pool_max_lifetime: float = Field(default=3600.0, gt=0)
     # Seconds close() waits for checked-out connections to come back.
     pool_close_timeout: float = Field(default=5.0, ge=0)
+    # Circuit breaker (digitwin_db.circuit): after this many consecutive connection failures
+    # calls fail at once for circuit_breaker_open_seconds, then one probe call is let through;
+    # 0 disables it.
+    circuit_breaker_failures: int = Field(default=1, ge=0, le=1000)
+    circuit_breaker_open_seconds: float = Field(default=2.0, ge=0, le=3600)
     # Server-side statement_timeout in milliseconds; 0 disables it.
     statement_timeout_ms: int = Field(default=30_000, ge=0)
     lock_timeout_ms: int = Field(default=5_000, ge=0)
@@ -132,6 +139,14 @@ class Settings(BaseSettings):
     # primary's position before they run on the primary instead.
     replica_catch_up_wait: float = Field(default=0.0, ge=0, le=60)
 
+    def __init__(self, **values: Any) -> None:
+        # The .env file: DIGITWIN_DB_ENV_FILE names it; otherwise ".env" in the working
+        # directory (only there: not next to the package, not in a parent directory).
+        path = os.environ.get(ENV_FILE_VARIABLE)
+        if path and "_env_file" not in values:
+            values["_env_file"] = path
+        super().__init__(**values)
+
     @field_validator("prepare_threshold", "kv_default_ttl", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -173,9 +188,18 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
-    @field_validator("database_url")
+    @field_validator("owner_database_url", "maintenance_database_url", mode="before")
     @classmethod
-    def _check_url(cls, value: SecretStr) -> SecretStr:
+    def _empty_url_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("database_url", "owner_database_url", "maintenance_database_url")
+    @classmethod
+    def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
         raw = value.get_secret_value()
         scheme = raw.split("://", 1)[0] if "://" in raw else ""
         if scheme not in ("postgresql", "postgres") and not (
@@ -197,6 +221,19 @@ class Settings(BaseSettings):
     def url(self) -> str:
         """The connection URL, password included (never log this; use ``safe_url``)."""
         return self.database_url.get_secret_value()
+
+    @property
+    def owner_url(self) -> str:
+        """The owner role's URL (migrations, grants): OWNER_DATABASE_URL or DATABASE_URL."""
+        url = self.owner_database_url
+        return self.url if url is None else url.get_secret_value()
+
+    @property
+    def maintenance_url(self) -> str:
+        """The maintenance role's URL (cleanup job): MAINTENANCE_DATABASE_URL or
+        DATABASE_URL."""
+        url = self.maintenance_database_url
+        return self.url if url is None else url.get_secret_value()
 
     @property
     def safe_url(self) -> str:

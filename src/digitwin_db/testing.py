@@ -123,11 +123,19 @@ class EmbeddedPostgres:
     def restart(self, mode: str = "fast") -> None:
         """Stop the server (``fast``: disconnect clients; ``immediate``: crash-like, no
         checkpoint) and start it again on the same port and data directory."""
+        self.halt(mode)
+        self.resume()
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server (see :meth:`restart`) until :meth:`resume`: an outage."""
         signals = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
         child = self._server.child_process
         child.send_signal(signals[mode])
         child.wait(timeout=60)
         self._server.child_process = None
+
+    def resume(self) -> None:
+        """Start a halted server again, on the same port and data directory."""
         self._server.start()
 
     def stop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -27,6 +28,7 @@ __all__ = [
     "json_param",
     "optional_uuid",
     "parse_uuid",
+    "shown",
 ]
 
 # Largest JSON document we accept in a jsonb column (bytes of its compact encoding).
@@ -35,6 +37,26 @@ MAX_JSON_BYTES = 1_000_000
 MAX_INT_MAGNITUDE = 2**1023
 # Largest page a list/query method returns.
 MAX_PAGE_SIZE = 1000
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 2
+_REPR.maxstring = 60
+_REPR.maxother = 60
+_REPR.maxlong = 40
+for _name in ("maxlist", "maxtuple", "maxdict", "maxset", "maxfrozenset", "maxdeque", "maxarray"):
+    setattr(_REPR, _name, 4)
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A short ``repr`` of ``value`` for an error message, whatever it is: bounded in length
+    and depth (a 3000-level nested list costs nothing and raises no ``RecursionError``), and
+    a ``__repr__`` that fails shows as the type's name."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_encodable(text: str, what: str) -> None:
@@ -54,8 +76,7 @@ def parse_uuid(value: object, what: str = "id") -> uuid.UUID:
             return uuid.UUID(value)
         except ValueError:
             pass
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    raise ValidationError(f"{what} must be a UUID, got {shown}")
+    raise ValidationError(f"{what} must be a UUID, got {shown(value)}")
 
 
 def check_text(
@@ -97,17 +118,17 @@ def check_number(
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"{what} must be a number, got {type(value).__name__}")
     if integer and not isinstance(value, int):
-        raise ValidationError(f"{what} must be an integer, got {value!r}")
+        raise ValidationError(f"{what} must be an integer, got {shown(value)}")
     if isinstance(value, int):
         # math.isfinite() would raise OverflowError past float range: refuse such ints.
         if abs(value) >= MAX_INT_MAGNITUDE:
             raise ValidationError(f"{what} is out of range")
     elif not math.isfinite(value):
-        raise ValidationError(f"{what} must be finite, got {value!r}")
+        raise ValidationError(f"{what} must be finite, got {shown(value)}")
     if minimum is not None and value < minimum:
-        raise ValidationError(f"{what} must be >= {minimum:g}, got {value!r}")
+        raise ValidationError(f"{what} must be >= {minimum:g}, got {shown(value)}")
     if maximum is not None and value > maximum:
-        raise ValidationError(f"{what} must be <= {maximum:g}, got {value!r}")
+        raise ValidationError(f"{what} must be <= {maximum:g}, got {shown(value)}")
     return value
 
 
@@ -190,5 +211,7 @@ def json_param(value: object, what: str) -> Jsonb:
 def check_int_range(value: object, field: str, low: int, high: int) -> int:
     """An integer (bools refused) from ``low`` to ``high``."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationError(f"{field} must be an integer from {low} to {high}, got {value!r}")
+        raise ValidationError(
+            f"{field} must be an integer from {low} to {high}, got {shown(value)}"
+        )
     return value

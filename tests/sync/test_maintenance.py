@@ -30,6 +30,12 @@ APP_TABLES = {
     "cache_stats",
     "cache_locks",
     "rate_limits",
+    # SPEC §2.12: the retention floor, queued GDPR erasures, the audit hash chain's head
+    # and anchors.
+    "audit_policy",
+    "audit_erasure_requests",
+    "audit_chain_head",
+    "audit_chain_anchors",
     "limits_counters",
     "limits_windows",
     "limits_sliding",

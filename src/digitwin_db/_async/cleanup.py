@@ -22,6 +22,7 @@ from digitwin_db.errors import DigitwinDBError, ValidationError
 from digitwin_db.models.audit import CleanupJobReport
 from digitwin_db.rules.cleanup import rows_per_table
 from digitwin_db.sql import limits_storage as limits_sql
+from digitwin_db.validation import shown
 
 __all__ = ["DEFAULT_BATCH_SIZE", "AsyncCleanupJob", "Progress"]
 
@@ -30,6 +31,8 @@ logger = logging.getLogger("digitwin_db.cleanup")
 #: Rows per delete statement: large enough to be efficient, small enough that each batch
 #: holds its row locks for milliseconds.
 DEFAULT_BATCH_SIZE = 5000
+#: The largest batch the repositories' cleanups accept.
+MAX_BATCH_SIZE = 1_000_000
 
 #: Called after every step or batch with (table, rows removed by it, rows removed from that
 #: table so far in this pass).
@@ -48,8 +51,14 @@ class AsyncCleanupJob:
         rate_limit_idle_seconds: float | None = None,
         progress: Progress | None = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= MAX_BATCH_SIZE
+        ):
+            raise ValidationError(
+                f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {shown(batch_size)}"
+            )
         settings = factory.db.settings
         self.factory = factory
         self.batch_size = batch_size
@@ -82,10 +91,12 @@ class AsyncCleanupJob:
         skipped: dict[str, str] = {}
         errors: dict[str, str] = {}
         stopped = False
+        erasures: list[int] = []
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("cache", lambda: self._cache(removed, stop)),
             ("rate_limits", lambda: self._rate_limits(removed)),
             ("audit_logs", lambda: self._audit_logs(removed, stop)),
+            ("audit_erasures", lambda: self._audit_erasures(erasures)),
             ("partitions", lambda: self._partitions(removed)),
             ("limits_storage", lambda: self._limits_storage(removed, stop)),
         ]
@@ -109,6 +120,7 @@ class AsyncCleanupJob:
             errors=errors,
             stopped=stopped,
             duration_ms=round((time.perf_counter() - start) * 1000.0, 3),
+            audit_erasures=sum(erasures),
         )
         logger.info(
             "cleanup pass removed %d rows in %.0f ms: %s",
@@ -141,6 +153,15 @@ class AsyncCleanupJob:
         )
         removed["rate_limits"] = count
         self._report_progress("rate_limits", count, count)
+        return None
+
+    async def _audit_erasures(self, done: list[int]) -> str | None:
+        # GDPR erasures the application role could only queue (it may not change audit
+        # rows); the maintenance role the job runs as anonymises them.
+        count = await self.factory.audit_logs.process_erasures()
+        done.append(count)
+        if count:
+            logger.info("cleanup audit_erasures: anonymised the audit rows of %d users", count)
         return None
 
     async def _limits_storage(

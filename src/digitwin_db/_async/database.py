@@ -33,6 +33,8 @@ from digitwin_db.affinity import (
     Parking,
 )
 from digitwin_db.batching import Combiner
+from digitwin_db.circuit import CircuitBreaker, outage_cause
+from digitwin_db.connect_errors import connect_failure_cause
 from digitwin_db.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -42,6 +44,7 @@ from digitwin_db.errors import (
 from digitwin_db.migrations import YOYO_TABLE, available_migrations
 from digitwin_db.models.common import DatabaseHealth
 from digitwin_db.observability import CallStats
+from digitwin_db.redaction import redact
 from digitwin_db.settings import Settings, describe_settings_error
 from digitwin_db.sql import database as q
 
@@ -116,9 +119,19 @@ class AsyncConnectionScope:
                 return conn
             await db._pool.putconn(conn)  # the pool checks, replaces or keeps it
         try:
+            db.breaker.before_call()  # fails fast while the server is known to be down
+        except DatabaseUnavailableError:
+            self._record(failed=True)  # a refused call is a failed call in the statistics
+            raise
+        try:
             self._conn = await db._getconn(self._timeout)
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
             self._record(failed=True)
+            cause = outage_cause(exc)
+            if cause is not None:  # no connection could be had: the server is down
+                db.breaker.record_failure(cause)
+            else:
+                db.breaker.release_probe()
             raise_translated(exc, self._op)
         self._since = start
         return self._conn
@@ -137,8 +150,18 @@ class AsyncConnectionScope:
                 await self._db._pool.putconn(conn)
         finally:
             self._record(failed=exc is not None)
+            self._breaker_outcome(exc)
         if isinstance(exc, psycopg.Error | psycopg_pool.PoolClosed):
             raise_translated(exc, self._op)
+
+    def _breaker_outcome(self, exc: BaseException | None) -> None:
+        # After a checkout: the server answered (success), or the connection broke during
+        # the call — one killed backend says nothing about the server, so it does not open
+        # the breaker (only a failed checkout does); nor does a cancelled call.
+        if exc is None or (isinstance(exc, psycopg.Error) and outage_cause(exc) is None):
+            self._db.breaker.record_success()
+        else:
+            self._db.breaker.release_probe()
 
     def _record(self, *, failed: bool) -> None:
         if self._op:
@@ -182,8 +205,20 @@ class AsyncDatabase:
         try:
             params = conninfo_to_dict(settings.url)
         except psycopg.ProgrammingError as exc:
-            raise ConfigurationError(f"invalid DATABASE_URL {self.safe_url}") from exc
-        self._target = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+            # libpq's message may quote the string (and its password): redacted, not chained.
+            raise ConfigurationError(
+                f"invalid DATABASE_URL {self.safe_url}: {redact(exc)}"
+            ) from None
+        # An unencoded "@" in a URL's password makes libpq read its tail as the host: show
+        # only what follows the last "@".
+        host = str(params.get("host") or "localhost").rsplit("@", 1)[-1]
+        self._target = f"{host}:{params.get('port') or 5432}"
+        # Fails calls fast while the server is known to be down (digitwin_db.circuit).
+        self.breaker = CircuitBreaker(
+            failure_threshold=settings.circuit_breaker_failures,
+            open_seconds=settings.circuit_breaker_open_seconds,
+            name=f"database {self._target}",
+        )
         options = [f"-c statement_timeout={settings.statement_timeout_ms}"]
         options.append(f"-c lock_timeout={settings.lock_timeout_ms}")
         kwargs: dict[str, Any] = {
@@ -256,11 +291,25 @@ class AsyncDatabase:
                     await self._probe()
         except (psycopg.Error, DigitwinDBError) as exc:
             await self._pool.close(timeout=0)
+            cause = await self._connect_failure_cause()
             raise DatabaseUnavailableError(
                 f"cannot connect to PostgreSQL at {self._target} "
-                f"within {self.settings.connect_timeout:g}s ({type(exc).__name__})"
+                f"within {self.settings.connect_timeout:g}s: {cause} ({type(exc).__name__})"
             ) from None
         self._opened = True
+
+    async def _connect_failure_cause(self) -> str:
+        """Why connecting fails: one direct attempt (the pool only says "timeout")."""
+        kwargs = {
+            **self._pool_kwargs,
+            "connect_timeout": max(1, round(self.settings.connect_timeout)),
+        }
+        try:
+            conn = await AsyncConnection.connect(self.settings.url, **kwargs)
+        except psycopg.Error as exc:
+            return connect_failure_cause(exc)
+        await conn.close()
+        return "the server answered on a second attempt (it was starting, or busy)"
 
     async def _probe(self) -> None:
         async with self._pool.connection(timeout=self.settings.connect_timeout) as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from typing import ClassVar
+from uuid import UUID
 
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.maintenance import AsyncMaintenance
@@ -21,10 +22,12 @@ from digitwin_db._async.repositories.documents import AsyncKnowledgeDocumentRepo
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db._async.repositories.users import AsyncUserRepository
+from digitwin_db._async.tenant import AsyncUserScope
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
 from digitwin_db.models.replicas import ReplicaStatus
 from digitwin_db.observability import OperationStats
+from digitwin_db.validation import parse_uuid
 
 
 class AsyncRepositoryFactory:
@@ -69,6 +72,13 @@ class AsyncRepositoryFactory:
         self.partitions = AsyncPartitions(db)
         # (read replicas: pools opened on first use of factory.replica())
         self._replica_router: AsyncReplicaRouter | None = None
+
+    def for_user(self, user_id: UUID | str) -> AsyncUserScope:
+        """Repositories scoped to one user (SPEC §2.12): their statements run in a
+        transaction with ``set_config('digitwin.user_id', …, true)``, and row-level
+        security hides every other user's rows, even from raw SQL on that connection.
+        ``ValidationError`` when ``user_id`` is not a UUID."""
+        return AsyncUserScope(self.db, parse_uuid(user_id, "user_id"))
 
     def _register(self, repository: AsyncRepository) -> None:
         self._repositories.append(repository)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from typing import ClassVar
+from uuid import UUID
 
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.maintenance import Maintenance
@@ -20,10 +21,12 @@ from digitwin_db._sync.repositories.documents import KnowledgeDocumentRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
 from digitwin_db._sync.repositories.users import UserRepository
+from digitwin_db._sync.tenant import UserScope
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
 from digitwin_db.models.replicas import ReplicaStatus
 from digitwin_db.observability import OperationStats
+from digitwin_db.validation import parse_uuid
 
 
 class RepositoryFactory:
@@ -68,6 +71,13 @@ class RepositoryFactory:
         self.partitions = Partitions(db)
         # (read replicas: pools opened on first use of factory.replica())
         self._replica_router: ReplicaRouter | None = None
+
+    def for_user(self, user_id: UUID | str) -> UserScope:
+        """Repositories scoped to one user (SPEC §2.12): their statements run in a
+        transaction with ``set_config('digitwin.user_id', …, true)``, and row-level
+        security hides every other user's rows, even from raw SQL on that connection.
+        ``ValidationError`` when ``user_id`` is not a UUID."""
+        return UserScope(self.db, parse_uuid(user_id, "user_id"))
 
     def _register(self, repository: Repository) -> None:
         self._repositories.append(repository)

@@ -105,7 +105,38 @@ class CleanupJobReport(BaseModel):
     #: True when a stop was requested and the pass ended early (after a whole batch).
     stopped: bool = False
     duration_ms: float = 0.0
+    #: GDPR erasures queued by the application role whose audit rows this pass anonymised.
+    audit_erasures: int = 0
 
     @property
     def total_removed(self) -> int:
         return sum(self.removed.values())
+
+
+class AuditChainHead(BaseModel):
+    """The newest link of the audit hash chain: keep ``seq`` and ``row_hash`` elsewhere
+    (``digitwin-db audit head``) to detect a rewrite of the whole chain later."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    #: Hex sha256 of the row with chain_seq = seq.
+    row_hash: str
+    updated_at: datetime | None = None
+
+
+class AuditChainReport(BaseModel):
+    """What ``audit_logs.verify_chain()`` found: ``ok``, or the first broken row."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    #: Rows checked before the first break (all of them when ok).
+    rows_checked: int
+    head: AuditChainHead | None = None
+    #: Purged runs the chain links across.
+    anchors: int = 0
+    #: The first broken row (None: the head or the tail is at fault, or nothing is).
+    broken_id: int | None = None
+    broken_seq: int | None = None
+    reason: str | None = None

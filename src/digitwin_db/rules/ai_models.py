@@ -8,14 +8,16 @@ from typing import Any
 
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.ai_models import MODEL_STATUSES
-from digitwin_db.validation import check_number, check_optional_int, check_text, json_param
+from digitwin_db.validation import check_number, check_optional_int, check_text, json_param, shown
 
 _RESOLUTION_LENGTH = 11  # "99999x99999"
 
 
 def check_status(value: object) -> str:
     if not isinstance(value, str) or value not in MODEL_STATUSES:
-        raise ValidationError(f"status must be one of {', '.join(MODEL_STATUSES)}, got {value!r}")
+        raise ValidationError(
+            f"status must be one of {', '.join(MODEL_STATUSES)}, got {shown(value)}"
+        )
     return value
 
 
@@ -43,7 +45,7 @@ def check_resolution(value: object) -> str | None:
     if not (sep and 2 <= len(width) <= 5 and 2 <= len(height) <= 5) or not (
         width.isascii() and width.isdigit() and height.isascii() and height.isdigit()
     ):
-        raise ValidationError(f"resolution must look like 1920x1080, got {text!r}")
+        raise ValidationError(f"resolution must look like 1920x1080, got {shown(text)}")
     return text
 
 

@@ -8,7 +8,7 @@ import ipaddress
 
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.audit import AUDIT_RESULTS
-from digitwin_db.validation import check_text
+from digitwin_db.validation import check_text, shown
 
 # Limits of the table's CHECK constraints, checked here first so that bad input fails
 # with a clear message before any SQL runs.
@@ -34,7 +34,7 @@ def check_action(value: object) -> str:
         raise ValidationError("action must be a non-empty string such as 'user.created'")
     if len(value) > ACTION_MAX or not set(value) <= _ACTION_CHARS:
         raise ValidationError(
-            f"action {value!r:.120} is invalid: 1 to {ACTION_MAX} characters among "
+            f"action {shown(value)} is invalid: 1 to {ACTION_MAX} characters among "
             "letters, digits and _ . : / -"
         )
     return value
@@ -42,7 +42,9 @@ def check_action(value: object) -> str:
 
 def check_result(value: object) -> str:
     if not isinstance(value, str) or value not in AUDIT_RESULTS:
-        raise ValidationError(f"result must be one of {', '.join(AUDIT_RESULTS)}, got {value!r}")
+        raise ValidationError(
+            f"result must be one of {', '.join(AUDIT_RESULTS)}, got {shown(value)}"
+        )
     return value
 
 
@@ -58,4 +60,4 @@ def check_ip(value: object) -> str | None:
     # inet has no place for an IPv6 zone ("fe80::1%eth0").
     if address is not None and getattr(address, "scope_id", None) is None:
         return str(address)
-    raise ValidationError(f"ip_address must be an IPv4 or IPv6 address, got {value!r:.80}")
+    raise ValidationError(f"ip_address must be an IPv4 or IPv6 address, got {shown(value)}")

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.documents import DOCUMENT_STATUSES
-from digitwin_db.validation import check_text, json_param
+from digitwin_db.validation import check_text, json_param, shown
 
 # Limits of the table's CHECK constraints, checked here first so that bad input fails with
 # a clear message before any SQL runs.
@@ -51,7 +51,7 @@ def check_mime_type(value: object) -> str:
     if len(mime) > MIME_TYPE_MAX or not _MIME_TYPE.fullmatch(mime):
         raise ValidationError(
             f"mime_type must look like 'type/subtype' (e.g. 'text/markdown', no parameters), "
-            f"got {value!r:.80}"
+            f"got {shown(value)}"
         )
     return mime
 
@@ -93,6 +93,6 @@ def bounded_query(text: str) -> str:
 def check_status(value: object, what: str = "status") -> str:
     if not isinstance(value, str) or value not in DOCUMENT_STATUSES:
         raise ValidationError(
-            f"{what} must be one of {', '.join(DOCUMENT_STATUSES)}, got {value!r:.60}"
+            f"{what} must be one of {', '.join(DOCUMENT_STATUSES)}, got {shown(value)}"
         )
     return value

@@ -1,7 +1,8 @@
 """SQL of ``audit_logs``: the append-only audit trail (see migrations/0004_audit_logs.sql).
 
-The table refuses UPDATE, DELETE and TRUNCATE through a trigger unless the transaction has
-set ``digitwin.audit_maintenance`` locally; the retention purge below is the only delete.
+The application role may only INSERT and SELECT (see ``digitwin_db.privileges``); a trigger
+refuses UPDATE, DELETE and TRUNCATE to everyone else too, except from the owner-defined
+``SECURITY DEFINER`` functions of migrations/0005_audit_privileges.sql (purge, anonymise).
 """
 
 from __future__ import annotations
@@ -69,17 +70,35 @@ SELECT
               GROUP BY user_id ORDER BY n DESC, user_id LIMIT %(top_users)s) AS u) AS top_users
 """
 
-# The retention cut-off: entries created before it are past retention (server clock).
-PURGE_CUTOFF: LiteralString = "SELECT now() - %(days)s * interval '1 day'"
+# One batch of the retention purge, through the SECURITY DEFINER function (maintenance role
+# only): deletes up to batch_size rows older than days (server clock), oldest first, and
+# refuses a days below the owner's floor (audit_policy.min_retention_days).
+PURGE_BATCH: LiteralString = "SELECT digitwin_audit_purge(%(days)s, %(batch_size)s)"
 
-# Allow this transaction (only) to delete audit rows: the append-only trigger checks it.
-ALLOW_PURGE: LiteralString = "SELECT set_config('digitwin.audit_maintenance', 'purge', true)"
+# Anonymise the audit rows of up to `limit` users erased by the application role (queued in
+# audit_erasure_requests); maintenance role only.
+PROCESS_ERASURES: LiteralString = "SELECT digitwin_audit_process_erasures(%(limit)s)"
 
-# Delete one batch of entries older than the cut-off, oldest first (created_at index);
-# SKIP LOCKED lets several cleaners work at once without waiting on each other.
-PURGE_BATCH: LiteralString = """
-DELETE FROM audit_logs WHERE id IN (
-    SELECT id FROM audit_logs WHERE created_at < %(cutoff)s
-     ORDER BY created_at LIMIT %(batch_size)s FOR UPDATE SKIP LOCKED
-)
+# ----------------------------------------------------------------- the hash chain (0006)
+# verify reads the head, the anchors and the rows in one snapshot.
+VERIFY_SNAPSHOT: LiteralString = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+# The newest link (absent before the first row).
+CHAIN_HEAD: LiteralString = "SELECT seq, row_hash, updated_at FROM audit_chain_head"
+
+# Hashes of purged rows the surviving chain links to.
+CHAIN_ANCHORS: LiteralString = "SELECT seq, row_hash FROM audit_chain_anchors"
+
+# Every row in chain order (rows without a link first), as the text forms the hashes cover.
+CHAIN_ROWS: LiteralString = """
+SELECT id, chain_seq,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS created_at,
+       action, resource_type, result, user_id::text AS user_id, resource_id,
+       ip_address::text AS ip_address, user_agent, metadata::text AS metadata,
+       anonymised_at IS NOT NULL AS anonymised, pii_hash, prev_hash, row_hash
+  FROM audit_logs
+ ORDER BY chain_seq NULLS FIRST, id
 """
+
+# The owner's floor under every retention purge (30 days when the row is missing).
+RETENTION_FLOOR: LiteralString = "SELECT coalesce(max(min_retention_days), 30) FROM audit_policy"

@@ -57,16 +57,19 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 TABLES: dict[str, tuple[str, ...]] = {
+    "audit_chain_anchors": ("audit_logs.CHAIN_ANCHORS",),
+    "audit_chain_head": ("audit_logs.CHAIN_HEAD",),
+    "audit_erasure_requests": ("users.QUEUE_AUDIT_ERASURE",),
     "audit_logs": (
+        "audit_logs.CHAIN_ROWS",
         "audit_logs.COUNT",
         "audit_logs.INSERT",
-        "audit_logs.PURGE_BATCH",
         "audit_logs.SELECT_PAGE",
         "audit_logs.STATISTICS",
         "soft_delete.INSERT_AUDIT",
-        "users.ERASE_AUDIT_PERSONAL_DATA",
         "users.EXPORT",
     ),
+    "audit_policy": ("audit_logs.RETENTION_FLOOR",),
     "cache_locks": (
         "cache.LOCK_ACQUIRE",
         "cache.LOCK_EXTEND",

@@ -111,22 +111,22 @@ SELECT jsonb_build_object(
 )
 """
 
-# GDPR erasure, step 1: allow this transaction (only) to UPDATE audit rows; see the
-# append-only trigger in migrations/0004_audit_logs.sql.
-ALLOW_AUDIT_ERASE: LiteralString = "SET LOCAL digitwin.audit_maintenance = 'erase'"
+# GDPR erasure of the audit rows: only the owner-defined SECURITY DEFINER function may
+# change audit rows (migrations/0005_audit_privileges.sql), and only the maintenance role may
+# run it. Can this connection's role? (The application role cannot: it queues the request.)
+CAN_ANONYMISE_AUDIT: LiteralString = (
+    "SELECT has_function_privilege('digitwin_audit_anonymise(uuid)', 'EXECUTE')"
+)
 
-# Step 2: audit rows keep the action and time but no personal data: rows the user made lose
-# user id, IP address, user agent; rows about the user lose the resource id; all lose the
-# free-form metadata (it may quote personal data). Other actors' ids are kept.
-ERASE_AUDIT_PERSONAL_DATA: LiteralString = """
-UPDATE audit_logs SET
-    user_id     = CASE WHEN user_id = %(id)s THEN NULL ELSE user_id END,
-    ip_address  = CASE WHEN user_id = %(id)s THEN NULL ELSE ip_address END,
-    user_agent  = CASE WHEN user_id = %(id)s THEN NULL ELSE user_agent END,
-    resource_id = CASE WHEN resource_id = %(id)s::text THEN NULL ELSE resource_id END,
-    metadata    = '{}'::jsonb
-WHERE user_id = %(id)s OR resource_id = %(id)s::text
-"""
+# Run after the user row is deleted (the function refuses a user who still exists): rows the
+# user made lose user id, IP address, user agent; rows about the user lose the resource id;
+# all lose the free-form metadata. Returns the number of rows changed.
+ANONYMISE_AUDIT: LiteralString = "SELECT digitwin_audit_anonymise(%(id)s)"
+
+# The application role's way: the maintenance job (cleanup) anonymises queued users.
+QUEUE_AUDIT_ERASURE: LiteralString = (
+    "INSERT INTO audit_erasure_requests (user_id) VALUES (%(id)s) ON CONFLICT DO NOTHING"
+)
 
 # Step 3: the user's rate-limit buckets (keyed by the user id as text; no foreign key).
 ERASE_RATE_LIMITS: LiteralString = "DELETE FROM rate_limits WHERE user_id = %(id)s::text"

@@ -1,9 +1,9 @@
 """The append-only audit trail: ``factory.audit_logs``.
 
-Rows are only ever inserted. The database itself refuses UPDATE, DELETE and TRUNCATE (a
-trigger, see migrations/0004_audit_logs.sql) except in a transaction that sets
-``digitwin.audit_maintenance`` locally: :meth:`purge_older_than` ('purge') here, and GDPR
-erasure ('erase') in the users repository.
+Rows are only ever inserted. The application role has INSERT and SELECT on the table and
+nothing more; the retention purge (:meth:`purge_older_than`) and GDPR anonymisation run
+through owner-defined ``SECURITY DEFINER`` functions that only the maintenance role may
+execute (migrations/0005_audit_privileges.sql, ``python -m digitwin_db grant``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,15 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db.audit_chain import ChainBreak, ChainRow, ChainVerifier
 from digitwin_db.errors import QueryError
-from digitwin_db.models.audit import AuditEntry, AuditStatistics, AuditUserCount
+from digitwin_db.models.audit import (
+    AuditChainHead,
+    AuditChainReport,
+    AuditEntry,
+    AuditStatistics,
+    AuditUserCount,
+)
 from digitwin_db.models.common import Page
 from digitwin_db.rules.audit import (
     DEFAULT_PURGE_BATCH,
@@ -186,28 +193,92 @@ class AsyncAuditLogRepository(AsyncRepository):
         Deletes in batches of ``batch_size`` (each its own short transaction, oldest first,
         ``SKIP LOCKED`` so that several cleaners can run at once); ``max_batches`` stops
         after that many batches (the cleanup job uses 1 to report progress and to stop
-        between batches). The only path that may delete audit rows.
+        between batches). The only path that may delete audit rows: it runs as the
+        ``digitwin_audit_purge`` function, which only the maintenance role (or the owner)
+        may execute, and which refuses a ``days`` below the owner's floor
+        (``audit_policy.min_retention_days``, 30 by default) with ``ValidationError``.
         """
         days = check_number(days, "days", minimum=0, maximum=MAX_RETENTION_DAYS)
         batch_size = check_int_range(batch_size, "batch_size", 1, 1_000_000)
         if max_batches is not None:
             max_batches = check_int_range(max_batches, "max_batches", 1, 2**31)
-        async with self.db.connection("audit_logs.purge_cutoff") as conn:
-            cur = await conn.execute(q.PURGE_CUTOFF, {"days": float(days)})
-            row = await cur.fetchone()
-        if row is None:
-            raise QueryError("audit_logs: the statement returned no row")
-        cutoff: datetime = row[0]
         removed = batches = 0
         while max_batches is None or batches < max_batches:
-            async with self.db.transaction("audit_logs.purge") as conn:
-                await conn.execute(q.ALLOW_PURGE)
+            async with self.db.connection("audit_logs.purge") as conn:
                 cur = await conn.execute(
-                    q.PURGE_BATCH, {"cutoff": cutoff, "batch_size": batch_size}
+                    q.PURGE_BATCH, {"days": float(days), "batch_size": batch_size}
                 )
-                deleted = cur.rowcount
+                row = await cur.fetchone()
+            deleted = int(row[0]) if row is not None else 0
             removed += deleted
             batches += 1
             if deleted < batch_size:
                 break
         return removed
+
+    async def retention_floor(self) -> int:
+        """The owner's floor under every retention purge, in days
+        (``audit_policy.min_retention_days``): ``purge_older_than`` refuses less."""
+        async with self.db.connection("audit_logs.retention_floor") as conn:
+            cur = await conn.execute(q.RETENTION_FLOOR)
+            row = await cur.fetchone()
+        return int(row[0]) if row is not None else 30
+
+    async def process_erasures(self, *, limit: int = 1000) -> int:
+        """Anonymise the audit rows of users erased by the application role (queued by
+        ``users.erase`` when that role may not anonymise); return how many erasures were
+        processed. Maintenance role only; the cleanup job calls it."""
+        limit = check_int_range(limit, "limit", 1, 1_000_000)
+        async with self.db.connection("audit_logs.process_erasures") as conn:
+            cur = await conn.execute(q.PROCESS_ERASURES, {"limit": limit})
+            row = await cur.fetchone()
+        return int(row[0]) if row is not None else 0
+
+    # ------------------------------------------------------------------ hash chain
+    async def chain_head(self) -> AuditChainHead | None:
+        """The newest link of the hash chain (None before the first entry)."""
+        async with self.db.connection("audit_logs.chain_head") as conn:
+            cur = await conn.execute(q.CHAIN_HEAD)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return AuditChainHead(seq=row[0], row_hash=bytes(row[1]).hex(), updated_at=row[2])
+
+    async def verify_chain(self) -> AuditChainReport:
+        """Recompute the hash chain in Python over every row (one snapshot, streamed) and
+        report the first broken link: a row altered, deleted or inserted out of band."""
+        async with self.db.transaction("audit_logs.verify_chain") as conn:
+            await conn.execute(q.VERIFY_SNAPSHOT)
+            cur = await conn.execute(q.CHAIN_HEAD)
+            head_row = await cur.fetchone()
+            cur = await conn.execute(q.CHAIN_ANCHORS)
+            anchors = {int(seq): bytes(h) for seq, h in await cur.fetchall()}
+            verifier = ChainVerifier(anchors)
+            broken: ChainBreak | None = None
+            rows = conn.cursor(name="audit_chain_verify", row_factory=class_row(ChainRow))
+            rows.itersize = 5000
+            await rows.execute(q.CHAIN_ROWS)
+            async for row in rows:
+                broken = verifier.feed(row)
+                if broken is not None:
+                    break
+            await rows.close()
+        head = None
+        if head_row is not None:
+            head = AuditChainHead(
+                seq=head_row[0], row_hash=bytes(head_row[1]).hex(), updated_at=head_row[2]
+            )
+        if broken is None:
+            broken = verifier.finish(
+                None if head_row is None else int(head_row[0]),
+                None if head_row is None else bytes(head_row[1]),
+            )
+        return AuditChainReport(
+            ok=broken is None,
+            rows_checked=verifier.rows,
+            head=head,
+            anchors=len(anchors),
+            broken_id=None if broken is None else broken.id,
+            broken_seq=None if broken is None else broken.chain_seq,
+            reason=None if broken is None else str(broken),
+        )

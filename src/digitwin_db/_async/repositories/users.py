@@ -187,23 +187,33 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
         """GDPR erasure, in one transaction: delete the user (live or soft-deleted) and all
         they own (models, sessions, turns, documents, rate-limit buckets); audit rows stay
         but lose every personal datum; a ``user.erased`` audit row records the erasure.
+        Audit rows are anonymised at once when the connection's role may (maintenance role,
+        owner); the application role queues the erasure and the cleanup job (maintenance
+        role, ``audit_logs.process_erasures``) anonymises them on its next pass.
         ``NotFoundError`` if the user does not exist."""
         user_id = self._parse_id(id)
         async with self.db.transaction("users.erase") as conn:
             cur = await conn.execute(self._q_lock, {"id": user_id})
             if await cur.fetchone() is None:
                 raise NotFoundError(f"user {user_id} not found")
-            await conn.execute(q.ALLOW_AUDIT_ERASE)
-            cur = await conn.execute(q.ERASE_AUDIT_PERSONAL_DATA, {"id": user_id})
-            audit_rows = cur.rowcount
             cur = await conn.execute(q.ERASE_RATE_LIMITS, {"id": user_id})
             buckets = cur.rowcount
             await conn.execute(q.ERASE_USER, {"id": user_id})
+            cur = await conn.execute(q.CAN_ANONYMISE_AUDIT)
+            row = await cur.fetchone()
+            anonymised: int | str
+            if row is not None and row[0]:
+                cur = await conn.execute(q.ANONYMISE_AUDIT, {"id": user_id})
+                row = await cur.fetchone()
+                anonymised = int(row[0]) if row is not None else 0
+            else:
+                await conn.execute(q.QUEUE_AUDIT_ERASURE, {"id": user_id})
+                anonymised = "queued"
             await self._audit(
                 conn,
                 "user.erased",
                 user_id=None,
                 resource_type="user",
                 resource_id=None,
-                metadata={"audit_rows_anonymised": audit_rows, "rate_limit_buckets": buckets},
+                metadata={"audit_rows_anonymised": anonymised, "rate_limit_buckets": buckets},
             )

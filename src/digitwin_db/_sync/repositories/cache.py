@@ -32,6 +32,7 @@ from digitwin_db.cache_codec import (
     Seconds,
     canonical_json,
     canonical_params,
+    canonical_storable_json,
     check_hits,
     check_mapping_items,
     check_name,
@@ -60,6 +61,7 @@ from digitwin_db.models.cache import (
     SearchHit,
 )
 from digitwin_db.sql import cache as q
+from digitwin_db.validation import shown
 
 __all__ = ["DEFAULT_NAMESPACE", "CacheRepository"]
 
@@ -344,7 +346,7 @@ class CacheRepository(Repository):
         response = check_text(response, "response")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
-        metadata_json = canonical_json(dict(metadata or {}), "metadata")
+        metadata_json = canonical_storable_json(dict(metadata or {}), "metadata")
         key.update(
             response=response,
             metadata=metadata_json,
@@ -397,7 +399,7 @@ class CacheRepository(Repository):
         purge to finish)."""
         if type(batch_size) is not int or not 1 <= batch_size <= 1_000_000:
             raise ValidationError(
-                f"batch_size must be an integer in 1..1000000, got {batch_size!r}"
+                f"batch_size must be an integer in 1..1000000, got {shown(batch_size)}"
             )
         start = time.perf_counter()
         removed: dict[str, int] = {}

@@ -21,7 +21,6 @@ from typing import Any
 from digitwin_db._sync.repositories.base import Repository
 from digitwin_db.batching import ArrayCombiner
 from digitwin_db.errors import (
-    TRANSIENT_ERRORS,
     DatabaseUnavailableError,
     QueryError,
     RateLimitUnavailableError,
@@ -36,7 +35,7 @@ from digitwin_db.ratelimit_policy import (
     check_user_id,
 )
 from digitwin_db.sql import rate_limits as q
-from digitwin_db.validation import check_aware_datetime, check_number
+from digitwin_db.validation import check_aware_datetime, check_number, shown
 
 __all__ = ["RateLimitRepository"]
 
@@ -61,6 +60,12 @@ _CHECKS = ArrayCombiner(
         ("cost", "costs"),
     ),
 )
+
+
+# Every database failure the limiter may meet: unreachable, timed out / deadlocked, or a
+# statement the server refused (e.g. prepared statements behind PgBouncer in transaction
+# mode, a missing privilege). Each follows Settings.rate_limit_on_error.
+_DATABASE_FAILURES = (DatabaseUnavailableError, TransientError, QueryError)
 
 
 class RateLimitRepository(Repository):
@@ -102,7 +107,7 @@ class RateLimitRepository(Repository):
             row = self.db.batcher("rate_limits.check_and_consume", _CHECKS).execute(
                 q.CHECK_AND_CONSUME, params, (params["user_id"], endpoint)
             )
-        except TRANSIENT_ERRORS as exc:
+        except _DATABASE_FAILURES as exc:
             return self._undecided("check_and_consume", exc, config, endpoint)
         if row is None:  # the statement always returns one row
             raise QueryError("rate_limits.check_and_consume: no row returned")
@@ -167,7 +172,7 @@ class RateLimitRepository(Repository):
                     raise TransientError(
                         "rate_limits.check_many: buckets kept disappearing (concurrent reset?)"
                     )
-        except TRANSIENT_ERRORS as exc:
+        except _DATABASE_FAILURES as exc:
             decider = min(limits, key=lambda lim: lim.config.capacity / lim.config.refill_rate)
             return self._undecided("check_many", exc, decider.config, decider.endpoint)
         allowed = bool(rows[0][1])
@@ -199,7 +204,7 @@ class RateLimitRepository(Repository):
             with self.db.connection("rate_limits.peek") as conn:
                 cur = conn.execute(q.PEEK, params)
                 row = cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
+        except _DATABASE_FAILURES as exc:
             return self._undecided("peek", exc, config, endpoint)
         if row is None:
             raise QueryError("rate_limits.peek: no row returned")
@@ -209,7 +214,7 @@ class RateLimitRepository(Repository):
     def _undecided(
         self,
         op: str,
-        exc: DatabaseUnavailableError | TransientError,
+        exc: DatabaseUnavailableError | TransientError | QueryError,
         config: BucketConfig,
         endpoint: str,
     ) -> RateLimitResult:
@@ -217,10 +222,10 @@ class RateLimitRepository(Repository):
         policy = self.db.settings.rate_limit_on_error
         if policy == "raise":
             raise RateLimitUnavailableError(
-                f"rate_limits.{op}: cannot decide, the database did not answer ({exc})"
+                f"rate_limits.{op}: cannot decide, the database failed ({exc})"
             ) from exc
         logger.warning(
-            "rate_limits.%s: database did not answer (%s); rate_limit_on_error=%s",
+            "rate_limits.%s: database failed (%s); rate_limit_on_error=%s",
             op,
             type(exc).__name__,
             policy,
@@ -278,7 +283,9 @@ class RateLimitRepository(Repository):
         else:
             raise ValidationError("older_than must be a timedelta or a number of seconds")
         if not (seconds > 0 and math.isfinite(seconds)):
-            raise ValidationError(f"older_than must be positive and finite, not {older_than!r}")
+            raise ValidationError(
+                f"older_than must be positive and finite, not {shown(older_than)}"
+            )
         deleted = 0
         with self.db.connection("rate_limits.cleanup_idle") as conn:
             cur = conn.execute(q.HEAP_BLOCKS)

@@ -49,6 +49,7 @@ from digitwin_db.validation import (
     json_param,
     optional_uuid,
     parse_uuid,
+    shown,
 )
 
 __all__ = ["ConversationSessionRepository"]
@@ -118,7 +119,7 @@ class ConversationSessionRepository(Repository):
         """
         sid = parse_uuid(session_id, "session_id")
         if role not in TURN_ROLES:
-            raise ValidationError(f"role must be one of {', '.join(TURN_ROLES)}, got {role!r:.60}")
+            raise ValidationError(f"role must be one of {', '.join(TURN_ROLES)}, got {shown(role)}")
         params = {
             "session_id": sid,
             "role": role,
@@ -210,7 +211,7 @@ class ConversationSessionRepository(Repository):
         page, start = check_page(limit, offset)
         if status is not None and status not in SESSION_STATUSES:
             raise ValidationError(
-                f"status must be one of {', '.join(SESSION_STATUSES)} or None, got {status!r:.60}"
+                f"status must be one of {', '.join(SESSION_STATUSES)} or None, got {shown(status)}"
             )
         params = {"user_id": uid, "status": status, "limit": page, "offset": start}
         with self.db.connection("sessions.list_for_user") as conn:

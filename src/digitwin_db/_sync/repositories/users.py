@@ -186,23 +186,33 @@ class UserRepository(SoftDeleteRepository[User]):
         """GDPR erasure, in one transaction: delete the user (live or soft-deleted) and all
         they own (models, sessions, turns, documents, rate-limit buckets); audit rows stay
         but lose every personal datum; a ``user.erased`` audit row records the erasure.
+        Audit rows are anonymised at once when the connection's role may (maintenance role,
+        owner); the application role queues the erasure and the cleanup job (maintenance
+        role, ``audit_logs.process_erasures``) anonymises them on its next pass.
         ``NotFoundError`` if the user does not exist."""
         user_id = self._parse_id(id)
         with self.db.transaction("users.erase") as conn:
             cur = conn.execute(self._q_lock, {"id": user_id})
             if cur.fetchone() is None:
                 raise NotFoundError(f"user {user_id} not found")
-            conn.execute(q.ALLOW_AUDIT_ERASE)
-            cur = conn.execute(q.ERASE_AUDIT_PERSONAL_DATA, {"id": user_id})
-            audit_rows = cur.rowcount
             cur = conn.execute(q.ERASE_RATE_LIMITS, {"id": user_id})
             buckets = cur.rowcount
             conn.execute(q.ERASE_USER, {"id": user_id})
+            cur = conn.execute(q.CAN_ANONYMISE_AUDIT)
+            row = cur.fetchone()
+            anonymised: int | str
+            if row is not None and row[0]:
+                cur = conn.execute(q.ANONYMISE_AUDIT, {"id": user_id})
+                row = cur.fetchone()
+                anonymised = int(row[0]) if row is not None else 0
+            else:
+                conn.execute(q.QUEUE_AUDIT_ERASURE, {"id": user_id})
+                anonymised = "queued"
             self._audit(
                 conn,
                 "user.erased",
                 user_id=None,
                 resource_type="user",
                 resource_id=None,
-                metadata={"audit_rows_anonymised": audit_rows, "rate_limit_buckets": buckets},
+                metadata={"audit_rows_anonymised": anonymised, "rate_limit_buckets": buckets},
             )

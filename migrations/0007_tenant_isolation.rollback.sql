@@ -1,0 +1,14 @@
+DROP POLICY IF EXISTS conversation_turns_tenant ON conversation_turns;
+ALTER TABLE conversation_turns DISABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS knowledge_documents_tenant ON knowledge_documents;
+ALTER TABLE knowledge_documents DISABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS conversation_sessions_tenant ON conversation_sessions;
+ALTER TABLE conversation_sessions DISABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS face_models_tenant ON face_models;
+ALTER TABLE face_models DISABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS voice_models_tenant ON voice_models;
+ALTER TABLE voice_models DISABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS users_tenant ON users;
+ALTER TABLE users DISABLE ROW LEVEL SECURITY;
+DROP FUNCTION IF EXISTS digitwin_session_visible(uuid);
+DROP FUNCTION IF EXISTS digitwin_current_user_id();
