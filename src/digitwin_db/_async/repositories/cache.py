@@ -19,6 +19,7 @@ from psycopg import sql
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
+from digitwin_db._async.repositories.cache_near import AsyncNearReads
 from digitwin_db.cache_codec import (
     EMBEDDING_PERSON,
     LLM_PERSON,
@@ -50,7 +51,9 @@ from digitwin_db.models.cache import (
     CleanupReport,
     SearchHit,
 )
+from digitwin_db.models.common import RepositoryCheck
 from digitwin_db.sql import cache as q
+from digitwin_db.sql import near_cache as nq
 
 __all__ = ["DEFAULT_NAMESPACE", "AsyncCacheRepository"]
 
@@ -146,11 +149,15 @@ class AsyncCacheRepository(AsyncRepository):
         self.caps = {name: cap for name, cap in caps.items() if cap != (None, None)}
         self._cap_check_writes = settings.cache_cap_check_writes
         self._writes = dict.fromkeys(CACHE_NAMES, 0)
+        #: The near cache (``Settings.near_cache``): memory in front of these tables.
+        self.near = AsyncNearReads(self) if settings.near_cache else None
         self.kv = AsyncKVNamespace(self, DEFAULT_NAMESPACE)
 
-    def namespace(self, name: str) -> AsyncKVNamespace:
-        """A key/value view on another namespace (``cache.kv`` is ``"default"``)."""
-        return AsyncKVNamespace(self, name)
+    def namespace(self, name: str, *, near: bool = True) -> AsyncKVNamespace:
+        """A key/value view on another namespace (``cache.kv`` is ``"default"``).
+        ``near=False`` keeps this view out of the near cache (every read goes to the
+        table)."""
+        return AsyncKVNamespace(self, name, near=near)
 
     # ------------------------------------------------------------------ shared helpers
     def fail_open(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None:
@@ -198,6 +205,8 @@ class AsyncCacheRepository(AsyncRepository):
             check_name(model, "model")
         data = encode_text(model, "model") + b"\x00" + encode_text(text, "text")
         params = {"key_hash": hash_key(EMBEDDING_PERSON, data), "model": model, "text": text}
+        if self.near is not None:
+            return await self.near.get_embedding(params)
         try:
             async with self.db.connection("cache.get_embedding") as conn:
                 cur = await conn.execute(q.EMBEDDING_GET, params, binary=True)
@@ -211,6 +220,8 @@ class AsyncCacheRepository(AsyncRepository):
 
     async def get_embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float] | None]:
         """The cached vectors of ``texts`` (None where missing), in order, in one round trip."""
+        if self.near is not None:
+            return await self.near.get_embeddings(texts, model=model)
         model = check_name(model, "model")
         if isinstance(texts, str) or not isinstance(texts, Iterable):
             raise ValidationError("texts must be a list of strings")
@@ -267,6 +278,8 @@ class AsyncCacheRepository(AsyncRepository):
         async with self.db.connection("cache.set_embedding") as conn:
             cur = await conn.execute(q.EMBEDDING_SET, params)
             row = await cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_EMB, [params["key_hash"]])
         assert row is not None
         if row[0] is not None:
             self._not_stored(model, dimensions, row[0])
@@ -306,6 +319,8 @@ class AsyncCacheRepository(AsyncRepository):
         async with self.db.connection("cache.set_embeddings") as conn:
             cur = await conn.execute(q.EMBEDDING_SET_MANY, params)
             row = await cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_EMB, params["key_hashes"])  # type: ignore[arg-type]
         assert row is not None
         if row[0] is not None:
             self._not_stored(model, dimensions, row[0])
@@ -329,6 +344,8 @@ class AsyncCacheRepository(AsyncRepository):
     ) -> list[SearchHit] | None:
         """The cached ranked hits of ``query`` on ``index`` with ``params``, or None."""
         key = self._search_params(query, index, params)
+        if self.near is not None:
+            return await self.near.get_search_results(key)
         try:
             async with self.db.connection("cache.get_search_results") as conn:
                 cur = await conn.execute(q.SEARCH_GET, key, binary=True)
@@ -364,6 +381,8 @@ class AsyncCacheRepository(AsyncRepository):
         )
         async with self.db.connection("cache.set_search_results") as conn:
             await conn.execute(q.SEARCH_SET, key)
+        if self.near is not None:
+            self.near.wrote(_SEARCH, [key["key_hash"]])
         await self.wrote(_SEARCH)
 
     # ------------------------------------------------------------------ LLM responses
@@ -389,6 +408,8 @@ class AsyncCacheRepository(AsyncRepository):
         flushed); the stored count is exact after :meth:`flush_stats`.
         """
         key = self._llm_params(prompt, model, params)
+        if self.near is not None:
+            return await self.near.get_llm_response(key, params)
         try:
             async with self.db.connection("cache.get_llm_response") as conn:
                 cur = await conn.execute(q.LLM_GET, key, binary=True)
@@ -441,12 +462,15 @@ class AsyncCacheRepository(AsyncRepository):
         )
         async with self.db.connection("cache.set_llm_response") as conn:
             await conn.execute(q.LLM_SET, key)
+        if self.near is not None:
+            self.near.wrote(_LLM, [key["key_hash"]])
         await self.wrote(_LLM)
 
     # ------------------------------------------------------------------ statistics
     async def flush_stats(self) -> None:
         """Write this process's hit/miss counters and LLM hit counts in one statement.
         On failure the counts are kept for the next flush and the error is raised."""
+        await self._flush_near_counts()
         snapshot = self.counters.take()
         if snapshot.empty:
             return
@@ -466,6 +490,38 @@ class AsyncCacheRepository(AsyncRepository):
             self.counters.restore(snapshot)
             raise
 
+    async def _flush_near_counts(self) -> None:
+        if self.near is None:
+            return
+        taken = self.near.tier.take_counts()
+        names = [n for n in CACHE_NAMES if any(vars(taken[n]).values())]
+        if not names:
+            return
+        params = {
+            "names": names,
+            "hits": [taken[n].hits for n in names],
+            "misses": [taken[n].misses for n in names],
+            "invalidations": [taken[n].invalidations for n in names],
+            "evictions": [taken[n].evictions for n in names],
+        }
+        try:
+            async with self.db.connection("cache.flush_stats") as conn:
+                await conn.execute(nq.FLUSH_COUNTS, params)
+        except BaseException:
+            self.near.tier.restore_counts(taken)
+            raise
+
+    def _near_fields(self, name: str, flushed: list[int] | None) -> dict[str, int]:
+        """near_* of one cache: flushed counters of all processes, this process's copies."""
+        hits, misses, invalidations, evictions = flushed or (0, 0, 0, 0)
+        return {
+            "near_hits": hits,
+            "near_misses": misses,
+            "near_invalidations": invalidations,
+            "near_evictions": evictions,
+            "near_entries": 0 if self.near is None else self.near.tier.entries_of(name),
+        }
+
     async def stats(self) -> CacheStats:
         """Per cache: hits, misses, hit_rate (all processes, after flushing this one's
         counters), live entries and their bytes. Counts every live row: an operator call,
@@ -476,6 +532,8 @@ class AsyncCacheRepository(AsyncRepository):
             counters = {name: (hits, misses) for name, hits, misses in await cur.fetchall()}
             cur = await conn.execute(q.STATS_SIZES)
             sizes = {name: (entries, size) for name, entries, size in await cur.fetchall()}
+            cur = await conn.execute(nq.COUNTS)
+            near = {name: counts for name, *counts in await cur.fetchall()}
         per_cache = {
             name: CacheCounts(
                 name=name,
@@ -483,6 +541,7 @@ class AsyncCacheRepository(AsyncRepository):
                 misses=counters.get(name, (0, 0))[1],
                 entries=sizes.get(name, (0, 0))[0],
                 bytes=sizes.get(name, (0, 0))[1],
+                **self._near_fields(name, near.get(name)),
             )
             for name in CACHE_NAMES
         }
@@ -550,9 +609,20 @@ class AsyncCacheRepository(AsyncRepository):
         return evicted
 
     # ------------------------------------------------------------------ lifecycle
+    async def check_health(self) -> RepositoryCheck:
+        """The tables' probe, plus the near cache listener's state when it is on."""
+        check = await super().check_health()
+        if self.near is None:
+            return check
+        details = {**check.details, "near_cache": self.near.health()}
+        return check.model_copy(update={"details": details})
+
     async def close(self) -> None:
-        """Flush the in-process statistics (a failure is logged, not raised)."""
+        """Flush the in-process statistics (a failure is logged, not raised); stop the
+        near cache's listener."""
         try:
             await self.flush_stats()
         except DigitwinDBError as exc:
             logger.warning("cache statistics lost at close: %s", exc)
+        if self.near is not None:
+            self.near.close()

@@ -59,9 +59,10 @@ class AsyncKVNamespace:
     absent for every method, even before cleanup removes its row.
     """
 
-    def __init__(self, cache: AsyncCacheRepository, name: str) -> None:
+    def __init__(self, cache: AsyncCacheRepository, name: str, *, near: bool = True) -> None:
         self.name = check_name(name, "namespace")
         self._cache = cache
+        self._near = cache.near if near else None
         self._db = cache.db
         self._counters = cache.counters
         self._prefix = self.name.encode() + b"\x00"
@@ -105,6 +106,18 @@ class AsyncKVNamespace:
         )
         return params
 
+    def _near_wrote(self, key_hashes: int | list[int] | None) -> None:
+        """Drop this process's copies of keys it just wrote (None: the whole namespace):
+        a read after a write sees it without waiting for the write's notification. The
+        notification then drops the copies of every other process."""
+        near = self._cache.near
+        if near is None:
+            return
+        if key_hashes is None:
+            near.wrote_scope(_CACHE, self.name)
+        else:
+            near.wrote(_CACHE, [key_hashes] if isinstance(key_hashes, int) else key_hashes)
+
     # ------------------------------------------------------------------ reads
     async def get(self, key: str, default: Any = None) -> Any:
         """The value of a live key, else ``default``. One primary-key probe.
@@ -112,6 +125,8 @@ class AsyncKVNamespace:
         With ``Settings.cache_fail_open`` a transient database error is a logged miss.
         """
         params = self._params(key)
+        if self._near is not None:
+            return await self._near.kv_get(self, params, default)
         try:
             async with self._db.connection("cache.kv.get") as conn:
                 cur = await conn.execute(q.KV_GET, params, binary=True)
@@ -130,6 +145,8 @@ class AsyncKVNamespace:
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The live keys among ``keys`` with their values (absent keys are left out), in one
         round trip. An empty list is a ``ValidationError``."""
+        if self._near is not None:
+            return await self._near.kv_get_many(self, keys)
         wanted, params = self._get_many_params(keys)
         try:
             async with self._db.connection("cache.kv.get_many") as conn:
@@ -174,6 +191,7 @@ class AsyncKVNamespace:
         params = self._value_params(key, value, ttl, tags)
         async with self._db.connection("cache.kv.set") as conn:
             await conn.execute(q.KV_SET, params)
+        self._near_wrote(params["key_hash"])
         await self._cache.wrote(_CACHE)
 
     async def add(
@@ -184,6 +202,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.add") as conn:
             cur = await conn.execute(q.KV_ADD, params)
             stored = await cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
         if stored:
             await self._cache.wrote(_CACHE)
         return stored
@@ -217,6 +236,7 @@ class AsyncKVNamespace:
         )
         async with self._db.connection("cache.kv.set_many") as conn:
             await conn.execute(q.KV_SET_MANY, params)
+        self._near_wrote(params["key_hashes"])
         await self._cache.wrote(_CACHE, len(sizes))
 
     async def delete(self, key: str) -> bool:
@@ -225,6 +245,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.delete") as conn:
             cur = await conn.execute(q.KV_DELETE, params)
             row = await cur.fetchone()
+        self._near_wrote(params["key_hash"])
         return bool(row and row[0])
 
     async def delete_many(self, keys: Iterable[str]) -> int:
@@ -234,6 +255,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.delete_many") as conn:
             cur = await conn.execute(q.KV_DELETE_MANY, params)
             row = await cur.fetchone()
+        self._near_wrote(params["key_hashes"])
         return int(row[0]) if row else 0
 
     async def expire(self, key: str, ttl: Seconds) -> bool:
@@ -242,14 +264,18 @@ class AsyncKVNamespace:
         params["ttl"] = check_positive_seconds(ttl, "ttl")
         async with self._db.connection("cache.kv.expire") as conn:
             cur = await conn.execute(q.KV_EXPIRE, params)
-            return await cur.fetchone() is not None
+            found = await cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
+        return found
 
     async def persist(self, key: str) -> bool:
         """Remove a live key's expiry; False when it is absent."""
         params = self._params(key)
         async with self._db.connection("cache.kv.persist") as conn:
             cur = await conn.execute(q.KV_PERSIST, params)
-            return await cur.fetchone() is not None
+            found = await cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
+        return found
 
     async def incr(self, key: str, amount: int = 1) -> int:
         """Add ``amount`` atomically (one upsert) and return the new value; an absent or
@@ -262,6 +288,7 @@ class AsyncKVNamespace:
             async with self._db.connection("cache.kv.incr") as conn:
                 cur = await conn.execute(q.KV_INCR, params)
                 row = await cur.fetchone()
+            self._near_wrote(params["key_hash"])
         except ValidationError as exc:
             if exc.constraint == "kv_cache_one_value":
                 raise ValidationError(
@@ -288,6 +315,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.delete_prefix") as conn:
             cur = await conn.execute(q.KV_DELETE_PREFIX, params)
             row = await cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     async def invalidate_tags(self, *tags: str) -> int:
@@ -300,6 +328,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.invalidate_tags") as conn:
             cur = await conn.execute(q.KV_INVALIDATE_TAGS, params)
             row = await cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     async def clear(self) -> int:
@@ -307,6 +336,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.clear") as conn:
             cur = await conn.execute(q.KV_CLEAR, {"namespace": self.name})
             row = await cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     # ------------------------------------------------------------------ cache-aside
@@ -380,6 +410,7 @@ class AsyncKVNamespace:
             value = await self._load(loader)
             await self.set(key, value, ttl=ttl_seconds)
             return value
+        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
         await self._cache.wrote(_CACHE)
         return value
 
@@ -397,6 +428,8 @@ class AsyncKVNamespace:
 
     async def _lookup(self, params: dict[str, Any]) -> Any:
         """The live value, or ``_MISSING`` (a stored None is a value). Fail-open."""
+        if self._near is not None:
+            return await self._near.kv_get(self, params, _MISSING, count=False)
         try:
             async with self._db.connection("cache.kv.get") as conn:
                 cur = await conn.execute(q.KV_GET, params, binary=True)

@@ -21,6 +21,7 @@ from psycopg import sql
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.repositories.base import Repository
 from digitwin_db._sync.repositories.cache_kv import KVNamespace
+from digitwin_db._sync.repositories.cache_near import NearReads
 from digitwin_db.cache_codec import (
     EMBEDDING_PERSON,
     LLM_PERSON,
@@ -52,7 +53,9 @@ from digitwin_db.models.cache import (
     CleanupReport,
     SearchHit,
 )
+from digitwin_db.models.common import RepositoryCheck
 from digitwin_db.sql import cache as q
+from digitwin_db.sql import near_cache as nq
 
 __all__ = ["DEFAULT_NAMESPACE", "CacheRepository"]
 
@@ -148,11 +151,15 @@ class CacheRepository(Repository):
         self.caps = {name: cap for name, cap in caps.items() if cap != (None, None)}
         self._cap_check_writes = settings.cache_cap_check_writes
         self._writes = dict.fromkeys(CACHE_NAMES, 0)
+        #: The near cache (``Settings.near_cache``): memory in front of these tables.
+        self.near = NearReads(self) if settings.near_cache else None
         self.kv = KVNamespace(self, DEFAULT_NAMESPACE)
 
-    def namespace(self, name: str) -> KVNamespace:
-        """A key/value view on another namespace (``cache.kv`` is ``"default"``)."""
-        return KVNamespace(self, name)
+    def namespace(self, name: str, *, near: bool = True) -> KVNamespace:
+        """A key/value view on another namespace (``cache.kv`` is ``"default"``).
+        ``near=False`` keeps this view out of the near cache (every read goes to the
+        table)."""
+        return KVNamespace(self, name, near=near)
 
     # ------------------------------------------------------------------ shared helpers
     def fail_open(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None:
@@ -200,6 +207,8 @@ class CacheRepository(Repository):
             check_name(model, "model")
         data = encode_text(model, "model") + b"\x00" + encode_text(text, "text")
         params = {"key_hash": hash_key(EMBEDDING_PERSON, data), "model": model, "text": text}
+        if self.near is not None:
+            return self.near.get_embedding(params)
         try:
             with self.db.connection("cache.get_embedding") as conn:
                 cur = conn.execute(q.EMBEDDING_GET, params, binary=True)
@@ -213,6 +222,8 @@ class CacheRepository(Repository):
 
     def get_embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float] | None]:
         """The cached vectors of ``texts`` (None where missing), in order, in one round trip."""
+        if self.near is not None:
+            return self.near.get_embeddings(texts, model=model)
         model = check_name(model, "model")
         if isinstance(texts, str) or not isinstance(texts, Iterable):
             raise ValidationError("texts must be a list of strings")
@@ -269,6 +280,8 @@ class CacheRepository(Repository):
         with self.db.connection("cache.set_embedding") as conn:
             cur = conn.execute(q.EMBEDDING_SET, params)
             row = cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_EMB, [params["key_hash"]])
         assert row is not None
         if row[0] is not None:
             self._not_stored(model, dimensions, row[0])
@@ -308,6 +321,8 @@ class CacheRepository(Repository):
         with self.db.connection("cache.set_embeddings") as conn:
             cur = conn.execute(q.EMBEDDING_SET_MANY, params)
             row = cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_EMB, params["key_hashes"])  # type: ignore[arg-type]
         assert row is not None
         if row[0] is not None:
             self._not_stored(model, dimensions, row[0])
@@ -331,6 +346,8 @@ class CacheRepository(Repository):
     ) -> list[SearchHit] | None:
         """The cached ranked hits of ``query`` on ``index`` with ``params``, or None."""
         key = self._search_params(query, index, params)
+        if self.near is not None:
+            return self.near.get_search_results(key)
         try:
             with self.db.connection("cache.get_search_results") as conn:
                 cur = conn.execute(q.SEARCH_GET, key, binary=True)
@@ -366,6 +383,8 @@ class CacheRepository(Repository):
         )
         with self.db.connection("cache.set_search_results") as conn:
             conn.execute(q.SEARCH_SET, key)
+        if self.near is not None:
+            self.near.wrote(_SEARCH, [key["key_hash"]])
         self.wrote(_SEARCH)
 
     # ------------------------------------------------------------------ LLM responses
@@ -391,6 +410,8 @@ class CacheRepository(Repository):
         flushed); the stored count is exact after :meth:`flush_stats`.
         """
         key = self._llm_params(prompt, model, params)
+        if self.near is not None:
+            return self.near.get_llm_response(key, params)
         try:
             with self.db.connection("cache.get_llm_response") as conn:
                 cur = conn.execute(q.LLM_GET, key, binary=True)
@@ -443,12 +464,15 @@ class CacheRepository(Repository):
         )
         with self.db.connection("cache.set_llm_response") as conn:
             conn.execute(q.LLM_SET, key)
+        if self.near is not None:
+            self.near.wrote(_LLM, [key["key_hash"]])
         self.wrote(_LLM)
 
     # ------------------------------------------------------------------ statistics
     def flush_stats(self) -> None:
         """Write this process's hit/miss counters and LLM hit counts in one statement.
         On failure the counts are kept for the next flush and the error is raised."""
+        self._flush_near_counts()
         snapshot = self.counters.take()
         if snapshot.empty:
             return
@@ -468,6 +492,38 @@ class CacheRepository(Repository):
             self.counters.restore(snapshot)
             raise
 
+    def _flush_near_counts(self) -> None:
+        if self.near is None:
+            return
+        taken = self.near.tier.take_counts()
+        names = [n for n in CACHE_NAMES if any(vars(taken[n]).values())]
+        if not names:
+            return
+        params = {
+            "names": names,
+            "hits": [taken[n].hits for n in names],
+            "misses": [taken[n].misses for n in names],
+            "invalidations": [taken[n].invalidations for n in names],
+            "evictions": [taken[n].evictions for n in names],
+        }
+        try:
+            with self.db.connection("cache.flush_stats") as conn:
+                conn.execute(nq.FLUSH_COUNTS, params)
+        except BaseException:
+            self.near.tier.restore_counts(taken)
+            raise
+
+    def _near_fields(self, name: str, flushed: list[int] | None) -> dict[str, int]:
+        """near_* of one cache: flushed counters of all processes, this process's copies."""
+        hits, misses, invalidations, evictions = flushed or (0, 0, 0, 0)
+        return {
+            "near_hits": hits,
+            "near_misses": misses,
+            "near_invalidations": invalidations,
+            "near_evictions": evictions,
+            "near_entries": 0 if self.near is None else self.near.tier.entries_of(name),
+        }
+
     def stats(self) -> CacheStats:
         """Per cache: hits, misses, hit_rate (all processes, after flushing this one's
         counters), live entries and their bytes. Counts every live row: an operator call,
@@ -478,6 +534,8 @@ class CacheRepository(Repository):
             counters = {name: (hits, misses) for name, hits, misses in cur.fetchall()}
             cur = conn.execute(q.STATS_SIZES)
             sizes = {name: (entries, size) for name, entries, size in cur.fetchall()}
+            cur = conn.execute(nq.COUNTS)
+            near = {name: counts for name, *counts in cur.fetchall()}
         per_cache = {
             name: CacheCounts(
                 name=name,
@@ -485,6 +543,7 @@ class CacheRepository(Repository):
                 misses=counters.get(name, (0, 0))[1],
                 entries=sizes.get(name, (0, 0))[0],
                 bytes=sizes.get(name, (0, 0))[1],
+                **self._near_fields(name, near.get(name)),
             )
             for name in CACHE_NAMES
         }
@@ -550,9 +609,20 @@ class CacheRepository(Repository):
         return evicted
 
     # ------------------------------------------------------------------ lifecycle
+    def check_health(self) -> RepositoryCheck:
+        """The tables' probe, plus the near cache listener's state when it is on."""
+        check = super().check_health()
+        if self.near is None:
+            return check
+        details = {**check.details, "near_cache": self.near.health()}
+        return check.model_copy(update={"details": details})
+
     def close(self) -> None:
-        """Flush the in-process statistics (a failure is logged, not raised)."""
+        """Flush the in-process statistics (a failure is logged, not raised); stop the
+        near cache's listener."""
         try:
             self.flush_stats()
         except DigitwinDBError as exc:
             logger.warning("cache statistics lost at close: %s", exc)
+        if self.near is not None:
+            self.near.close()

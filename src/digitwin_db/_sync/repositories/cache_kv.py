@@ -61,9 +61,10 @@ class KVNamespace:
     absent for every method, even before cleanup removes its row.
     """
 
-    def __init__(self, cache: CacheRepository, name: str) -> None:
+    def __init__(self, cache: CacheRepository, name: str, *, near: bool = True) -> None:
         self.name = check_name(name, "namespace")
         self._cache = cache
+        self._near = cache.near if near else None
         self._db = cache.db
         self._counters = cache.counters
         self._prefix = self.name.encode() + b"\x00"
@@ -107,6 +108,18 @@ class KVNamespace:
         )
         return params
 
+    def _near_wrote(self, key_hashes: int | list[int] | None) -> None:
+        """Drop this process's copies of keys it just wrote (None: the whole namespace):
+        a read after a write sees it without waiting for the write's notification. The
+        notification then drops the copies of every other process."""
+        near = self._cache.near
+        if near is None:
+            return
+        if key_hashes is None:
+            near.wrote_scope(_CACHE, self.name)
+        else:
+            near.wrote(_CACHE, [key_hashes] if isinstance(key_hashes, int) else key_hashes)
+
     # ------------------------------------------------------------------ reads
     def get(self, key: str, default: Any = None) -> Any:
         """The value of a live key, else ``default``. One primary-key probe.
@@ -114,6 +127,8 @@ class KVNamespace:
         With ``Settings.cache_fail_open`` a transient database error is a logged miss.
         """
         params = self._params(key)
+        if self._near is not None:
+            return self._near.kv_get(self, params, default)
         try:
             with self._db.connection("cache.kv.get") as conn:
                 cur = conn.execute(q.KV_GET, params, binary=True)
@@ -132,6 +147,8 @@ class KVNamespace:
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The live keys among ``keys`` with their values (absent keys are left out), in one
         round trip. An empty list is a ``ValidationError``."""
+        if self._near is not None:
+            return self._near.kv_get_many(self, keys)
         wanted, params = self._get_many_params(keys)
         try:
             with self._db.connection("cache.kv.get_many") as conn:
@@ -176,6 +193,7 @@ class KVNamespace:
         params = self._value_params(key, value, ttl, tags)
         with self._db.connection("cache.kv.set") as conn:
             conn.execute(q.KV_SET, params)
+        self._near_wrote(params["key_hash"])
         self._cache.wrote(_CACHE)
 
     def add(
@@ -186,6 +204,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.add") as conn:
             cur = conn.execute(q.KV_ADD, params)
             stored = cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
         if stored:
             self._cache.wrote(_CACHE)
         return stored
@@ -219,6 +238,7 @@ class KVNamespace:
         )
         with self._db.connection("cache.kv.set_many") as conn:
             conn.execute(q.KV_SET_MANY, params)
+        self._near_wrote(params["key_hashes"])
         self._cache.wrote(_CACHE, len(sizes))
 
     def delete(self, key: str) -> bool:
@@ -227,6 +247,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.delete") as conn:
             cur = conn.execute(q.KV_DELETE, params)
             row = cur.fetchone()
+        self._near_wrote(params["key_hash"])
         return bool(row and row[0])
 
     def delete_many(self, keys: Iterable[str]) -> int:
@@ -236,6 +257,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.delete_many") as conn:
             cur = conn.execute(q.KV_DELETE_MANY, params)
             row = cur.fetchone()
+        self._near_wrote(params["key_hashes"])
         return int(row[0]) if row else 0
 
     def expire(self, key: str, ttl: Seconds) -> bool:
@@ -244,14 +266,18 @@ class KVNamespace:
         params["ttl"] = check_positive_seconds(ttl, "ttl")
         with self._db.connection("cache.kv.expire") as conn:
             cur = conn.execute(q.KV_EXPIRE, params)
-            return cur.fetchone() is not None
+            found = cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
+        return found
 
     def persist(self, key: str) -> bool:
         """Remove a live key's expiry; False when it is absent."""
         params = self._params(key)
         with self._db.connection("cache.kv.persist") as conn:
             cur = conn.execute(q.KV_PERSIST, params)
-            return cur.fetchone() is not None
+            found = cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
+        return found
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Add ``amount`` atomically (one upsert) and return the new value; an absent or
@@ -264,6 +290,7 @@ class KVNamespace:
             with self._db.connection("cache.kv.incr") as conn:
                 cur = conn.execute(q.KV_INCR, params)
                 row = cur.fetchone()
+            self._near_wrote(params["key_hash"])
         except ValidationError as exc:
             if exc.constraint == "kv_cache_one_value":
                 raise ValidationError(
@@ -290,6 +317,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.delete_prefix") as conn:
             cur = conn.execute(q.KV_DELETE_PREFIX, params)
             row = cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     def invalidate_tags(self, *tags: str) -> int:
@@ -302,6 +330,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.invalidate_tags") as conn:
             cur = conn.execute(q.KV_INVALIDATE_TAGS, params)
             row = cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     def clear(self) -> int:
@@ -309,6 +338,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.clear") as conn:
             cur = conn.execute(q.KV_CLEAR, {"namespace": self.name})
             row = cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     # ------------------------------------------------------------------ cache-aside
@@ -380,6 +410,7 @@ class KVNamespace:
             value = self._load(loader)
             self.set(key, value, ttl=ttl_seconds)
             return value
+        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
         self._cache.wrote(_CACHE)
         return value
 
@@ -397,6 +428,8 @@ class KVNamespace:
 
     def _lookup(self, params: dict[str, Any]) -> Any:
         """The live value, or ``_MISSING`` (a stored None is a value). Fail-open."""
+        if self._near is not None:
+            return self._near.kv_get(self, params, _MISSING, count=False)
         try:
             with self._db.connection("cache.kv.get") as conn:
                 cur = conn.execute(q.KV_GET, params, binary=True)

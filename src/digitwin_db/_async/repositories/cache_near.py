@@ -1,0 +1,342 @@
+"""The near cache's read paths: memory first, then the L2 table (and a guarded fill).
+
+Each read here is the L2 read of ``cache.py`` / ``cache_kv.py`` with the in-process tier
+(``digitwin_db.near_cache``) in front: a copy is served when present and live; otherwise
+the row is read with its ``expires_at`` and installed, unless an invalidation of that key
+arrived while it was being read (``NearCache.begin``/``fill``). Hit/miss statistics and
+fail-open behave as in the L2 reads; a near hit is a cache hit (counted in ``hits``) and a
+``near_hits`` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from digitwin_db.cache_codec import (
+    EMBEDDING_PERSON,
+    KV_PERSON,
+    bigint_array,
+    check_keys,
+    check_name,
+    check_text,
+    hash_key,
+    unpack_embedding,
+)
+from digitwin_db.errors import DatabaseUnavailableError, TransientError, ValidationError
+from digitwin_db.models.cache import CachedLLMResponse, SearchHit
+from digitwin_db.near_cache import FillToken, NearCache, freeze, thaw
+from digitwin_db.near_listener import NearListener
+from digitwin_db.sql import cache as q
+from digitwin_db.sql import near_cache as nq
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from digitwin_db._async.repositories.cache import AsyncCacheRepository
+    from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
+
+__all__ = ["AsyncNearReads"]
+
+_KV = "kv"
+_EMB = "embedding"
+_SEARCH = "vector_search"
+_LLM = "llm_response"
+
+
+def _expiry(expires_at: Any) -> float | None:
+    return None if expires_at is None else float(expires_at.timestamp())
+
+
+class AsyncNearReads:
+    """The tier, its listener, and the reads that use them (one per cache repository)."""
+
+    def __init__(self, cache: AsyncCacheRepository) -> None:
+        settings = cache.db.settings
+        self._cache = cache
+        self._db = cache.db
+        self.tier = NearCache(
+            max_entries=settings.near_cache_max_entries,
+            max_bytes=settings.near_cache_max_bytes,
+            max_age=settings.near_cache_max_age,
+        )
+        url = settings.near_listen_url
+        password = _password(url)
+        self.listener = NearListener(
+            self.tier,
+            url,
+            connect_timeout=settings.connect_timeout,
+            application_name=settings.application_name,
+            redact=(lambda text: text.replace(password, "***")) if password else (lambda t: t),
+        )
+        self.listener.start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    # ------------------------------------------------------------------ kv
+    async def kv_get(
+        self, ns: AsyncKVNamespace, params: dict[str, Any], default: Any, *, count: bool = True
+    ) -> Any:
+        """The live value of a kv key (``default`` when absent)."""
+        tier = self.tier
+        entry = tier.lookup(_KV, params["key_hash"], (ns.name, params["key"]))
+        if entry is not None:
+            if count and self._cache.counters.hit(_KV):
+                await self._cache.flush_due()
+            return thaw(entry.stored)
+        token = tier.begin(_KV, params["key_hash"])
+        row = await self._read_one("cache.kv.get", nq.KV_GET, params, token)
+        if row is None:
+            if count and self._cache.counters.miss(_KV):
+                await self._cache.flush_due()
+            return default
+        value = row[0] if row[1] is None else row[1]
+        if token is not None:
+            stored, size = freeze(value)
+            ident = (ns.name, params["key"])
+            tier.fill(token, ident, stored, size + len(params["key"]), _expiry(row[2]), ns.name)
+        if count and self._cache.counters.hit(_KV):
+            await self._cache.flush_due()
+        return value
+
+    async def kv_get_many(self, ns: AsyncKVNamespace, keys: Iterable[str]) -> dict[str, Any]:
+        """The live keys among ``keys`` with their values (``kv.get_many``)."""
+        checked = check_keys(keys)
+        tier = self.tier
+        name = ns.name
+        prefix = name.encode() + b"\x00"
+        found: dict[str, Any] = {}
+        missing: dict[str, int] = {}
+        for key in checked:
+            if key in found or key in missing:
+                continue
+            key_hash = hash_key(KV_PERSON, prefix + key.encode())
+            entry = tier.lookup(_KV, key_hash, (name, key))
+            if entry is None:
+                missing[key] = key_hash
+            else:
+                found[key] = thaw(entry.stored)
+        if missing:
+            tokens = {key: tier.begin(_KV, h) for key, h in missing.items()}
+            params = {"key_hashes": bigint_array(missing.values()), "namespace": name}
+            try:
+                async with self._db.connection("cache.kv.get_many") as conn:
+                    cur = await conn.execute(nq.KV_GET_MANY, params, binary=True)
+                    rows = await cur.fetchall()
+            except (TransientError, DatabaseUnavailableError) as exc:
+                self._cache.fail_open("cache.kv.get_many", exc)
+                rows = []
+            except BaseException:
+                for token in tokens.values():
+                    tier.abort(token)
+                raise
+            for key, value_json, value_bytes, expires_at in rows:
+                token = tokens.pop(key, None)
+                if key not in missing:
+                    continue  # a row whose key merely shares a hash
+                value = value_json if value_bytes is None else value_bytes
+                found[key] = value
+                if token is not None:
+                    stored, size = freeze(value)
+                    expiry = _expiry(expires_at)
+                    tier.fill(token, (name, key), stored, size + len(key), expiry, name)
+            for token in tokens.values():
+                tier.abort(token)
+        wanted = len(found) + sum(1 for key in missing if key not in found)
+        due = self._cache.counters.hit(_KV, len(found)) if found else False
+        if wanted > len(found):
+            due = self._cache.counters.miss(_KV, wanted - len(found))
+        if due:
+            await self._cache.flush_due()
+        return found
+
+    # ------------------------------------------------------------------ embeddings
+    async def get_embedding(self, params: dict[str, Any]) -> list[float] | None:
+        tier = self.tier
+        ident = (params["model"], params["text"])
+        entry = tier.lookup(_EMB, params["key_hash"], ident)
+        if entry is not None:
+            if self._cache.counters.hit(_EMB):
+                await self._cache.flush_due()
+            return unpack_embedding(entry.stored)  # type: ignore[arg-type]
+        token = tier.begin(_EMB, params["key_hash"])
+        row = await self._read_one("cache.get_embedding", nq.EMBEDDING_GET, params, token)
+        if row is not None and token is not None:
+            data: bytes = row[0]
+            size = len(data) + len(params["text"]) + len(params["model"])
+            tier.fill(token, ident, data, size, _expiry(row[1]))
+        if self._cache.counters.hit(_EMB) if row is not None else self._cache.counters.miss(_EMB):
+            await self._cache.flush_due()
+        return None if row is None else unpack_embedding(row[0])
+
+    async def get_embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float] | None]:
+        model = check_name(model, "model")
+        if isinstance(texts, str) or not isinstance(texts, Iterable):
+            raise ValidationError("texts must be a list of strings")
+        texts = [check_text(t, "text") for t in texts]
+        if not texts:
+            raise ValidationError("texts must not be empty")
+        tier = self.tier
+        prefix = model.encode() + b"\x00"
+        found: dict[str, bytes] = {}
+        missing: dict[str, int] = {}
+        for text in texts:
+            if text in found or text in missing:
+                continue
+            key_hash = hash_key(EMBEDDING_PERSON, prefix + text.encode())
+            entry = tier.lookup(_EMB, key_hash, (model, text))
+            if entry is None:
+                missing[text] = key_hash
+            else:
+                found[text] = entry.stored  # type: ignore[assignment]
+        if missing:
+            tokens = {text: tier.begin(_EMB, h) for text, h in missing.items()}
+            params = {"key_hashes": bigint_array(missing.values()), "model": model}
+            try:
+                async with self._db.connection("cache.get_embeddings") as conn:
+                    cur = await conn.execute(nq.EMBEDDING_GET_MANY, params, binary=True)
+                    rows = await cur.fetchall()
+            except (TransientError, DatabaseUnavailableError) as exc:
+                self._cache.fail_open("cache.get_embeddings", exc)
+                rows = []
+            except BaseException:
+                for token in tokens.values():
+                    tier.abort(token)
+                raise
+            for text, data, expires_at in rows:
+                token = tokens.pop(text, None)
+                if text not in missing:
+                    continue
+                found[text] = data
+                if token is not None:
+                    size = len(data) + len(text) + len(model)
+                    tier.fill(token, (model, text), data, size, _expiry(expires_at))
+            for token in tokens.values():
+                tier.abort(token)
+        result: list[list[float] | None] = [
+            unpack_embedding(found[t]) if t in found else None for t in texts
+        ]
+        hits = sum(vector is not None for vector in result)
+        due = self._cache.counters.hit(_EMB, hits) if hits else False
+        if hits < len(texts):
+            due = self._cache.counters.miss(_EMB, len(texts) - hits)
+        if due:
+            await self._cache.flush_due()
+        return result
+
+    # ------------------------------------------------------------------ vector search
+    async def get_search_results(self, key: dict[str, Any]) -> list[SearchHit] | None:
+        tier = self.tier
+        ident = (key["index_name"], key["query"], key["params"])
+        entry = tier.lookup(_SEARCH, key["key_hash"], ident)
+        if entry is not None:
+            if self._cache.counters.hit(_SEARCH):
+                await self._cache.flush_due()
+            return [SearchHit.model_construct(**hit) for hit in thaw(entry.stored)]
+        token = tier.begin(_SEARCH, key["key_hash"])
+        row = await self._read_one("cache.get_search_results", nq.SEARCH_GET, key, token)
+        if row is not None and token is not None:
+            stored, size = freeze(row[0])
+            size += len(key["query"]) + len(key["params"])
+            tier.fill(token, ident, stored, size, _expiry(row[1]))
+        hit = row is not None
+        if self._cache.counters.hit(_SEARCH) if hit else self._cache.counters.miss(_SEARCH):
+            await self._cache.flush_due()
+        if row is None:
+            return None
+        return [SearchHit.model_construct(**hit) for hit in row[0]]
+
+    # ------------------------------------------------------------------ LLM responses
+    async def get_llm_response(
+        self, key: dict[str, Any], params: Mapping[str, Any] | None
+    ) -> CachedLLMResponse | None:
+        """From a copy, ``hit_count`` is the count when the copy was made plus this
+        process's hits of it since (the stored count stays exact: every hit is counted
+        for the flush)."""
+        tier = self.tier
+        counters = self._cache.counters
+        ident = (key["model"], key["prompt"], key["params"])
+        entry = tier.lookup(_LLM, key["key_hash"], ident)
+        if entry is not None:
+            _, due = counters.llm_hit(key["key_hash"])
+            copy: tuple[str, object, int, Any, Any] = entry.stored  # type: ignore[assignment]
+            response, metadata, base, created_at, expires_at = copy
+            hit_count = base + entry.hits
+            if due:
+                await self._cache.flush_due()
+        else:
+            token = tier.begin(_LLM, key["key_hash"])
+            row = await self._read_one("cache.get_llm_response", q.LLM_GET, key, token)
+            if row is None:
+                if counters.miss(_LLM):
+                    await self._cache.flush_due()
+                return None
+            pending, due = counters.llm_hit(key["key_hash"])
+            response, metadata_value, stored_count, created_at, expires_at = row
+            hit_count = stored_count + pending
+            metadata, size = freeze(metadata_value)
+            if token is not None:
+                stored = (response, metadata, hit_count, created_at, expires_at)
+                size += len(response) + len(key["prompt"]) + len(key["params"])
+                tier.fill(token, ident, stored, size, _expiry(expires_at))
+            if due:
+                await self._cache.flush_due()
+        return CachedLLMResponse.model_construct(
+            model=key["model"],
+            prompt=key["prompt"],
+            params=dict(params or {}),
+            response=response,
+            metadata=thaw(metadata),
+            hit_count=hit_count,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+
+    # ------------------------------------------------------------------ shared
+    async def _read_one(
+        self, op: str, statement: Any, params: dict[str, Any], token: FillToken | None
+    ) -> Any:
+        """One row (or None) of a fill's read; fail-open like the L2 reads. The token is
+        released here when there is nothing to fill."""
+        try:
+            async with self._db.connection(op) as conn:
+                cur = await conn.execute(statement, params, binary=True)
+                row = await cur.fetchone()
+        except (TransientError, DatabaseUnavailableError) as exc:
+            self.tier.abort(token)
+            self._cache.fail_open(op, exc)
+            return None
+        except BaseException:
+            self.tier.abort(token)
+            raise
+        if row is None:
+            self.tier.abort(token)
+        return row
+
+    def wrote(self, cache: str, key_hashes: Iterable[Any]) -> None:
+        """This process changed these keys: drop its copies now (read-your-writes without
+        waiting for its own notification)."""
+        self.tier.invalidate(cache, key_hashes)
+
+    def wrote_scope(self, cache: str, scope: str | None = None) -> None:
+        """This process changed many keys of a cache (or kv namespace): drop them now."""
+        self.tier.drop(cache, scope)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            **self.listener.describe(),
+            "entries": len(self.tier),
+            "bytes": self.tier.bytes,
+        }
+
+
+def _password(url: str) -> str | None:
+    """The password in a connection URL (to keep it out of error messages)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        value = conninfo_to_dict(url).get("password")
+    except Exception:  # an unparseable URL: the connection attempt reports it
+        return None
+    return str(value) if value else None
