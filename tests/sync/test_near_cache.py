@@ -158,7 +158,7 @@ def test_every_cache_is_fronted_and_copies_are_fresh_objects(
         assert cache.get_embeddings(["t", "x"], model="m") == [[1.0, 2.5], None]
         hits = cache.get_search_results("q", index="i")
         assert hits is not None and hits[0].payload == {"p": [1]}
-        hits[0].payload["p"].append(2)  # type: ignore[index]
+        hits[0].payload["p"].append(2)
         response = cache.get_llm_response("p", model="m")
         assert response is not None and response.metadata == {"tokens": [1]}
         response.metadata["tokens"].append(2)
@@ -244,7 +244,7 @@ def test_plain_sql_writes_invalidate_through_notifications(
     for statement, expected in statements:
         kv.get("k")
         kv.get("k")
-        raw_conn.execute(statement)  # type: ignore[arg-type]
+        raw_conn.execute(statement)
         _fence(near_factory, raw_conn)
         assert kv.get("k") == expected, statement
     # INSERT by another writer (here: plain SQL with the package's key hash).
