@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bench import baselines, workers
+from bench import baselines, near_cache, workers
 from bench.harness import Measurement, measure_async, measure_sync, summarize_latencies
 from bench.results import Scenario, Target
 from bench.servers import redis_unavailable_reason
@@ -729,6 +729,7 @@ SCENARIOS: dict[str, Callable[[Env], list[Scenario]]] = {
     "rate_limit_concurrent": rate_limit_concurrent,
     "scale": scale,
     "cleanup": cleanup,
+    **near_cache.GROUPS,
 }
 
 # Every scenario key a complete run reports (the smoke test checks them).
@@ -744,4 +745,5 @@ SCENARIO_KEYS = [
     "rate_limit_concurrent_1000",
     "scale_lookup",
     "cleanup_under_load",
+    *near_cache.SCENARIO_KEYS,
 ]

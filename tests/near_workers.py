@@ -156,7 +156,7 @@ def writer(url: str, ops: int, seed: int, ready: Any, done: Any, out: Any) -> No
             names.append(choice)
             snapshots.append(snapshot(conn))
             conn.execute("SELECT pg_notify('digitwin_cache', %s)", (f"!w{i}",))
-            time.sleep(random.random() * 0.002)
+            time.sleep(0.001 + random.random() * 0.002)  # readers get a turn
     finally:
         done.set()
         conn.close()

@@ -70,7 +70,8 @@ def test_reader_never_sees_a_value_older_than_its_last_notification(
     # and read throughout the history.
     near_hits = sum(s["near_hits"] for s in stats.values())
     invalidations = sum(s["near_invalidations"] for s in stats.values())
-    assert near_hits > 500, stats
-    assert invalidations > 50, stats
+    assert len(reads) >= OPS, len(reads)
+    assert near_hits >= len(reads) // 10, (len(reads), stats)
+    assert invalidations >= 20, stats
     fences = {fence for _, fence, _ in reads}
     assert len(fences) > OPS // 2

@@ -27,10 +27,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
-
-from digitwin_db.models.cache import CACHE_NAMES
 
 __all__ = [
     "CACHE_CODES",
@@ -38,6 +36,7 @@ __all__ = [
     "ENTRY_OVERHEAD",
     "FillToken",
     "Frozen",
+    "Key",
     "NearCache",
     "NearCounts",
     "freeze",
@@ -96,14 +95,20 @@ def thaw(stored: object) -> Any:
 class FillToken(NamedTuple):
     """What :meth:`NearCache.begin` hands to :meth:`NearCache.fill`."""
 
-    key: tuple[str, int]
+    slot: tuple[str, int]  # (cache code, key_hash)
     epoch: int
     generation: int
 
 
+#: An entry's key: the cache code followed by the full key, e.g. ``("k", namespace, key)``.
+#: Keying by the full key (not its hash) means a hit needs no hashing, and two keys that
+#: share a 64-bit hash can never be confused.
+Key = tuple[str, ...]
+
+
 @dataclass(slots=True)
 class _Entry:
-    ident: object  # the full key, compared on every hit: a hash collision is a miss
+    key_hash: int
     stored: object
     size: int
     deadline: float  # time.monotonic() after which the entry is dead
@@ -119,62 +124,78 @@ class NearCounts:
     misses: int = 0
     invalidations: int = 0
     evictions: int = 0
+    #: Of ``hits``, those the caller also counted as cache hits itself (LLM responses,
+    #: get_or_set); the others are added to the cache's hits when flushed.
+    counted: int = 0
 
     def add(self, other: NearCounts) -> None:
+        self.counted += other.counted
         self.hits += other.hits
         self.misses += other.misses
         self.invalidations += other.invalidations
         self.evictions += other.evictions
 
 
-@dataclass
-class _State:
-    counts: dict[str, NearCounts] = field(
-        default_factory=lambda: {name: NearCounts() for name in CACHE_NAMES}
-    )
+def _fresh_counts() -> dict[str, NearCounts]:
+    return {code: NearCounts() for code in _CACHE_OF_CODE}
 
 
 class NearCache:
     """A thread-safe LRU of cache entries, bounded by entries, bytes and age.
 
-    Keys are ``(cache code, key_hash)``; every entry also keeps its full key (``ident``),
-    compared on each hit. Starts bypassed (not listening): nothing is served or stored until
-    the listener calls :meth:`set_listening` (True).
+    Entries are keyed by :data:`Key` (cache code + full key) and indexed by ``(code,
+    key_hash)``, the form invalidations arrive in. Starts bypassed (not listening):
+    nothing is served or stored until the listener calls :meth:`set_listening` (True).
+    ``flush_due`` turns true once ``flush_interval`` seconds passed since the last
+    :meth:`take_counts` (checked on hits, so near hits alone still get flushed).
     """
 
-    def __init__(self, *, max_entries: int, max_bytes: int, max_age: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        max_bytes: int,
+        max_age: float,
+        flush_interval: float = 10.0,
+    ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.max_age = max_age
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[str, int], _Entry] = OrderedDict()
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        # (code, key_hash) -> the keys of the entries with that hash (almost always one).
+        self._by_hash: dict[tuple[str, int], list[Key]] = {}
         self._bytes = 0
         self._listening = False
         self._epoch = 0
-        # key -> [generation, fills in flight]; only keys with a fill in flight are here.
+        # (code, key_hash) -> [generation, fills in flight]; only while a fill is in flight.
         self._inflight: dict[tuple[str, int], list[int]] = {}
-        self._state = _State()
+        self._counts = _fresh_counts()
+        self._flush_interval = flush_interval
+        self._next_flush = time.monotonic() + flush_interval
+        self.flush_due = False
 
     # ------------------------------------------------------------------ reads
-    def lookup(self, cache: str, key_hash: int, ident: object) -> _Entry | None:
-        """The live entry of the key (counted as a near hit), or None (a near miss)."""
-        key = (CACHE_CODES[cache], key_hash)
+    def lookup(self, key: Key, *, counted: bool = False) -> _Entry | None:
+        """The live entry of ``key`` (counted as a near hit), or None (a near miss).
+        ``counted``: the caller counts this hit as a cache hit itself."""
         with self._lock:
             entry = self._entries.get(key)
-            counts = self._state.counts[cache]
+            counts = self._counts[key[0]]
+            now = time.monotonic()
+            if now >= self._next_flush:
+                self.flush_due = True
             if entry is None:
                 counts.misses += 1
                 return None
-            if entry.ident != ident:  # another key with the same 64-bit hash
-                counts.misses += 1
-                return None
-            if entry.deadline <= time.monotonic():  # past max_age or expires_at
+            if entry.deadline <= now:  # past max_age or expires_at
                 self._remove(key, entry)
                 counts.misses += 1
                 return None
             self._entries.move_to_end(key)
             entry.hits += 1
             counts.hits += 1
+            counts.counted += counted
             return entry
 
     @property
@@ -199,18 +220,18 @@ class NearCache:
         not fill). Every token must end in :meth:`fill` or :meth:`abort`."""
         if not self._listening:
             return None
-        key = (CACHE_CODES[cache], key_hash)
+        slot_key = (CACHE_CODES[cache], key_hash)
         with self._lock:
-            slot = self._inflight.get(key)
+            slot = self._inflight.get(slot_key)
             if slot is None:
-                slot = self._inflight[key] = [0, 0]
+                slot = self._inflight[slot_key] = [0, 0]
             slot[1] += 1
-            return FillToken(key, self._epoch, slot[0])
+            return FillToken(slot_key, self._epoch, slot[0])
 
     def fill(
         self,
         token: FillToken,
-        ident: object,
+        key: Key,
         stored: object,
         size: int,
         expires_at: float | None,
@@ -224,17 +245,19 @@ class NearCache:
         if expires_at is not None:
             deadline = min(deadline, now + (expires_at - time.time()))
         size += ENTRY_OVERHEAD
-        key = token.key
         with self._lock:
             current = self._release(token)
             if not current or deadline <= now or size > self.max_bytes:
                 return False
-            old = self._entries.pop(key, None)
+            old = self._entries.get(key)
             if old is not None:
-                self._bytes -= old.size
-            self._entries[key] = _Entry(ident, stored, size, deadline, scope)
+                self._remove(key, old)
+            key_hash = token.slot[1]
+            self._entries[key] = _Entry(key_hash, stored, size, deadline, scope)
+            keys = self._by_hash.setdefault(token.slot, [])
+            keys.append(key)
             self._bytes += size
-            self._evict_over_bounds(_CACHE_OF_CODE[key[0]])
+            self._evict_over_bounds()
             return True
 
     def abort(self, token: FillToken | None) -> None:
@@ -245,25 +268,31 @@ class NearCache:
 
     def _release(self, token: FillToken) -> bool:
         """Drop the token's in-flight mark; True when it is still current. Lock held."""
-        slot = self._inflight.get(token.key)
+        slot = self._inflight.get(token.slot)
         if slot is None:  # cannot happen: begin() registered it
             return False
         slot[1] -= 1
         if slot[1] == 0:
-            del self._inflight[token.key]
+            del self._inflight[token.slot]
         return self._listening and token.epoch == self._epoch and token.generation == slot[0]
 
-    def _evict_over_bounds(self, cache: str) -> None:
+    def _evict_over_bounds(self) -> None:
         entries = self._entries
-        counts = self._state.counts
         while len(entries) > self.max_entries or self._bytes > self.max_bytes:
-            key, entry = entries.popitem(last=False)
-            self._bytes -= entry.size
-            counts[_CACHE_OF_CODE[key[0]]].evictions += 1
+            key, entry = next(iter(entries.items()))
+            self._remove(key, entry)
+            self._counts[key[0]].evictions += 1
 
-    def _remove(self, key: tuple[str, int], entry: _Entry) -> None:
+    def _remove(self, key: Key, entry: _Entry) -> None:
+        """Forget one entry (lock held)."""
         del self._entries[key]
         self._bytes -= entry.size
+        slot = (key[0], entry.key_hash)
+        keys = self._by_hash.get(slot)
+        if keys is not None:
+            keys.remove(key)
+            if not keys:
+                del self._by_hash[slot]
 
     # ------------------------------------------------------------------ invalidation
     def invalidate(self, cache: str, key_hashes: Iterable[int]) -> int:
@@ -272,15 +301,15 @@ class NearCache:
         dropped = 0
         with self._lock:
             for key_hash in key_hashes:
-                key = (code, key_hash)
-                entry = self._entries.pop(key, None)
-                if entry is not None:
+                slot_key = (code, key_hash)
+                for key in self._by_hash.pop(slot_key, ()):
+                    entry = self._entries.pop(key)
                     self._bytes -= entry.size
                     dropped += 1
-                slot = self._inflight.get(key)
+                slot = self._inflight.get(slot_key)
                 if slot is not None:
                     slot[0] += 1
-            self._state.counts[cache].invalidations += dropped
+            self._counts[code].invalidations += dropped
         return dropped
 
     def drop(self, cache: str, scope: str | None = None) -> int:
@@ -290,29 +319,31 @@ class NearCache:
         with self._lock:
             self._epoch += 1
             victims = [
-                key
+                (key, entry)
                 for key, entry in self._entries.items()
                 if key[0] == code and (scope is None or entry.scope == scope)
             ]
-            for key in victims:
-                self._remove(key, self._entries[key])
-            self._state.counts[cache].invalidations += len(victims)
+            for key, entry in victims:
+                self._remove(key, entry)
+            self._counts[code].invalidations += len(victims)
         return len(victims)
 
     def clear(self) -> None:
         """Drop everything and refuse every fill in flight (not counted as invalidations)."""
         with self._lock:
-            self._epoch += 1
-            self._entries.clear()
-            self._bytes = 0
+            self._clear()
+
+    def _clear(self) -> None:
+        self._epoch += 1
+        self._entries.clear()
+        self._by_hash.clear()
+        self._bytes = 0
 
     def set_listening(self, listening: bool) -> None:
         """The listener is up (True: serve and fill again) or down (False: empty the tier
         and bypass it). Both bump the epoch: a fill begun before the change is refused."""
         with self._lock:
-            self._epoch += 1
-            self._entries.clear()
-            self._bytes = 0
+            self._clear()
             self._listening = listening
 
     def apply(self, payload: str) -> None:
@@ -343,22 +374,15 @@ class NearCache:
 
     # ------------------------------------------------------------------ statistics
     def take_counts(self) -> dict[str, NearCounts]:
-        """Remove and return the counters (for a statistics flush)."""
+        """Remove and return the counters per cache name (for a statistics flush)."""
         with self._lock:
-            counts = self._state.counts
-            self._state = _State()
-        return counts
+            counts, self._counts = self._counts, _fresh_counts()
+            self._next_flush = time.monotonic() + self._flush_interval
+            self.flush_due = False
+        return {_CACHE_OF_CODE[code]: c for code, c in counts.items()}
 
     def restore_counts(self, counts: dict[str, NearCounts]) -> None:
         """Put back counters whose flush failed."""
         with self._lock:
             for name, c in counts.items():
-                self._state.counts[name].add(c)
-
-    def pending_counts(self) -> dict[str, NearCounts]:
-        """A copy of the unflushed counters."""
-        with self._lock:
-            result = {name: NearCounts() for name in CACHE_NAMES}
-            for name, c in self._state.counts.items():
-                result[name].add(c)
-            return result
+                self._counts[CACHE_CODES[name]].add(c)

@@ -366,7 +366,7 @@ async def test_fill_racing_an_invalidation_is_not_installed(
     assert row == ("old",)
     raw_conn.execute("UPDATE kv_cache SET value_json = '\"new\"' WHERE key = 'k'")
     await _fence(near_factory, raw_conn)
-    assert near.tier.fill(token, ("default", "k"), "old", 3, None, "default") is False
+    assert near.tier.fill(token, ("k", "default", "k"), "old", 3, None, "default") is False
     assert await kv.get("k") == "new"
     assert await kv.get("k") == "new"
     # The same interleaving around a whole-cache drop and a listener restart.
@@ -378,11 +378,11 @@ async def test_fill_racing_an_invalidation_is_not_installed(
         else:
             near.tier.set_listening(False)
             near.tier.set_listening(True)
-        assert near.tier.fill(token, ("default", "k"), "old", 3, None, "default") is False
+        assert near.tier.fill(token, ("k", "default", "k"), "old", 3, None, "default") is False
     # Without an invalidation in between, the fill is installed.
     token = near.tier.begin("kv", _kv_hash("default", "other"))
     assert token is not None
-    assert near.tier.fill(token, ("default", "other"), "v", 1, None, "default") is True
+    assert near.tier.fill(token, ("k", "default", "other"), "v", 1, None, "default") is True
 
 
 # ---------------------------------------------------------------------- expiry and bounds

@@ -499,6 +499,7 @@ class AsyncCacheRepository(AsyncRepository):
             return
         params = {
             "names": names,
+            "add_hits": [taken[n].hits - taken[n].counted for n in names],
             "hits": [taken[n].hits for n in names],
             "misses": [taken[n].misses for n in names],
             "invalidations": [taken[n].invalidations for n in names],

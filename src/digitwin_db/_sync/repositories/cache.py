@@ -501,6 +501,7 @@ class CacheRepository(Repository):
             return
         params = {
             "names": names,
+            "add_hits": [taken[n].hits - taken[n].counted for n in names],
             "hits": [taken[n].hits for n in names],
             "misses": [taken[n].misses for n in names],
             "invalidations": [taken[n].invalidations for n in names],

@@ -126,9 +126,9 @@ class KVNamespace:
 
         With ``Settings.cache_fail_open`` a transient database error is a logged miss.
         """
-        params = self._params(key)
         if self._near is not None:
-            return self._near.kv_get(self, params, default)
+            return self._near.kv_get(self, key, default)
+        params = self._params(key)
         try:
             with self._db.connection("cache.kv.get") as conn:
                 cur = conn.execute(q.KV_GET, params, binary=True)
@@ -429,7 +429,7 @@ class KVNamespace:
     def _lookup(self, params: dict[str, Any]) -> Any:
         """The live value, or ``_MISSING`` (a stored None is a value). Fail-open."""
         if self._near is not None:
-            return self._near.kv_get(self, params, _MISSING, count=False)
+            return self._near.kv_get(self, params["key"], _MISSING, count=False)
         try:
             with self._db.connection("cache.kv.get") as conn:
                 cur = conn.execute(q.KV_GET, params, binary=True)

@@ -61,6 +61,7 @@ class NearReads:
             max_entries=settings.near_cache_max_entries,
             max_bytes=settings.near_cache_max_bytes,
             max_age=settings.near_cache_max_age,
+            flush_interval=settings.cache_stats_flush_interval,
         )
         url = settings.near_listen_url
         password = _password(url)
@@ -77,16 +78,18 @@ class NearReads:
         self.listener.close()
 
     # ------------------------------------------------------------------ kv
-    def kv_get(
-        self, ns: KVNamespace, params: dict[str, Any], default: Any, *, count: bool = True
-    ) -> Any:
-        """The live value of a kv key (``default`` when absent)."""
+    def kv_get(self, ns: KVNamespace, key: str, default: Any, *, count: bool = True) -> Any:
+        """The live value of a kv key (``default`` when absent). A hit needs no hashing:
+        copies are found by their full key; the key is checked and hashed on a miss.
+        ``count=False``: the caller counts the hit or miss (``get_or_set``)."""
         tier = self.tier
-        entry = tier.lookup(_KV, params["key_hash"], (ns.name, params["key"]))
-        if entry is not None:
-            if count and self._cache.counters.hit(_KV):
-                self._cache.flush_due()
-            return thaw(entry.stored)
+        if type(key) is str:
+            entry = tier.lookup(("k", ns.name, key), counted=not count)
+            if entry is not None:
+                if tier.flush_due:
+                    self._cache.flush_due()
+                return thaw(entry.stored)
+        params = ns._params(key)
         token = tier.begin(_KV, params["key_hash"])
         row = self._read_one("cache.kv.get", nq.KV_GET, params, token)
         if row is None:
@@ -96,8 +99,7 @@ class NearReads:
         value = row[0] if row[1] is None else row[1]
         if token is not None:
             stored, size = freeze(value)
-            ident = (ns.name, params["key"])
-            tier.fill(token, ident, stored, size + len(params["key"]), _expiry(row[2]), ns.name)
+            tier.fill(token, ("k", ns.name, key), stored, size + len(key), _expiry(row[2]), ns.name)
         if count and self._cache.counters.hit(_KV):
             self._cache.flush_due()
         return value
@@ -110,15 +112,16 @@ class NearReads:
         prefix = name.encode() + b"\x00"
         found: dict[str, Any] = {}
         missing: dict[str, int] = {}
+        near_hits = 0
         for key in checked:
             if key in found or key in missing:
                 continue
-            key_hash = hash_key(KV_PERSON, prefix + key.encode())
-            entry = tier.lookup(_KV, key_hash, (name, key))
+            entry = tier.lookup(("k", name, key), counted=True)
             if entry is None:
-                missing[key] = key_hash
+                missing[key] = hash_key(KV_PERSON, prefix + key.encode())
             else:
                 found[key] = thaw(entry.stored)
+                near_hits += 1
         if missing:
             tokens = {key: tier.begin(_KV, h) for key, h in missing.items()}
             params = {"key_hashes": bigint_array(missing.values()), "namespace": name}
@@ -142,7 +145,7 @@ class NearReads:
                 if token is not None:
                     stored, size = freeze(value)
                     expiry = _expiry(expires_at)
-                    tier.fill(token, (name, key), stored, size + len(key), expiry, name)
+                    tier.fill(token, ("k", name, key), stored, size + len(key), expiry, name)
             for token in tokens.values():
                 tier.abort(token)
         wanted = len(found) + sum(1 for key in missing if key not in found)
@@ -156,10 +159,10 @@ class NearReads:
     # ------------------------------------------------------------------ embeddings
     def get_embedding(self, params: dict[str, Any]) -> list[float] | None:
         tier = self.tier
-        ident = (params["model"], params["text"])
-        entry = tier.lookup(_EMB, params["key_hash"], ident)
+        ident = ("e", params["model"], params["text"])
+        entry = tier.lookup(ident)
         if entry is not None:
-            if self._cache.counters.hit(_EMB):
+            if tier.flush_due:
                 self._cache.flush_due()
             return unpack_embedding(entry.stored)  # type: ignore[arg-type]
         token = tier.begin(_EMB, params["key_hash"])
@@ -186,10 +189,9 @@ class NearReads:
         for text in texts:
             if text in found or text in missing:
                 continue
-            key_hash = hash_key(EMBEDDING_PERSON, prefix + text.encode())
-            entry = tier.lookup(_EMB, key_hash, (model, text))
+            entry = tier.lookup(("e", model, text), counted=True)
             if entry is None:
-                missing[text] = key_hash
+                missing[text] = hash_key(EMBEDDING_PERSON, prefix + text.encode())
             else:
                 found[text] = entry.stored  # type: ignore[assignment]
         if missing:
@@ -213,7 +215,7 @@ class NearReads:
                 found[text] = data
                 if token is not None:
                     size = len(data) + len(text) + len(model)
-                    tier.fill(token, (model, text), data, size, _expiry(expires_at))
+                    tier.fill(token, ("e", model, text), data, size, _expiry(expires_at))
             for token in tokens.values():
                 tier.abort(token)
         result: list[list[float] | None] = [
@@ -230,10 +232,10 @@ class NearReads:
     # ------------------------------------------------------------------ vector search
     def get_search_results(self, key: dict[str, Any]) -> list[SearchHit] | None:
         tier = self.tier
-        ident = (key["index_name"], key["query"], key["params"])
-        entry = tier.lookup(_SEARCH, key["key_hash"], ident)
+        ident = ("s", key["index_name"], key["query"], key["params"])
+        entry = tier.lookup(ident)
         if entry is not None:
-            if self._cache.counters.hit(_SEARCH):
+            if tier.flush_due:
                 self._cache.flush_due()
             return [SearchHit.model_construct(**hit) for hit in thaw(entry.stored)]
         token = tier.begin(_SEARCH, key["key_hash"])
@@ -258,8 +260,8 @@ class NearReads:
         for the flush)."""
         tier = self.tier
         counters = self._cache.counters
-        ident = (key["model"], key["prompt"], key["params"])
-        entry = tier.lookup(_LLM, key["key_hash"], ident)
+        ident = ("l", key["model"], key["prompt"], key["params"])
+        entry = tier.lookup(ident, counted=True)
         if entry is not None:
             _, due = counters.llm_hit(key["key_hash"])
             copy: tuple[str, object, int, Any, Any] = entry.stored  # type: ignore[assignment]
