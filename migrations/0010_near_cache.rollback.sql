@@ -1,16 +1,12 @@
-DROP TRIGGER IF EXISTS embedding_cache_near_insert ON embedding_cache;
 DROP TRIGGER IF EXISTS embedding_cache_near_update ON embedding_cache;
 DROP TRIGGER IF EXISTS embedding_cache_near_delete ON embedding_cache;
 DROP TRIGGER IF EXISTS embedding_cache_near_truncate ON embedding_cache;
-DROP TRIGGER IF EXISTS vector_search_cache_near_insert ON vector_search_cache;
 DROP TRIGGER IF EXISTS vector_search_cache_near_update ON vector_search_cache;
 DROP TRIGGER IF EXISTS vector_search_cache_near_delete ON vector_search_cache;
 DROP TRIGGER IF EXISTS vector_search_cache_near_truncate ON vector_search_cache;
-DROP TRIGGER IF EXISTS llm_response_cache_near_insert ON llm_response_cache;
 DROP TRIGGER IF EXISTS llm_response_cache_near_update ON llm_response_cache;
 DROP TRIGGER IF EXISTS llm_response_cache_near_delete ON llm_response_cache;
 DROP TRIGGER IF EXISTS llm_response_cache_near_truncate ON llm_response_cache;
-DROP TRIGGER IF EXISTS kv_cache_near_insert ON kv_cache;
 DROP TRIGGER IF EXISTS kv_cache_near_update ON kv_cache;
 DROP TRIGGER IF EXISTS kv_cache_near_delete ON kv_cache;
 DROP TRIGGER IF EXISTS kv_cache_near_truncate ON kv_cache;

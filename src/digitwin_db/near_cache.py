@@ -8,7 +8,8 @@ on each cache table sends ``NOTIFY digitwin_cache`` with the key hashes a statem
 
 Coherence rules, all enforced here:
 
-- An entry lives at most ``max_age`` seconds and never past its row's ``expires_at``.
+- An entry lives at most ``max_age`` seconds and never past its row's ``expires_at`` (the
+  time left is read from the server, so clocks that differ between hosts do not matter).
 - A fill is two steps: :meth:`begin` before the SELECT is sent, :meth:`fill` after. An
   invalidation of the key (or a drop of its cache, or the listener going down) between the
   two makes the fill a no-op, so a value read before a write can never be installed after
@@ -98,6 +99,7 @@ class FillToken(NamedTuple):
     slot: tuple[str, int]  # (cache code, key_hash)
     epoch: int
     generation: int
+    started: float  # time.monotonic() before the read was sent
 
 
 #: An entry's key: the cache code followed by the full key, e.g. ``("k", namespace, key)``.
@@ -226,7 +228,7 @@ class NearCache:
             if slot is None:
                 slot = self._inflight[slot_key] = [0, 0]
             slot[1] += 1
-            return FillToken(slot_key, self._epoch, slot[0])
+            return FillToken(slot_key, self._epoch, slot[0], time.monotonic())
 
     def fill(
         self,
@@ -234,16 +236,19 @@ class NearCache:
         key: Key,
         stored: object,
         size: int,
-        expires_at: float | None,
+        ttl_left: float | None,
         scope: str | None = None,
     ) -> bool:
         """Install a value read after :meth:`begin`, unless the key was invalidated (or
-        the tier dropped or bypassed) in between. ``expires_at`` is a Unix time (None:
-        no expiry). True when installed."""
+        the tier dropped or bypassed) in between. ``ttl_left``: seconds the row had left
+        by the server's clock when it was read (None: no expiry). Counted from the
+        token's start — before the read was sent — the copy dies no later than its row,
+        whatever the difference between this host's clock and the server's.
+        True when installed."""
         now = time.monotonic()
-        deadline = now + self.max_age
-        if expires_at is not None:
-            deadline = min(deadline, now + (expires_at - time.time()))
+        deadline = token.started + self.max_age
+        if ttl_left is not None:
+            deadline = min(deadline, token.started + ttl_left)
         size += ENTRY_OVERHEAD
         with self._lock:
             current = self._release(token)

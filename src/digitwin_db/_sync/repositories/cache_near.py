@@ -4,7 +4,7 @@
 
 Each read here is the L2 read of ``cache.py`` / ``cache_kv.py`` with the in-process tier
 (``digitwin_db.near_cache``) in front: a copy is served when present and live; otherwise
-the row is read with its ``expires_at`` and installed, unless an invalidation of that key
+the row is read with the time it has left and installed, unless an invalidation of that key
 arrived while it was being read (``NearCache.begin``/``fill``). Hit/miss statistics and
 fail-open behave as in the L2 reads; a near hit is a cache hit (counted in ``hits``) and a
 ``near_hits`` too.
@@ -29,7 +29,6 @@ from digitwin_db.errors import DatabaseUnavailableError, TransientError, Validat
 from digitwin_db.models.cache import CachedLLMResponse, SearchHit
 from digitwin_db.near_cache import FillToken, NearCache, freeze, thaw
 from digitwin_db.near_listener import NearListener
-from digitwin_db.sql import cache as q
 from digitwin_db.sql import near_cache as nq
 
 if TYPE_CHECKING:
@@ -44,10 +43,6 @@ _KV = "kv"
 _EMB = "embedding"
 _SEARCH = "vector_search"
 _LLM = "llm_response"
-
-
-def _expiry(expires_at: Any) -> float | None:
-    return None if expires_at is None else float(expires_at.timestamp())
 
 
 class NearReads:
@@ -99,7 +94,7 @@ class NearReads:
         value = row[0] if row[1] is None else row[1]
         if token is not None:
             stored, size = freeze(value)
-            tier.fill(token, ("k", ns.name, key), stored, size + len(key), _expiry(row[2]), ns.name)
+            tier.fill(token, ("k", ns.name, key), stored, size + len(key), row[2], ns.name)
         if count and self._cache.counters.hit(_KV):
             self._cache.flush_due()
         return value
@@ -136,7 +131,7 @@ class NearReads:
                 for token in tokens.values():
                     tier.abort(token)
                 raise
-            for key, value_json, value_bytes, expires_at in rows:
+            for key, value_json, value_bytes, ttl_left in rows:
                 token = tokens.pop(key, None)
                 if key not in missing:
                     continue  # a row whose key merely shares a hash
@@ -144,8 +139,7 @@ class NearReads:
                 found[key] = value
                 if token is not None:
                     stored, size = freeze(value)
-                    expiry = _expiry(expires_at)
-                    tier.fill(token, ("k", name, key), stored, size + len(key), expiry, name)
+                    tier.fill(token, ("k", name, key), stored, size + len(key), ttl_left, name)
             for token in tokens.values():
                 tier.abort(token)
         wanted = len(found) + sum(1 for key in missing if key not in found)
@@ -170,7 +164,7 @@ class NearReads:
         if row is not None and token is not None:
             data: bytes = row[0]
             size = len(data) + len(params["text"]) + len(params["model"])
-            tier.fill(token, ident, data, size, _expiry(row[1]))
+            tier.fill(token, ident, data, size, row[1])
         if self._cache.counters.hit(_EMB) if row is not None else self._cache.counters.miss(_EMB):
             self._cache.flush_due()
         return None if row is None else unpack_embedding(row[0])
@@ -208,14 +202,14 @@ class NearReads:
                 for token in tokens.values():
                     tier.abort(token)
                 raise
-            for text, data, expires_at in rows:
+            for text, data, ttl_left in rows:
                 token = tokens.pop(text, None)
                 if text not in missing:
                     continue
                 found[text] = data
                 if token is not None:
                     size = len(data) + len(text) + len(model)
-                    tier.fill(token, ("e", model, text), data, size, _expiry(expires_at))
+                    tier.fill(token, ("e", model, text), data, size, ttl_left)
             for token in tokens.values():
                 tier.abort(token)
         result: list[list[float] | None] = [
@@ -243,7 +237,7 @@ class NearReads:
         if row is not None and token is not None:
             stored, size = freeze(row[0])
             size += len(key["query"]) + len(key["params"])
-            tier.fill(token, ident, stored, size, _expiry(row[1]))
+            tier.fill(token, ident, stored, size, row[1])
         hit = row is not None
         if self._cache.counters.hit(_SEARCH) if hit else self._cache.counters.miss(_SEARCH):
             self._cache.flush_due()
@@ -271,19 +265,19 @@ class NearReads:
                 self._cache.flush_due()
         else:
             token = tier.begin(_LLM, key["key_hash"])
-            row = self._read_one("cache.get_llm_response", q.LLM_GET, key, token)
+            row = self._read_one("cache.get_llm_response", nq.LLM_GET, key, token)
             if row is None:
                 if counters.miss(_LLM):
                     self._cache.flush_due()
                 return None
             pending, due = counters.llm_hit(key["key_hash"])
-            response, metadata_value, stored_count, created_at, expires_at = row
+            response, metadata_value, stored_count, created_at, expires_at, ttl_left = row
             hit_count = stored_count + pending
             metadata, size = freeze(metadata_value)
             if token is not None:
                 stored = (response, metadata, hit_count, created_at, expires_at)
                 size += len(response) + len(key["prompt"]) + len(key["params"])
-                tier.fill(token, ident, stored, size, _expiry(expires_at))
+                tier.fill(token, ident, stored, size, ttl_left)
             if due:
                 self._cache.flush_due()
         return CachedLLMResponse.model_construct(
