@@ -251,26 +251,43 @@ def near_write(env: Any) -> list[Scenario]:
     cfg = env.config
     with_notify = "kv.set with invalidation (trigger + NOTIFY)"
     without = "kv.set without invalidation (triggers dropped)"
+    own_near = "kv.set with invalidation, writer's near cache on"
     sc = Scenario("near_write_kv_set", "near cache: write cost of invalidation", with_notify)
     sc.note = (
         "one client, same server, two databases (one without the triggers), interleaved "
-        "rounds; a near-cache reader listens on the notifying database meanwhile"
+        "rounds; upserts of existing keys; a near-cache reader process listens on the "
+        "notifying database meanwhile. The third contender also runs the writer's own "
+        "listener thread (it applies its own notifications)"
     )
     keys = [f"write:{i}" for i in range(cfg.keys)]
     values = [_sample_value(i) for i in range(cfg.keys)]
     n = len(keys)
     quiet_url = _database_without_triggers(env.pg_url)
-    with (
-        _factory(env.pg_url) as notifying,
-        _factory(quiet_url) as quiet,
-        _factory(env.pg_url, near_cache=True),
-    ):
-        kv_a, kv_b = notifying.cache.kv, quiet.cache.kv
-        ops: dict[str, Callable[[int], object]] = {
-            with_notify: lambda i: kv_a.set(keys[i % n], values[i % n], ttl=300),
-            without: lambda i: kv_b.set(keys[i % n], values[i % n], ttl=300),
-        }
-        sc.results.update(measure_sync(ops, ops=cfg.ops, rounds=cfg.rounds, warmup=cfg.warmup))
+    ctx = workers.mp_context()
+    ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    listener = ctx.Process(target=latency_reader, args=(env.pg_url, False, None, ready, stop, out))
+    listener.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("listener process did not start")
+        with (
+            _factory(env.pg_url) as notifying,
+            _factory(quiet_url) as quiet,
+            _factory(env.pg_url, near_cache=True) as near,
+        ):
+            kv_a, kv_b, kv_c = notifying.cache.kv, quiet.cache.kv, near.cache.kv
+            for kv in (kv_a, kv_b):
+                kv.set_many(dict(zip(keys, values, strict=True)), ttl=300)
+            ops: dict[str, Callable[[int], object]] = {
+                with_notify: lambda i: kv_a.set(keys[i % n], values[i % n], ttl=300),
+                without: lambda i: kv_b.set(keys[i % n], values[i % n], ttl=300),
+                own_near: lambda i: kv_c.set(keys[i % n], values[i % n], ttl=300),
+            }
+            sc.results.update(measure_sync(ops, ops=cfg.ops, rounds=cfg.rounds, warmup=cfg.warmup))
+    finally:
+        stop.set()
+        out.get(timeout=60)
+        listener.join(30)
     with psycopg.connect(env.pg_url, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS bench_no_notify")
     sc.targets.append(Target("write with invalidation ÷ without", sc.ratio(without), 0.8))

@@ -8,6 +8,7 @@ owns the cache semantics — key hashing and validation (``digitwin_db.cache_cod
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -615,6 +616,11 @@ class AsyncCacheRepository(AsyncRepository):
         check = await super().check_health()
         if self.near is None:
             return check
+        # Just started (e.g. the health command): give the listener its first connection.
+        # Polled: the state belongs to the listener's thread, not to this event loop.
+        deadline = time.monotonic() + self.db.settings.connect_timeout
+        while self.near.listener.state == "starting" and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
         details = {**check.details, "near_cache": self.near.health()}
         return check.model_copy(update={"details": details})
 

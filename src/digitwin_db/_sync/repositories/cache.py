@@ -615,6 +615,11 @@ class CacheRepository(Repository):
         check = super().check_health()
         if self.near is None:
             return check
+        # Just started (e.g. the health command): give the listener its first connection.
+        # Polled: the state belongs to the listener's thread, not to this event loop.
+        deadline = time.monotonic() + self.db.settings.connect_timeout
+        while self.near.listener.state == "starting" and time.monotonic() < deadline:
+            time.sleep(0.01)
         details = {**check.details, "near_cache": self.near.health()}
         return check.model_copy(update={"details": details})
 
