@@ -156,13 +156,14 @@ class Settings(BaseSettings):
             raise ValueError("DATABASE_URL must be a postgresql:// URL or a libpq key=value string")
         return value
 
-    @field_validator("listen_url", mode="before")
+    @field_validator("listen_url")
     @classmethod
-    def _check_listen_url(cls, value: object) -> object:
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
+    def _check_listen_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # After SecretStr wrapping: a refused value is never echoed in the error.
+        raw = "" if value is None else value.get_secret_value().strip()
+        if not raw:
             return None
-        if not isinstance(raw, str) or not (
+        if not (
             raw.startswith(("postgresql://", "postgres://")) or ("://" not in raw and "=" in raw)
         ):
             raise ValueError("LISTEN_URL must be a postgresql:// URL or a libpq key=value string")
