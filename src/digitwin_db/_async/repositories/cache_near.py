@@ -10,7 +10,7 @@ fail-open behave as in the L2 reads; a near hit is a cache hit (counted in ``hit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from digitwin_db.cache_codec import (
@@ -18,12 +18,10 @@ from digitwin_db.cache_codec import (
     KV_PERSON,
     bigint_array,
     check_keys,
-    check_name,
-    check_text,
     hash_key,
     unpack_embedding,
 )
-from digitwin_db.errors import DatabaseUnavailableError, TransientError, ValidationError
+from digitwin_db.errors import DatabaseUnavailableError, TransientError
 from digitwin_db.models.cache import CachedLLMResponse, SearchHit
 from digitwin_db.near_cache import FillToken, NearCache, freeze, thaw
 from digitwin_db.near_listener import NearListener
@@ -41,6 +39,7 @@ _KV = "kv"
 _EMB = "embedding"
 _SEARCH = "vector_search"
 _LLM = "llm_response"
+_CACHE_OF = {"k": _KV, "e": _EMB}
 
 
 class AsyncNearReads:
@@ -102,47 +101,27 @@ class AsyncNearReads:
     async def kv_get_many(self, ns: AsyncKVNamespace, keys: Iterable[str]) -> dict[str, Any]:
         """The live keys among ``keys`` with their values (``kv.get_many``)."""
         checked = check_keys(keys)
-        tier = self.tier
         name = ns.name
         prefix = name.encode() + b"\x00"
-        found: dict[str, Any] = {}
-        missing: dict[str, int] = {}
-        near_hits = 0
-        for key in checked:
-            if key in found or key in missing:
-                continue
-            entry = tier.lookup(("k", name, key), counted=True)
-            if entry is None:
-                missing[key] = hash_key(KV_PERSON, prefix + key.encode())
-            else:
-                found[key] = thaw(entry.stored)
-                near_hits += 1
-        if missing:
-            tokens = {key: tier.begin(_KV, h) for key, h in missing.items()}
-            params = {"key_hashes": bigint_array(missing.values()), "namespace": name}
-            try:
-                async with self._db.connection("cache.kv.get_many") as conn:
-                    cur = await conn.execute(nq.KV_GET_MANY, params, binary=True)
-                    rows = await cur.fetchall()
-            except (TransientError, DatabaseUnavailableError) as exc:
-                self._cache.fail_open("cache.kv.get_many", exc)
-                rows = []
-            except BaseException:
-                for token in tokens.values():
-                    tier.abort(token)
-                raise
-            for key, value_json, value_bytes, ttl_left in rows:
-                token = tokens.pop(key, None)
-                if key not in missing:
-                    continue  # a row whose key merely shares a hash
-                value = value_json if value_bytes is None else value_bytes
-                found[key] = value
-                if token is not None:
-                    stored, size = freeze(value)
-                    tier.fill(token, ("k", name, key), stored, size + len(key), ttl_left, name)
-            for token in tokens.values():
-                tier.abort(token)
-        wanted = len(found) + sum(1 for key in missing if key not in found)
+        found, missing = self._lookup_many(
+            [("k", name, key) for key in checked],
+            lambda key: hash_key(KV_PERSON, prefix + key.encode()),
+        )
+        found = {key: thaw(stored) for key, stored in found.items()}
+
+        def value_of(row: Any) -> tuple[Any, object, int]:
+            key, value_json, value_bytes = row[0], row[1], row[2]
+            value = value_json if value_bytes is None else value_bytes
+            stored, size = freeze(value)
+            return value, stored, size + len(key)
+
+        params = {"key_hashes": bigint_array(missing.values()), "namespace": name}
+        found.update(
+            await self._read_many(
+                "cache.kv.get_many", nq.KV_GET_MANY, params, missing, ("k", name), value_of
+            )
+        )
+        wanted = len(set(checked))
         due = self._cache.counters.hit(_KV, len(found)) if found else False
         if wanted > len(found):
             due = self._cache.counters.miss(_KV, wanted - len(found))
@@ -169,51 +148,32 @@ class AsyncNearReads:
             await self._cache.flush_due()
         return None if row is None else unpack_embedding(row[0])
 
-    async def get_embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float] | None]:
-        model = check_name(model, "model")
-        if isinstance(texts, str) or not isinstance(texts, Iterable):
-            raise ValidationError("texts must be a list of strings")
-        texts = [check_text(t, "text") for t in texts]
-        if not texts:
-            raise ValidationError("texts must not be empty")
-        tier = self.tier
+    async def get_embeddings(self, texts: list[str], *, model: str) -> list[list[float] | None]:
+        """``get_embeddings`` of checked ``texts`` (a non-empty list) and ``model``."""
         prefix = model.encode() + b"\x00"
-        found: dict[str, bytes] = {}
-        missing: dict[str, int] = {}
-        for text in texts:
-            if text in found or text in missing:
-                continue
-            entry = tier.lookup(("e", model, text), counted=True)
-            if entry is None:
-                missing[text] = hash_key(EMBEDDING_PERSON, prefix + text.encode())
-            else:
-                found[text] = entry.stored  # type: ignore[assignment]
-        if missing:
-            tokens = {text: tier.begin(_EMB, h) for text, h in missing.items()}
-            params = {"key_hashes": bigint_array(missing.values()), "model": model}
-            try:
-                async with self._db.connection("cache.get_embeddings") as conn:
-                    cur = await conn.execute(nq.EMBEDDING_GET_MANY, params, binary=True)
-                    rows = await cur.fetchall()
-            except (TransientError, DatabaseUnavailableError) as exc:
-                self._cache.fail_open("cache.get_embeddings", exc)
-                rows = []
-            except BaseException:
-                for token in tokens.values():
-                    tier.abort(token)
-                raise
-            for text, data, ttl_left in rows:
-                token = tokens.pop(text, None)
-                if text not in missing:
-                    continue
-                found[text] = data
-                if token is not None:
-                    size = len(data) + len(text) + len(model)
-                    tier.fill(token, ("e", model, text), data, size, ttl_left)
-            for token in tokens.values():
-                tier.abort(token)
+        found, missing = self._lookup_many(
+            [("e", model, text) for text in texts],
+            lambda text: hash_key(EMBEDDING_PERSON, prefix + text.encode()),
+        )
+
+        def value_of(row: Any) -> tuple[Any, object, int]:
+            text, data = row[0], row[1]
+            return data, data, len(data) + len(text) + len(model)
+
+        params = {"key_hashes": bigint_array(missing.values()), "model": model}
+        found.update(
+            await self._read_many(
+                "cache.get_embeddings",
+                nq.EMBEDDING_GET_MANY,
+                params,
+                missing,
+                ("e", model),
+                value_of,
+            )
+        )
         result: list[list[float] | None] = [
-            unpack_embedding(found[t]) if t in found else None for t in texts
+            unpack_embedding(found[t]) if t in found else None  # type: ignore[arg-type]
+            for t in texts
         ]
         hits = sum(vector is not None for vector in result)
         due = self._cache.counters.hit(_EMB, hits) if hits else False
@@ -292,6 +252,66 @@ class AsyncNearReads:
         )
 
     # ------------------------------------------------------------------ shared
+    def _lookup_many(
+        self, keys: list[tuple[str, str, str]], hash_of: Callable[[str], int]
+    ) -> tuple[dict[str, object], dict[str, int]]:
+        """({item: stored form} found in memory, {item: key_hash} missing) for the keys
+        of a batch read (the item is the key's last part: the kv key, the text)."""
+        found: dict[str, object] = {}
+        missing: dict[str, int] = {}
+        for key in keys:
+            item = key[-1]
+            if item in found or item in missing:
+                continue
+            entry = self.tier.lookup(key, counted=True)
+            if entry is None:
+                missing[item] = hash_of(item)
+            else:
+                found[item] = entry.stored
+        return found, missing
+
+    async def _read_many(
+        self,
+        op: str,
+        statement: Any,
+        params: dict[str, Any],
+        missing: dict[str, int],
+        prefix: tuple[str, str],
+        value_of: Callable[[Any], tuple[Any, object, int]],
+    ) -> dict[str, Any]:
+        """Read the ``missing`` items in one statement (rows start with the item and end
+        with the time left) and fill a copy of each, guarded like :meth:`_read_one`.
+        ``value_of(row)`` gives (the value handed out, its stored form, its size)."""
+        if not missing:
+            return {}
+        tier = self.tier
+        scope = prefix[1] if prefix[0] == "k" else None
+        tokens = {item: tier.begin(_CACHE_OF[prefix[0]], h) for item, h in missing.items()}
+        try:
+            async with self._db.connection(op) as conn:
+                cur = await conn.execute(statement, params, binary=True)
+                rows = await cur.fetchall()
+        except (TransientError, DatabaseUnavailableError) as exc:
+            self._cache.fail_open(op, exc)
+            rows = []
+        except BaseException:
+            for token in tokens.values():
+                tier.abort(token)
+            raise
+        found: dict[str, Any] = {}
+        for row in rows:
+            item = row[0]
+            token = tokens.pop(item, None)
+            if item not in missing:
+                continue  # a row whose key merely shares a hash
+            value, stored, size = value_of(row)
+            found[item] = value
+            if token is not None:
+                tier.fill(token, (*prefix, item), stored, size, row[-1], scope)
+        for token in tokens.values():
+            tier.abort(token)
+        return found
+
     async def _read_one(
         self, op: str, statement: Any, params: dict[str, Any], token: FillToken | None
     ) -> Any:

@@ -222,14 +222,14 @@ class CacheRepository(Repository):
 
     def get_embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float] | None]:
         """The cached vectors of ``texts`` (None where missing), in order, in one round trip."""
-        if self.near is not None:
-            return self.near.get_embeddings(texts, model=model)
         model = check_name(model, "model")
         if isinstance(texts, str) or not isinstance(texts, Iterable):
             raise ValidationError("texts must be a list of strings")
         texts = [check_text(t, "text") for t in texts]
         if not texts:
             raise ValidationError("texts must not be empty")
+        if self.near is not None:
+            return self.near.get_embeddings(texts, model=model)
         prefix = model.encode() + b"\x00"
         params = {
             "key_hashes": bigint_array(
