@@ -9,14 +9,16 @@ belongs to a session, which PgBouncer in transaction mode does not keep — henc
 Life cycle: connect, ``LISTEN digitwin_cache``, then :meth:`NearCache.set_listening`
 (True) — only from then on is a commit guaranteed to reach us. On any connection error the
 tier is emptied and bypassed at once (``set_listening(False)``), and the thread reconnects
-with a capped backoff. A silent connection (no traffic for ``HEARTBEAT`` seconds) is
-probed with ``SELECT 1`` so a half-open TCP connection is noticed too.
+with a capped backoff. TCP keepalives notice a silent peer (a half-open connection).
+Lookups also apply what already reached the socket (``poll``), so a process whose main
+thread never lets the listener thread run still stops serving a copy at once.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 import weakref
@@ -31,10 +33,13 @@ __all__ = ["NearListener"]
 
 logger = logging.getLogger("digitwin_db.near_cache")
 
-#: Seconds without a notification after which the connection is probed.
-HEARTBEAT: Final = 5.0
 #: How long one wait for notifications lasts (bounds how long close() waits).
 POLL: Final = 0.1
+#: TCP keepalives of the listener's connection: a dead peer is noticed within about
+#: idle + interval * count = 25 s.
+KEEPALIVE_IDLE: Final = 10
+KEEPALIVE_INTERVAL: Final = 5
+KEEPALIVE_COUNT: Final = 3
 #: Reconnect backoff: first and longest wait (seconds).
 BACKOFF_MIN: Final = 0.05
 BACKOFF_MAX: Final = 2.0
@@ -76,6 +81,8 @@ class NearListener:
         self._stop = threading.Event()
         self._observers: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
+        # Serialises every use of the connection: the thread's reads and lookups' polls.
+        self._io_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self.state = "starting"
@@ -147,7 +154,7 @@ class NearListener:
             try:
                 self._listen()
                 backoff = BACKOFF_MIN
-            except psycopg.Error as exc:
+            except (psycopg.Error, OSError, ValueError) as exc:
                 self.tier.set_listening(False)
                 self.backend_pid = None
                 message = self._redact(str(exc).strip().splitlines()[0] if str(exc) else "")
@@ -166,7 +173,8 @@ class NearListener:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
             finally:
-                conn, self._conn = self._conn, None
+                with self._io_lock:
+                    conn, self._conn = self._conn, None
                 if conn is not None:
                     conn.close()
         self.tier.set_listening(False)
@@ -178,32 +186,57 @@ class NearListener:
             autocommit=True,
             connect_timeout=self._connect_timeout,
             application_name=self._application_name,
-            # A dead peer is noticed by TCP too, not only by the heartbeat.
+            # A silent peer (network partition) is noticed by TCP keepalives: the listener
+            # never sends anything itself, so nothing else would notice it.
             keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=5,
-            keepalives_count=3,
+            keepalives_idle=KEEPALIVE_IDLE,
+            keepalives_interval=KEEPALIVE_INTERVAL,
+            keepalives_count=KEEPALIVE_COUNT,
         )
         self._conn = conn
         conn.execute(f"LISTEN {CHANNEL}")
         self.backend_pid = conn.info.backend_pid
         # Only now is every later commit's notification guaranteed to reach us.
         self.tier.set_listening(True)
+        self.tier.set_poller(self.poll)
         self._set_state("listening")
         self.last_error = None
+        sock = conn.pgconn.socket
+        try:
+            while not self._stop.is_set():
+                # Waits without the GIL; a notification (or EOF) makes the socket readable.
+                readable, _, _ = select.select([sock], [], [], POLL)
+                if readable:
+                    with self._io_lock:
+                        self._drain(conn)
+        finally:
+            self.tier.set_poller(None)
+
+    def poll(self) -> None:
+        """Apply what has reached the socket (called by lookups of any thread, see
+        ``NearCache.set_poller``): non-blocking I/O, microseconds when nothing is there."""
+        with self._io_lock:
+            conn = self._conn
+            if conn is None or conn.closed:
+                return
+            try:
+                readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+                if readable:
+                    self._drain(conn)
+            except (psycopg.Error, OSError, ValueError):
+                # Broken: bypass now; the listener thread sees it too and reconnects.
+                self.tier.set_listening(False)
+
+    def _drain(self, conn: psycopg.Connection[Any]) -> None:
+        """Read what the server sent and apply every notification in it (io lock held)."""
+        pgconn = conn.pgconn
+        pgconn.consume_input()
+        if pgconn.status != psycopg.pq.ConnStatus.OK:
+            raise psycopg.OperationalError("the listener's connection is broken")
         tier = self.tier
-        quiet_since = time.monotonic()
-        while not self._stop.is_set():
-            got = False
-            for notify in conn.notifies(timeout=POLL):
-                got = True
-                tier.apply(notify.payload)
-                self.notifications += 1
-                for observer in self._observers:
-                    observer(notify.payload)
-            now = time.monotonic()
-            if got:
-                quiet_since = now
-            elif now - quiet_since >= HEARTBEAT:
-                conn.execute("SELECT 1")
-                quiet_since = now
+        while (notify := pgconn.notifies()) is not None:
+            payload = notify.extra.decode()
+            tier.apply(payload)
+            self.notifications += 1
+            for observer in self._observers:
+                observer(payload)
