@@ -154,9 +154,13 @@ class NearListener:
             try:
                 self._listen()
                 backoff = BACKOFF_MIN
-            except (psycopg.Error, OSError, ValueError) as exc:
+            except Exception as exc:
+                # Whatever failed (the connection, or a bug in applying a payload): the
+                # tier must never go on serving without a working listener.
                 self.tier.set_listening(False)
                 self.backend_pid = None
+                if not isinstance(exc, psycopg.Error | OSError):
+                    logger.exception("near cache listener failed; reconnecting")
                 message = self._redact(str(exc).strip().splitlines()[0] if str(exc) else "")
                 self.last_error = f"{type(exc).__name__}: {message}"
                 if self._stop.is_set():
@@ -223,9 +227,13 @@ class NearListener:
                 readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
                 if readable:
                     self._drain(conn)
-            except (psycopg.Error, OSError, ValueError):
-                # Broken: bypass now; the listener thread sees it too and reconnects.
+            except Exception:
+                # Broken connection, or a payload that could not be applied: bypass now and
+                # close the connection, so that the listener thread starts over (the
+                # caller's read goes on, to the table).
                 self.tier.set_listening(False)
+                conn.close()
+                logger.warning("near cache: applying notifications failed", exc_info=True)
 
     def _drain(self, conn: psycopg.Connection[Any]) -> None:
         """Read what the server sent and apply every notification in it (io lock held)."""

@@ -473,3 +473,31 @@ async def test_stats_of_all_processes_and_close_stops_the_listener(
         ),
         "the listener's backend to go away",
     )
+
+
+async def test_a_failure_while_applying_bypasses_then_starts_over(
+    near_factory: AsyncRepositoryFactory, raw_conn: psycopg.Connection
+) -> None:
+    """A payload that cannot be applied (here: an observer that raises once) must not
+    leave the tier serving without a working listener: it is emptied and bypassed, and
+    the listener starts over on a new connection."""
+    near = _near(near_factory)
+    kv = near_factory.cache.kv
+    await kv.set("k", "old")
+    await _fence(near_factory, raw_conn)
+    assert await kv.get("k") == "old"
+    failures = ["once"]
+
+    def failing(payload: str) -> None:
+        if payload.startswith("k:") and failures:
+            failures.pop()
+            raise RuntimeError("observer failed")
+
+    near.listener.add_observer(failing)
+    old_pid = near.listener.backend_pid
+    raw_conn.execute("UPDATE kv_cache SET value_json = '\"new\"' WHERE key = 'k'")
+    await _wait_for(lambda: near.listener.reconnects == 1, "the listener to start over")
+    assert near.listener.wait_listening(WAIT)
+    assert near.listener.backend_pid != old_pid
+    assert await kv.get("k") == "new"
+    assert await kv.get("k") == "new"
