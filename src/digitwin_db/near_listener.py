@@ -27,7 +27,8 @@ from typing import Any, Final
 
 import psycopg
 
-from digitwin_db.near_cache import CHANNEL, NearCache
+from digitwin_db.near_cache import NearCache
+from digitwin_db.sql import near_cache as nq
 
 __all__ = ["NearListener"]
 
@@ -198,7 +199,7 @@ class NearListener:
             keepalives_count=KEEPALIVE_COUNT,
         )
         self._conn = conn
-        conn.execute(f"LISTEN {CHANNEL}")
+        conn.execute(nq.LISTEN)
         self.backend_pid = conn.info.backend_pid
         # Only now is every later commit's notification guaranteed to reach us.
         self.tier.set_listening(True)

@@ -75,3 +75,6 @@ FLUSH_COUNTS: LiteralString = (
 COUNTS: LiteralString = (
     "SELECT cache_name, near_hits, near_misses, near_invalidations, near_evictions FROM cache_stats"
 )
+
+# The listener's subscription (channel near_cache.CHANNEL, the triggers' pg_notify target).
+LISTEN: LiteralString = "LISTEN digitwin_cache"
