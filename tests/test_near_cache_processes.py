@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 from typing import Any
 
+import psycopg
 import pytest
 
+from digitwin_db import Database, RepositoryFactory
 from digitwin_db.testing import EmbeddedPostgres
 from tests import near_workers
 
@@ -75,3 +78,55 @@ def test_reader_never_sees_a_value_older_than_its_last_notification(
     assert invalidations >= 20, stats
     fences = {fence for _, fence, _ in reads}
     assert len(fences) > OPS // 2
+
+
+def test_threads_share_one_tier_and_all_see_the_last_write(pg_url: str) -> None:
+    """16 threads read a few hot keys through one near cache while plain SQL rewrites them
+    200 times; once the last write's fence is applied, every thread reads the last value
+    of every key, and the tier's bookkeeping is consistent."""
+    db = Database(url=pg_url, near_cache=True, pool_min_size=2, pool_max_size=20)
+    db.open()
+    factory = RepositoryFactory(db)
+    near = factory.cache.near
+    assert near is not None and near.listener.wait_listening(30)
+    keys = [f"t{i}" for i in range(4)]
+    kv = factory.cache.kv
+    kv.set_many(dict.fromkeys(keys, -1))
+    done = threading.Event()
+    fence = threading.Event()
+    near.listener.add_observer(lambda p: fence.set() if p == "!threads-done" else None)
+    errors: list[BaseException] = []
+    last_reads: dict[int, dict[str, object]] = {}
+
+    def reader(n: int) -> None:
+        try:
+            while not done.is_set():
+                for key in keys:
+                    kv.get(key)
+            fence.wait(30)
+            last_reads[n] = {key: kv.get(key) for key in keys}
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for i in range(200):
+                conn.execute(
+                    "UPDATE kv_cache SET value_json = to_jsonb(%s::int) WHERE key = %s",
+                    (i, keys[i % len(keys)]),
+                )
+            done.set()
+            conn.execute("SELECT pg_notify('digitwin_cache', '!threads-done')")
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        expected = {key: 196 + k for k, key in enumerate(keys)}
+        assert last_reads == dict.fromkeys(range(16), expected)
+        stats = factory.cache.stats().kv
+        assert stats.near_hits > 0 and stats.near_invalidations > 0
+        assert near.tier.bytes == sum(e.size for e in near.tier._entries.values())
+    finally:
+        factory.close()
