@@ -4,7 +4,7 @@ A writer process changes keys through every write path (tests/near_workers.py) a
 SQL, with a fence notification after each operation; a reader process with the near cache
 on reads at random. Checked: no read returns a value older than the state after the last
 operation whose fence (hence whose notifications) the reader had received when the read
-started.
+started. Also: 16 threads sharing one tier under concurrent rewrites.
 """
 
 from __future__ import annotations
