@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             ("KV_GET through psycopg_pool's pool.connection()", kv_sql_on_raw_pool),
             ("KV_GET through db.connection() (pool + errors + stats)", kv_sql_on_pool),
             ("kv._params(key) (validate + blake2b)", lambda: kv._params(key)),
-            ("counters.hit('kv')", lambda: cache.counters.hit("kv")),
+            ("counters.hit('kv')", lambda: kv._counters.hit("kv")),
             ("kv.get(key) (public call)", lambda: kv.get(key)),
             ("bare PK SELECT embedding + decode", bare_embedding),
             ("cache.get_embedding (public call)", get_embedding),

@@ -78,7 +78,7 @@ def test_seed_creates_the_demo_data(
         face = factory.face_models.get_active(user.id)
         assert voice is not None and voice.status == "ready"
         assert face is not None and face.status == "ready"
-        assert len(factory.voice_models.list_for_user(user.id)) >= 2
+        assert len(factory.voice_models.list_for_user(user.id).items) >= 2
 
         documents = factory.documents.list_for_user(user.id).items
         assert {d.status for d in documents} == {"pending", "processing", "ready", "failed"}

@@ -6,6 +6,17 @@ replacements (psycopg, asyncio). This wrapper adds the rest automatically: every
 ``Database``), and every module-level name imported from another async module is imported
 from the generated sync module instead — so a new module needs no configuration.
 
+Branches (as in psycopg's generator): code that differs between the two APIs is written
+
+    if True:  # ASYNC
+        ...async-only code...
+    else:
+        ...sync-only code...
+
+The async source runs the first branch; the generated file keeps only the ``else`` body,
+dedented (an ``if True:  # ASYNC`` without ``else`` disappears from the sync code). Every
+generated file starts with :data:`HEADER`, a warning not to edit it.
+
 Usage:  python tools/generate_sync.py [--check]
 Exit status: 0 when the sync code is (or now is) current; 1 when ``--check`` finds it stale.
 """
@@ -25,6 +36,14 @@ from unasyncd.main import Env, File
 
 ROOT = Path(__file__).resolve().parents[1]
 _ASYNC_MODULE = re.compile(r"\bdigitwin_db\._async\b")
+#: The first line of the async branch of a ``if True:  # ASYNC`` / ``else:`` pair.
+_BRANCH = re.compile(r"^(?P<indent>[ \t]*)if True:[ \t]*# ASYNC[ \t]*$")
+#: Warning at the top of every generated file ({source} is the async file it comes from).
+HEADER = (
+    "# WARNING: generated file, do not edit. Edit its async source and run\n"
+    "# scripts/generate_sync.sh (tools/generate_sync.py). Generated from:\n"
+    "# {source}\n"
+)
 
 
 def _module_name(path: Path) -> str:
@@ -90,6 +109,7 @@ async def _transform_all(files: dict[str, str], env: Env, *, write: bool) -> lis
         # constant keeps its name, so point every remaining async module path at its twin.
         fixed = _ASYNC_MODULE.sub("digitwin_db._sync", content)
         fixed = _restore_all(fixed, ROOT / source)
+        fixed = HEADER.format(source=source) + _sync_branches(fixed, source)
         if fixed != content:
             content = _ruff_tidy(fixed, target)
         target_path = ROOT / target
@@ -100,6 +120,45 @@ async def _transform_all(files: dict[str, str], env: Env, *, write: bool) -> lis
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 target_path.write_text(content, encoding="utf-8")
     return stale
+
+
+def _sync_branches(content: str, source: str) -> str:
+    """Keep the ``else`` body of every ``if True:  # ASYNC`` branch (dedented), drop the rest."""
+    lines = content.splitlines(keepends=True)
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        match = _BRANCH.match(lines[i].rstrip("\n"))
+        if match is None:
+            if "# ASYNC" in lines[i]:
+                raise ValueError(f"{source}: '# ASYNC' only marks a line 'if True:  # ASYNC'")
+            out.append(lines[i])
+            i += 1
+            continue
+        indent = match["indent"]
+        i = _block_end(lines, i + 1, indent)  # skip the async branch
+        if i < len(lines) and lines[i].rstrip() == f"{indent}else:":
+            end = _block_end(lines, i + 1, indent)
+            body = lines[i + 1 : end]
+            if not body:
+                raise ValueError(f"{source}: empty else branch of 'if True:  # ASYNC'")
+            out.extend(line[4:] if line.strip() else line for line in body)
+            i = end
+    return "".join(out)
+
+
+def _block_end(lines: list[str], start: int, indent: str) -> int:
+    """Index just past the block that starts at ``start`` (deeper than ``indent``), trailing
+    blank lines excluded."""
+    end = i = start
+    while i < len(lines):
+        line = lines[i]
+        if line.strip():
+            if not (line.startswith(indent + " ") or line.startswith(indent + "\t")):
+                break
+            end = i + 1
+        i += 1
+    return end
 
 
 def _restore_all(content: str, source: Path) -> str:
@@ -149,7 +208,7 @@ def _orphans(files: dict[str, str]) -> list[Path]:
     found: list[Path] = []
     for directory in dirs:
         for path in directory.glob("*.py"):
-            if path.resolve() not in targets and path.name != "conftest_sync_only.py":
+            if path.resolve() not in targets:
                 found.append(path)
     return sorted(found)
 

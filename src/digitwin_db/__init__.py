@@ -15,6 +15,7 @@ from digitwin_db._sync.repositories.documents import KnowledgeDocumentRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
 from digitwin_db._sync.repositories.users import UserRepository
+from digitwin_db._version import __version__
 from digitwin_db.errors import (
     ConfigurationError,
     ConflictError,
@@ -54,8 +55,6 @@ from digitwin_db.models.sessions import (
 from digitwin_db.models.users import User
 from digitwin_db.observability import OperationStats
 from digitwin_db.settings import Settings
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AuditEntry",
@@ -109,4 +108,5 @@ __all__ = [
     "ValidationError",
     "VoiceModel",
     "VoiceModelRepository",
+    "__version__",
 ]

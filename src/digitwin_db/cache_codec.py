@@ -15,8 +15,10 @@ from array import array
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from hashlib import blake2b
+from typing import Any
 
 from digitwin_db.errors import ValidationError
+from digitwin_db.models.cache import SearchHit
 
 __all__ = [
     "EMBEDDING_PERSON",
@@ -30,10 +32,13 @@ __all__ = [
     "bigint_array",
     "canonical_json",
     "canonical_params",
+    "check_hits",
     "check_key",
     "check_keys",
+    "check_mapping_items",
     "check_name",
     "check_positive_seconds",
+    "check_tags",
     "check_text",
     "check_ttl",
     "encode_text",
@@ -220,3 +225,48 @@ def unpack_embedding(data: bytes) -> list[float]:
     if _SWAP:
         vector.byteswap()
     return vector.tolist()
+
+
+def check_mapping_items(mapping: object, what: str) -> list[tuple[Any, Any]]:
+    """The items of a non-empty mapping."""
+    if not isinstance(mapping, Mapping):
+        raise ValidationError(f"{what} must be a mapping, got {type(mapping).__name__}")
+    items = list(mapping.items())
+    if not items:
+        raise ValidationError(f"{what} must not be empty")
+    return items
+
+
+def check_hits(hits: object) -> list[SearchHit]:
+    """Search hits given as SearchHit, mappings or (id, score[, payload]) tuples."""
+    if isinstance(hits, str | bytes | Mapping) or not isinstance(hits, Iterable):
+        raise ValidationError(f"hits must be a list, got {type(hits).__name__}")
+    result: list[SearchHit] = []
+    for hit in hits:
+        if isinstance(hit, SearchHit):
+            result.append(hit)
+            continue
+        try:
+            if isinstance(hit, Mapping):
+                result.append(SearchHit.model_validate(dict(hit)))
+            elif isinstance(hit, tuple | list) and 2 <= len(hit) <= 3:
+                result.append(SearchHit(**dict(zip(("id", "score", "payload"), hit, strict=False))))
+            else:
+                raise ValidationError(
+                    f"each hit must be a SearchHit, a mapping or an (id, score[, payload]) "
+                    f"tuple, got {type(hit).__name__}"
+                )
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            if isinstance(exc, ValidationError):
+                raise
+            raise ValidationError(f"invalid search hit: {exc}") from None
+    return result
+
+
+def check_tags(tags: object) -> list[str]:
+    """Tags of a key/value entry: a list of names, returned sorted without duplicates."""
+    if isinstance(tags, str):
+        raise ValidationError("tags must be a list of strings, not one string")
+    if not isinstance(tags, Iterable):
+        raise ValidationError(f"tags must be a list of strings, got {type(tags).__name__}")
+    return sorted({check_name(t, "tag") for t in tags})

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import NamedTuple
 
-from digitwin_db.models.cache import CACHE_NAMES
+from digitwin_db.cache_registry import CACHE_NAMES
 
 __all__ = ["CacheCounters", "CounterSnapshot"]
 

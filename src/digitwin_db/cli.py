@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from digitwin_db import migrations
+from digitwin_db._version import __version__
 from digitwin_db.errors import DatabaseUnavailableError, DigitwinDBError
 from digitwin_db.settings import Settings, describe_settings_error
 
@@ -236,19 +237,11 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     with _open_factory(settings) as factory:
         report: dict[str, Any] = {"database": settings.safe_url}
         report["pool"] = factory.db.pool_stats()
-        cache = getattr(factory, "cache", None)
-        if cache is not None and hasattr(cache, "stats"):
-            cache_stats = cache.stats()
-            caches = getattr(cache_stats, "caches", None)
-            if isinstance(caches, dict):  # per cache: hits, misses, entries, bytes + hit rate
-                report["cache"] = {
-                    name: {**_plain(counts), "hit_rate": round(counts.hit_rate, 4)}
-                    for name, counts in caches.items()
-                }
-            else:
-                report["cache"] = _plain(cache_stats)
-        else:
-            report["cache"] = "not available in this version"
+        # Per cache: hits, misses, entries, bytes and the hit rate.
+        report["cache"] = {
+            name: {**_plain(counts), "hit_rate": round(counts.hit_rate, 4)}
+            for name, counts in factory.cache.stats().caches.items()
+        }
         report["rate_limits"] = factory.maintenance.rate_limit_summary()
         since = datetime.now(UTC) - timedelta(hours=args.hours)
         audit = factory.audit_logs.statistics(since=since)
@@ -353,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the environment or .env (DATABASE_URL, POOL_MAX_SIZE, ...).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("migrate", help="apply every pending migration")
@@ -440,14 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
         "few audit entries. Idempotent: what exists is left alone, what is missing is added.",
     )
     p.set_defaults(handler=cmd_seed)
-
-    for register in EXTRA_COMMANDS:
-        register(sub)
     return parser
-
-
-# Later modules add commands here: each entry registers a sub-parser with a handler.
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

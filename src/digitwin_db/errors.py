@@ -1,13 +1,14 @@
 """The error tree, and the one place that turns psycopg exceptions into it.
 
-Public methods never leak raw psycopg exceptions: every database call runs inside
-:func:`translate_errors`, which maps by SQLSTATE class (never by message text).
+Public methods never leak raw psycopg exceptions: every pooled connection scope
+(``Database.connection``) passes them to :func:`raise_translated`, which maps by SQLSTATE
+class (never by message text). :data:`TRANSIENT_ERRORS` are the failures after which the
+database may answer again: cache reads fail open on them and the rate limiter applies
+``Settings.rate_limit_on_error``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NoReturn
 
 import psycopg
@@ -15,6 +16,7 @@ import psycopg_pool
 from psycopg import errors as pg
 
 __all__ = [
+    "TRANSIENT_ERRORS",
     "ConfigurationError",
     "ConflictError",
     "DatabaseUnavailableError",
@@ -24,9 +26,7 @@ __all__ = [
     "RateLimitUnavailableError",
     "TransientError",
     "ValidationError",
-    "is_transient",
     "raise_translated",
-    "translate_errors",
 ]
 
 
@@ -70,9 +70,12 @@ class RateLimitUnavailableError(DatabaseUnavailableError):
     """The rate limiter could not reach a decision (see ``Settings.rate_limit_on_error``)."""
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for errors that a cache read may treat as a miss (fail-open)."""
-    return isinstance(exc, TransientError | DatabaseUnavailableError)
+#: The failures after which the database may answer again (a timeout, a lock, a deadlock,
+#: no connection): the one tuple every "degrade instead of fail" catch site uses.
+TRANSIENT_ERRORS: tuple[type[TransientError], type[DatabaseUnavailableError]] = (
+    TransientError,
+    DatabaseUnavailableError,
+)
 
 
 def _constraint(exc: psycopg.Error) -> str | None:
@@ -129,21 +132,6 @@ def raise_translated(exc: BaseException, context: str = "") -> NoReturn:
     if isinstance(exc, psycopg.Error):
         raise QueryError(f"{where}{type(exc).__name__}: {exc}") from exc
     raise exc
-
-
-@contextmanager
-def translate_errors(context: str = "") -> Iterator[None]:
-    """Run a block and re-raise psycopg / psycopg_pool errors as digitwin_db errors.
-
-    ``context`` (e.g. ``"users.create"``) is prefixed to the message. Errors that are
-    already ``DigitwinDBError`` pass through unchanged.
-    """
-    try:
-        yield
-    except DigitwinDBError:
-        raise
-    except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
-        raise_translated(exc, context)
 
 
 class ConfigurationError(DigitwinDBError):

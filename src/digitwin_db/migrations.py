@@ -1,19 +1,33 @@
 """Schema migrations: a thin layer over yoyo's Python API (plain ``.sql`` files).
 
-Migrations live in the repository's top-level ``migrations/`` directory (override with the
-``MIGRATIONS_DIR`` environment variable, e.g. for an installed wheel). Each ``NNNN_name.sql``
-has a ``NNNN_name.rollback.sql``. yoyo takes a lock table around apply and rollback, so two
+Migrations are package resources: ``digitwin_db/data/migrations`` (read with
+``importlib.resources``), so an installed wheel carries them. In the repository that
+directory is a symlink to the top-level ``migrations/`` where the files are written; the
+wheel holds copies. ``MIGRATIONS_DIR`` overrides the location. Each ``NNNN_name.sql`` has a
+``NNNN_name.rollback.sql``. yoyo takes a lock table around apply and rollback, so two
 migrators started at once serialize instead of corrupting anything.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from digitwin_db.errors import ConfigurationError, DatabaseUnavailableError, DigitwinDBError
+import psycopg
+
+from digitwin_db.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    DigitwinDBError,
+    TransientError,
+    ValidationError,
+    raise_translated,
+)
 from digitwin_db.settings import redact_url
 
 __all__ = [
@@ -39,17 +53,15 @@ class MigrationStatus:
 
 
 def migrations_dir() -> Path:
-    """Directory holding the ``.sql`` migrations."""
+    """Directory holding the ``.sql`` migrations: ``MIGRATIONS_DIR`` when set, else the
+    package's own resource directory (the package is installed as files, never zipped)."""
     configured = os.environ.get("MIGRATIONS_DIR")
-    if configured:
-        path = Path(configured)
-    else:
-        # src/digitwin_db/migrations.py -> <repo>/migrations
-        path = Path(__file__).resolve().parents[2] / "migrations"
-    if not path.is_dir():
+    packaged = resources.files("digitwin_db").joinpath("data", "migrations")
+    path = Path(configured) if configured else packaged
+    if not isinstance(path, Path) or not path.is_dir():
         raise ConfigurationError(
-            f"migrations directory {path} not found; set MIGRATIONS_DIR to the repository's "
-            "migrations/ folder"
+            f"migrations directory {path} not found: set MIGRATIONS_DIR, or reinstall the "
+            "package (its data/migrations resource is missing)"
         )
     return path
 
@@ -83,13 +95,38 @@ def _backend_and_migrations(url: str, directory: Path | None) -> tuple[Any, Any]
         raise DatabaseUnavailableError(
             f"cannot connect to {redact_url(url)} to migrate: {type(exc).__name__}"
         ) from exc
-    return backend, read_migrations(str(directory or migrations_dir()))
+    with _typed("read migrations"):
+        return backend, read_migrations(str(directory or migrations_dir()))
+
+
+@contextmanager
+def _typed(action: str) -> Iterator[None]:
+    """Turn what yoyo (or psycopg under it) raises during ``action`` into digitwin_db errors:
+    another migrator holding the lock too long is a ``TransientError``, an unreadable or
+    conflicting migration a ``ConfigurationError``, a failing statement the translated
+    database error (``QueryError``, ``ValidationError``…). The migration's own transaction
+    has been rolled back by then."""
+    from yoyo import exceptions as yoyo_errors
+    from yoyo.topologicalsort import CycleError
+
+    try:
+        yield
+    except DigitwinDBError:
+        raise
+    except yoyo_errors.LockTimeout as exc:
+        raise TransientError(
+            f"{action}: another migrator held the lock for more than {LOCK_TIMEOUT}s"
+        ) from exc
+    except (yoyo_errors.BadMigration, yoyo_errors.MigrationConflict, CycleError) as exc:
+        raise ConfigurationError(f"{action}: {type(exc).__name__}: {exc}") from exc
+    except psycopg.Error as exc:
+        raise_translated(exc, action)
 
 
 def migrate(url: str, *, directory: Path | None = None) -> list[str]:
     """Apply every pending migration; return the IDs applied (empty when up to date)."""
     backend, migrations = _backend_and_migrations(url, directory)
-    with backend.lock(LOCK_TIMEOUT):
+    with _typed("migrate"), backend.lock(LOCK_TIMEOUT):
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
     return [m.id for m in pending]
@@ -97,10 +134,10 @@ def migrate(url: str, *, directory: Path | None = None) -> list[str]:
 
 def rollback(url: str, *, count: int | None = 1, directory: Path | None = None) -> list[str]:
     """Roll back the newest ``count`` applied migrations (all when ``count`` is None)."""
-    if count is not None and count < 1:
-        raise ValueError("count must be >= 1 or None")
+    if count is not None and (type(count) is not int or count < 1):
+        raise ValidationError(f"count must be an integer >= 1 or None, got {count!r}")
     backend, migrations = _backend_and_migrations(url, directory)
-    with backend.lock(LOCK_TIMEOUT):
+    with _typed("rollback"), backend.lock(LOCK_TIMEOUT):
         applied = backend.to_rollback(migrations)  # newest first
         chosen = applied if count is None else applied[:count]
         backend.rollback_migrations(chosen)
@@ -110,4 +147,5 @@ def rollback(url: str, *, count: int | None = 1, directory: Path | None = None) 
 def status(url: str, *, directory: Path | None = None) -> list[MigrationStatus]:
     """Every migration on disk and whether it is applied."""
     backend, migrations = _backend_and_migrations(url, directory)
-    return [MigrationStatus(m.id, backend.is_applied(m)) for m in migrations]
+    with _typed("status"):
+        return [MigrationStatus(m.id, backend.is_applied(m)) for m in migrations]

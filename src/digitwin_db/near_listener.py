@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from digitwin_db.near_cache import NearCache
 from digitwin_db.sql import near_cache as nq
@@ -59,6 +60,15 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _password(url: str) -> str | None:
+    """The password in a connection URL (kept out of the error messages shown)."""
+    try:
+        value = conninfo_to_dict(url).get("password")
+    except psycopg.Error:  # an unparseable URL: the connection attempt reports it
+        return None
+    return str(value) if value else None
+
+
 class NearListener:
     """``LISTEN digitwin_cache`` in a daemon thread, applying payloads to ``tier``.
 
@@ -72,13 +82,12 @@ class NearListener:
         *,
         connect_timeout: float = 5.0,
         application_name: str = "digitwin-db",
-        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self.tier = tier
         self._url = url
+        self._password = _password(url)
         self._connect_timeout = max(1, round(connect_timeout))
         self._application_name = f"{application_name[:50]} listener"
-        self._redact = redact
         self._stop = threading.Event()
         self._observers: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
@@ -162,7 +171,9 @@ class NearListener:
                 self.backend_pid = None
                 if not isinstance(exc, psycopg.Error | OSError):
                     logger.exception("near cache listener failed; reconnecting")
-                message = self._redact(str(exc).strip().splitlines()[0] if str(exc) else "")
+                message = str(exc).strip().splitlines()[0] if str(exc) else ""
+                if self._password:
+                    message = message.replace(self._password, "***")
                 self.last_error = f"{type(exc).__name__}: {message}"
                 if self._stop.is_set():
                     break

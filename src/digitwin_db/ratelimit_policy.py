@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from digitwin_db.errors import ValidationError
 
@@ -110,13 +110,19 @@ def _positive(name: str, value: object) -> float:
 #: Validated configurations, keyed by the arguments AND their types (so that ``True`` never
 #: hits the entry of ``1``). Services use a handful of limits, so this stays tiny; it is
 #: emptied if it ever grows past _CONFIG_CACHE_SIZE. Only valid configurations are stored.
-_config_cache: dict[tuple[Any, ...], tuple[float, float, float]] = {}
+_config_cache: dict[tuple[Any, ...], BucketConfig] = {}
 _CONFIG_CACHE_SIZE = 1024
 
 
-def bucket_config(
-    capacity: Any, refill_rate: Any, window_seconds: Any, cost: Any
-) -> tuple[float, float, float]:
+class BucketConfig(NamedTuple):
+    """A validated bucket configuration, as floats."""
+
+    capacity: float
+    refill_rate: float
+    cost: float
+
+
+def bucket_config(capacity: Any, refill_rate: Any, window_seconds: Any, cost: Any) -> BucketConfig:
     """Validate a bucket's configuration: ``(capacity, refill_rate, cost)`` as floats.
 
     ``capacity`` and ``cost`` are whole numbers with ``1 <= cost <= capacity``; exactly one
@@ -148,7 +154,7 @@ def bucket_config(
 
 def _validate_config(
     capacity: Any, refill_rate: Any, window_seconds: Any, cost: Any
-) -> tuple[float, float, float]:
+) -> BucketConfig:
     cap = _whole("capacity", capacity, MAX_CAPACITY)
     cst = _whole("cost", cost, MAX_CAPACITY)
     if cst > cap:
@@ -167,7 +173,45 @@ def _validate_config(
         raise ValidationError(
             f"refill rate {rate:g} tokens/s is outside [{MIN_REFILL_RATE:g}, {MAX_REFILL_RATE:g}]"
         )
-    return cap, rate, cst
+    return BucketConfig(cap, rate, cst)
+
+
+def check_request(
+    user_id: object,
+    endpoint: object,
+    capacity: Any,
+    refill_rate: Any,
+    window_seconds: Any,
+    cost: Any,
+) -> tuple[BucketConfig, dict[str, Any]]:
+    """Validate one check of one bucket: its configuration and the statement parameters
+    (``user_id``, ``endpoint``, ``capacity``, ``refill_rate``, ``cost``)."""
+    user = check_user_id(user_id)
+    check_endpoint(endpoint)
+    config = bucket_config(capacity, refill_rate, window_seconds, cost)
+    params = {
+        "user_id": user,
+        "endpoint": endpoint,
+        "capacity": config.capacity,
+        "refill_rate": config.refill_rate,
+        "cost": config.cost,
+    }
+    return config, params
+
+
+def retry_after(tokens: float, lag: float, config: BucketConfig) -> float:
+    """Seconds until a denied request's ``cost`` is available, never early.
+
+    ``lag`` (>= 0) is how far the bucket's ``refilled_at`` lies past the statement's own
+    time; waits count from the statement's time, which precedes the caller's receipt of
+    the answer, so a caller that waits this long is never early. One microsecond is added
+    against floating-point rounding."""
+    return ceil_microseconds(lag + (config.cost - tokens) / config.refill_rate) + 1e-6
+
+
+def reset_after(tokens: float, lag: float, config: BucketConfig) -> float:
+    """Seconds until the bucket is full again."""
+    return ceil_microseconds(lag + (config.capacity - tokens) / config.refill_rate)
 
 
 def ceil_microseconds(seconds: float) -> float:

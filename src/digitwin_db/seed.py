@@ -13,15 +13,18 @@ model), so a second run changes nothing and a run interrupted half-way is comple
 next one. Turn latencies come from a random generator seeded with the turn's key, so they
 are the same on every run. Two seeds started at once are serialised by an advisory lock.
 
+The plan itself is data: ``digitwin_db/data/seed.json`` (a package resource).
 Everything goes through the public sync API (``digitwin_db.RepositoryFactory``).
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 from digitwin_db import (
@@ -98,267 +101,37 @@ class SeedUser:
     audit: tuple[SeedAudit, ...]
 
 
-_BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15"
-_MOBILE = "DigiTwin/2.3.1 (iPhone; iOS 17.5)"
+def _load_plan() -> tuple[SeedUser, ...]:
+    """The demo data, read from the package resource ``digitwin_db/data/seed.json``."""
+    text = resources.files("digitwin_db").joinpath("data/seed.json").read_text(encoding="utf-8")
+    users = json.loads(text)["users"]
 
-SEED_USERS: tuple[SeedUser, ...] = (
-    SeedUser(
-        email="alice.free@example.com",
-        name="Alice Martin",
-        tier="free",
-        traits=("curious", "warm", "concise"),
-        preferences={"language": "en-US", "voice_speed": 1.0, "topics": ["cooking", "travel"]},
-        settings={"notifications": True, "theme": "light"},
-        voice_models=(
-            SeedModel(
-                "Alice - natural",
-                "xtts-v2",
-                "gs://digitwin-models/voice/alice-natural-v1",
-                "ready",
-                0.86,
-                active=True,
-                extra={"language": "en-US", "sample_rate": 24000},
+    def models(items: list[dict[str, Any]]) -> tuple[SeedModel, ...]:
+        return tuple(SeedModel(**m) for m in items)
+
+    return tuple(
+        SeedUser(
+            email=u["email"],
+            name=u["name"],
+            tier=u["tier"],
+            traits=tuple(u["traits"]),
+            preferences=u["preferences"],
+            settings=u["settings"],
+            voice_models=models(u["voice_models"]),
+            face_models=models(u["face_models"]),
+            documents=tuple(SeedDocument(**d) for d in u["documents"]),
+            sessions=tuple(
+                SeedSession(**{**s, "exchanges": tuple(tuple(x) for x in s["exchanges"])})
+                for s in u["sessions"]
             ),
-            SeedModel(
-                "Alice - expressive",
-                "xtts-v2",
-                "gs://digitwin-models/voice/alice-expressive-v0",
-                "training",
-                None,
-                extra={"language": "en-US", "sample_rate": 24000},
-            ),
-        ),
-        face_models=(
-            SeedModel(
-                "Alice - studio",
-                "sadtalker",
-                "gs://digitwin-models/face/alice-studio-v1",
-                "ready",
-                0.81,
-                active=True,
-                extra={"resolution": "512x512"},
-            ),
-        ),
-        documents=(
-            SeedDocument(
-                "Getting started with my digital twin",
-                "My digital twin speaks with my cloned voice and answers questions about my "
-                "hobbies. It should keep answers short and friendly, mention cooking and travel "
-                "when relevant, and say when it does not know something.",
-                "ready",
-                mime_type="text/markdown",
-                chunk_count=3,
-            ),
-            SeedDocument(
-                "Favourite recipes",
-                "Shakshuka: tomatoes, peppers, onion, cumin, paprika and eggs, simmered in one "
-                "pan. Lemon pasta: spaghetti, lemon zest, parmesan, black pepper and butter.",
-                "processing",
-                source="upload://recipes.txt",
-            ),
-            SeedDocument(
-                "Travel notes - Lisbon",
-                "Trams 28 and 12 climb to the castle. Pasteis de nata in Belem. Sunset at the "
-                "Miradouro da Senhora do Monte.",
-                "pending",
-            ),
-            SeedDocument(
-                "Scanned receipt",
-                "%PDF-1.7 (image only, no text layer)",
-                "failed",
-                mime_type="application/pdf",
-                source="upload://receipt-2024-05.pdf",
-                error="no extractable text: the PDF contains only images (OCR is disabled)",
-            ),
-        ),
-        sessions=(
-            SeedSession(
-                "alice-onboarding",
-                (
-                    (
-                        "Hi, can you hear me?",
-                        "Loud and clear! I'm your digital twin. Shall we set up your profile?",
-                    ),
-                    (
-                        "Yes, what do you need to know?",
-                        "Tell me a few topics you love talking "
-                        "about, and how formal I should sound.",
-                    ),
-                    (
-                        "Cooking and travel, and keep it casual.",
-                        "Got it: casual, with a soft "
-                        "spot for food and trips. Anything I should never talk about?",
-                    ),
-                ),
-                ended=True,
-            ),
-            SeedSession(
-                "alice-recipes",
-                (
-                    (
-                        "What should I cook tonight?",
-                        "How about shakshuka? It takes twenty "
-                        "minutes and you have eggs and tomatoes.",
-                    ),
-                    (
-                        "Sounds good, what spices?",
-                        "Cumin and paprika, plus a pinch of chili if you like heat.",
-                    ),
-                ),
-                ended=False,
-                channel="mobile",
-            ),
-        ),
-        audit=(
-            SeedAudit("seed-alice-login-1", "auth.login", "success", "203.0.113.10", _BROWSER),
-            SeedAudit("seed-alice-login-2", "auth.login", "failure", "203.0.113.10", _BROWSER),
-            SeedAudit("seed-alice-rate", "api.rate_limited", "denied", "203.0.113.10", _MOBILE),
-        ),
-    ),
-    SeedUser(
-        email="bob.pro@example.com",
-        name="Bob Okafor",
-        tier="pro",
-        traits=("analytical", "upbeat", "precise", "patient"),
-        preferences={"language": "en-GB", "voice_speed": 1.1, "topics": ["product", "hiring"]},
-        settings={"notifications": False, "theme": "dark", "latency_budget_ms": 1500},
-        voice_models=(
-            SeedModel(
-                "Bob - podcast",
-                "elevenlabs",
-                "elevenlabs://voices/bob-podcast-2",
-                "ready",
-                0.93,
-                active=True,
-                extra={"language": "en-GB", "sample_rate": 44100},
-            ),
-            SeedModel(
-                "Bob - phone",
-                "xtts-v2",
-                "gs://digitwin-models/voice/bob-phone-v1",
-                "ready",
-                0.78,
-                extra={"language": "en-GB", "sample_rate": 16000},
-            ),
-            SeedModel(
-                "Bob - noisy sample",
-                "xtts-v2",
-                "gs://digitwin-models/voice/bob-noisy-v0",
-                "failed",
-                None,
-                extra={"language": "en-GB", "sample_rate": 16000},
-            ),
-        ),
-        face_models=(
-            SeedModel(
-                "Bob - webcam",
-                "sadtalker",
-                "gs://digitwin-models/face/bob-webcam-v2",
-                "ready",
-                0.84,
-                active=True,
-                extra={"resolution": "720x720"},
-            ),
-            SeedModel(
-                "Bob - 4k studio",
-                "musetalk",
-                "gs://digitwin-models/face/bob-4k-v0",
-                "training",
-                None,
-                extra={"resolution": "2160x2160"},
-            ),
-        ),
-        documents=(
-            SeedDocument(
-                "Product roadmap",
-                "Q1: real-time lip sync under 300 ms. Q2: knowledge base search with "
-                "citations. Q3: multilingual voices (French, Spanish). Q4: on-device ASR.",
-                "ready",
-                mime_type="text/markdown",
-                source="https://wiki.example.com/roadmap",
-                chunk_count=8,
-            ),
-            SeedDocument(
-                "Interview answers",
-                "Why this company: the latency work is hard and fun. Biggest failure: "
-                "shipping a cache without expiry. Strength: turning metrics into decisions.",
-                "ready",
-                chunk_count=4,
-            ),
-            SeedDocument(
-                "Meeting transcript - planning",
-                "Bob: the p95 total latency is 1.4 s, mostly LLM time. Ana: streaming TTS "
-                "would hide 300 ms. Decision: try streaming next sprint.",
-                "processing",
-                source="meet://planning-2024-06-03",
-            ),
-            SeedDocument(
-                "Customer FAQ",
-                "Can my twin speak French? Not yet, it is on the roadmap. Is my voice data "
-                "private? Yes, it is never used to train shared models.",
-                "pending",
-                mime_type="text/markdown",
-            ),
-            SeedDocument(
-                "Slides export",
-                "(binary slide deck)",
-                "failed",
-                mime_type="application/vnd.ms-powerpoint",
-                source="upload://deck.ppt",
-                error="unsupported format application/vnd.ms-powerpoint: export as PDF",
-            ),
-        ),
-        sessions=(
-            SeedSession(
-                "bob-standup",
-                (
-                    (
-                        "Summarise yesterday's planning meeting.",
-                        "The team found that most of "
-                        "the 1.4 s p95 latency is LLM time and agreed to try streaming TTS.",
-                    ),
-                    ("Who owns that?", "Ana volunteered; the spike is planned for next sprint."),
-                    (
-                        "Draft a note to the team.",
-                        "Here is a draft: 'Streaming TTS spike next "
-                        "sprint, owner Ana, goal: hide 300 ms of latency.'",
-                    ),
-                    ("Perfect, thanks.", "You're welcome. Anything else before stand-up?"),
-                ),
-                ended=True,
-            ),
-            SeedSession(
-                "bob-interview-prep",
-                (
-                    (
-                        "Ask me a tough interview question.",
-                        "Tell me about a time a system you built failed in production.",
-                    ),
-                    (
-                        "The cache without expiry.",
-                        "Good example. What did you change afterwards, and how did you measure it?",
-                    ),
-                    (
-                        "We added TTLs and a cleanup job.",
-                        "Nice. Mention the metric you "
-                        "watched, for instance the cache hit rate before and after.",
-                    ),
-                ),
-                ended=True,
-                channel="mobile",
-            ),
-            SeedSession(
-                "bob-live",
-                (("Are we live?", "We are. Your podcast voice and webcam face are active."),),
-                ended=False,
-            ),
-        ),
-        audit=(
-            SeedAudit("seed-bob-login-1", "auth.login", "success", "198.51.100.7", _BROWSER),
-            SeedAudit("seed-bob-export", "user.data_exported", "success", "198.51.100.7", _BROWSER),
-        ),
-    ),
-)
+            audit=tuple(SeedAudit(**e) for e in u["audit"]),
+        )
+        for u in users
+    )
+
+
+#: The plan: users with their models, documents, sessions and audit entries.
+SEED_USERS: tuple[SeedUser, ...] = _load_plan()
 
 # The way to each document state from 'pending'.
 _LIFECYCLE: dict[str, tuple[str, ...]] = {
@@ -466,7 +239,7 @@ def _model(
     report: SeedReport,
 ) -> None:
     """One seeded voice or face model (found by name), activated if the plan says so."""
-    found = {m.name: m for m in repository.list_for_user(user.id)}
+    found = {m.name: m for m in repository.list_for_user(user.id, limit=_MAX_LISTED).items}
     model: VoiceModel | FaceModel | None = found.get(plan.name)
     report.count(kind, created=model is None)
     if model is None:

@@ -14,6 +14,8 @@ import pydantic
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from digitwin_db.cache_registry import CAP_SETTINGS
+
 __all__ = ["Settings", "describe_settings_error", "redact_url"]
 
 DEFAULT_URL = "postgresql://localhost:5432/digitwin"
@@ -89,7 +91,8 @@ class Settings(BaseSettings):
     cache_fail_open: bool = True
     # In-process hit/miss counters are flushed to the database this often (seconds).
     cache_stats_flush_interval: float = Field(default=10.0, gt=0)
-    # Optional caps per cache (entries / bytes of stored values); empty = unbounded. Above a
+    # Optional caps per cache (entries / bytes of stored values); empty = unbounded. The
+    # registry (digitwin_db.cache_registry) names which fields belong to which cache. Above a
     # cap the oldest entries are evicted first, checked every cache_cap_check_writes writes.
     embedding_cache_max_entries: int | None = Field(default=None, ge=1)
     embedding_cache_max_bytes: int | None = Field(default=None, ge=1)
@@ -128,17 +131,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator(
-        "embedding_cache_max_entries",
-        "embedding_cache_max_bytes",
-        "search_cache_max_entries",
-        "search_cache_max_bytes",
-        "llm_cache_max_entries",
-        "llm_cache_max_bytes",
-        "kv_cache_max_entries",
-        "kv_cache_max_bytes",
-        mode="before",
-    )
+    @field_validator(*CAP_SETTINGS, mode="before")
     @classmethod
     def _empty_cap_is_none(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):

@@ -6,18 +6,26 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
+
+from psycopg.types.json import Jsonb
 
 from digitwin_db.errors import ValidationError
 
 __all__ = [
     "MAX_PAGE_SIZE",
+    "check_aware_datetime",
+    "check_fields",
+    "check_int_range",
     "check_json_object",
     "check_number",
     "check_optional_int",
     "check_page",
     "check_text",
+    "json_param",
+    "optional_uuid",
     "parse_uuid",
 ]
 
@@ -140,3 +148,47 @@ def check_page(limit: object, offset: object) -> tuple[int, int]:
     size = int(check_number(limit, "limit", minimum=1, maximum=MAX_PAGE_SIZE, integer=True))
     start = int(check_number(offset, "offset", minimum=0, maximum=2**62, integer=True))
     return size, start
+
+
+def check_aware_datetime(value: object, what: str) -> datetime | None:
+    """``None`` or a timezone-aware ``datetime`` (a naive one is ambiguous: refused)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise ValidationError(
+            f"{what} must be a datetime (timezone-aware), got {type(value).__name__}"
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{what} must be timezone-aware (e.g. datetime.now(UTC))")
+    return value
+
+
+def check_fields(
+    fields: Iterable[str], allowed: Iterable[str], entity: str, *, note: str = ""
+) -> None:
+    """``ValidationError`` naming every field of ``fields`` not in ``allowed`` (the
+    whitelist of an ``update(**changes)``)."""
+    permitted = set(allowed)
+    unknown = sorted(set(fields) - permitted)
+    if unknown:
+        raise ValidationError(
+            f"cannot update {', '.join(unknown)} of a {entity}; "
+            f"updatable: {', '.join(sorted(permitted))}{note}"
+        )
+
+
+def optional_uuid(value: object, what: str) -> uuid.UUID | None:
+    """``None`` or :func:`parse_uuid`."""
+    return None if value is None else parse_uuid(value, what)
+
+
+def json_param(value: object, what: str) -> Jsonb:
+    """:func:`check_json_object` (``None`` → ``{}``) as a jsonb query parameter."""
+    return Jsonb(check_json_object(value, what))
+
+
+def check_int_range(value: object, field: str, low: int, high: int) -> int:
+    """An integer (bools refused) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(f"{field} must be an integer from {low} to {high}, got {value!r}")
+    return value

@@ -164,12 +164,13 @@ async def test_list_for_user(factory: AsyncRepositoryFactory, user: User, kind: 
     second = await make(factory, kind, user, name="second")
     await make(factory, kind, other)
     listed = await repo(factory, kind).list_for_user(user.id)
-    assert [m.id for m in listed] == [second.id, first.id]  # newest first
+    assert [m.id for m in listed.items] == [second.id, first.id]  # newest first
+    assert (listed.total, listed.limit, listed.offset) == (2, 100, 0)
     await repo(factory, kind).soft_delete(first.id)
-    assert [m.id for m in await repo(factory, kind).list_for_user(user.id)] == [second.id]
+    assert [m.id for m in (await repo(factory, kind).list_for_user(user.id)).items] == [second.id]
     everything = await repo(factory, kind).list_for_user(str(user.id), include_deleted=True)
-    assert {m.id for m in everything} == {first.id, second.id}
-    assert await repo(factory, kind).list_for_user(uuid.uuid4()) == []
+    assert {m.id for m in everything.items} == {first.id, second.id}
+    assert (await repo(factory, kind).list_for_user(uuid.uuid4())).items == []
     with pytest.raises(ValidationError):
         await repo(factory, kind).list_for_user("bad")
 
@@ -338,3 +339,24 @@ async def test_health_lists_the_repositories(factory: AsyncRepositoryFactory) ->
     report = await factory.health()
     names = {c.name: c.ok for c in report.repositories}
     assert names["users"] and names["voice_models"] and names["face_models"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_list_for_user_pages_like_every_listing(
+    factory: AsyncRepositoryFactory, user: User, kind: str
+) -> None:
+    made = [await make(factory, kind, user, name=f"m{i}") for i in range(5)]
+    newest_first = [m.id for m in reversed(made)]
+    first = await repo(factory, kind).list_for_user(user.id, limit=2)
+    assert ([m.id for m in first.items], first.total, first.has_more) == (
+        newest_first[:2],
+        5,
+        True,
+    )
+    last = await repo(factory, kind).list_for_user(user.id, limit=2, offset=4)
+    assert ([m.id for m in last.items], last.total, last.has_more) == (newest_first[4:], 5, False)
+    beyond = await repo(factory, kind).list_for_user(user.id, offset=10)
+    assert (beyond.items, beyond.total) == ([], 5)
+    for bad in ({"limit": 0}, {"limit": 1001}, {"offset": -1}):
+        with pytest.raises(ValidationError, match=r"limit|offset"):
+            await repo(factory, kind).list_for_user(user.id, **bad)

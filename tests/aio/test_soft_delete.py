@@ -137,7 +137,7 @@ async def test_user_soft_delete_cascades_and_restore_is_exact(
     # Active models were switched off (an active model must be live).
     assert await factory.voice_models.get_active(user.id) is None
     assert await factory.face_models.get_active(user.id) is None
-    assert await factory.voice_models.list_for_user(user.id) == []
+    assert (await factory.voice_models.list_for_user(user.id)).items == []
     # The other user is untouched.
     assert (await factory.voice_models.get_active(other.id)) is not None
     # Owned rows cannot come back while their user is deleted.
@@ -152,7 +152,9 @@ async def test_user_soft_delete_cascades_and_restore_is_exact(
     # Rows deleted on their own before stay deleted.
     assert deleted_at(raw_conn, "voice_models", voice_earlier.id) == earlier_voice_ts
     assert deleted_at(raw_conn, "knowledge_documents", doc_earlier) == earlier_doc_ts
-    assert {m.id for m in await factory.voice_models.list_for_user(user.id)} == {voice_active.id}
+    assert {m.id for m in (await factory.voice_models.list_for_user(user.id)).items} == {
+        voice_active.id
+    }
     meta = raw_conn.execute(
         "SELECT metadata FROM audit_logs WHERE action = 'user.restored'"
     ).fetchone()
@@ -181,7 +183,7 @@ async def test_failed_cascade_rolls_back_everything(
         raw_conn.execute("DROP TRIGGER fail_doc ON knowledge_documents")
         raw_conn.execute("DROP FUNCTION fail_doc()")
     assert (await factory.users.get(user.id)).deleted_at is None
-    assert len(await factory.voice_models.list_for_user(user.id)) == 1
+    assert len((await factory.voice_models.list_for_user(user.id)).items) == 1
 
 
 async def test_hard_delete_cascades(

@@ -19,6 +19,7 @@ from typing import Any
 from digitwin_db._async.factory import AsyncRepositoryFactory
 from digitwin_db.errors import DigitwinDBError, ValidationError
 from digitwin_db.models.audit import CleanupJobReport
+from digitwin_db.rules.cleanup import rows_per_table
 
 __all__ = ["DEFAULT_BATCH_SIZE", "AsyncCleanupJob", "Progress"]
 
@@ -31,17 +32,6 @@ DEFAULT_BATCH_SIZE = 5000
 #: Called after every step or batch with (table, rows removed by it, rows removed from that
 #: table so far in this pass).
 Progress = Callable[[str, int, int], None]
-
-
-def _per_table(report: Any) -> dict[str, int]:
-    """Rows removed per table from a repository's cleanup report."""
-    if isinstance(report, int):
-        return {"cache": report}
-    data = report if isinstance(report, dict) else getattr(report, "removed", None)
-    if not isinstance(data, dict):
-        dump = getattr(report, "model_dump", None)
-        data = dump() if callable(dump) else {}
-    return {str(k): int(v) for k, v in data.items() if isinstance(v, int)}
 
 
 class AsyncCleanupJob:
@@ -128,7 +118,7 @@ class AsyncCleanupJob:
         cache = getattr(self.factory, "cache", None)
         if cache is None or not hasattr(cache, "cleanup_expired"):
             return "the cache repository is not available in this version"
-        per_table = _per_table(
+        per_table = rows_per_table(
             await cache.cleanup_expired(batch_size=self.batch_size, should_stop=stop)
         )
         for table, count in per_table.items():

@@ -1,7 +1,4 @@
-"""Connection layer: a psycopg_pool pool with error translation and health checks.
-
-This file is the hand-written async source; ``_sync/database.py`` is generated from it.
-"""
+"""Connection layer: a psycopg_pool pool with error translation and health checks."""
 
 from __future__ import annotations
 
@@ -33,14 +30,13 @@ from digitwin_db.migrations import YOYO_TABLE, available_migrations
 from digitwin_db.models.common import DatabaseHealth
 from digitwin_db.observability import CallStats
 from digitwin_db.settings import Settings, describe_settings_error
+from digitwin_db.sql import database as q
 
 logger = logging.getLogger("digitwin_db")
 
-_PENDING_SQL = sql.SQL("SELECT migration_id FROM {}").format(sql.Identifier(YOYO_TABLE))
+_APPLIED_SQL = q.APPLIED_MIGRATIONS.format(table=sql.Identifier(YOYO_TABLE))
 # How often close() looks whether checked-out connections came back (seconds).
 CLOSE_POLL_INTERVAL = 0.01
-
-_TABLE_EXISTS_SQL = "SELECT to_regclass(%s) IS NOT NULL"
 
 
 async def _check_alive(conn: AsyncConnection[Any]) -> None:
@@ -63,16 +59,18 @@ async def _check_alive(conn: AsyncConnection[Any]) -> None:
 class AsyncConnectionScope:
     """``async with db.connection(op) as conn``: check a connection out, hand it back.
 
-    A plain class rather than ``@asynccontextmanager`` plus ``pool.connection()``: this is
+    A plain class rather than a generator-based context manager plus ``pool.connection()``:
+    this is
     on the path of every call (a cache hit is one round trip of ~50 µs), and the generator
     machinery of two nested context managers cost more than the pool checkout itself.
     """
 
-    __slots__ = ("_conn", "_db", "_op", "_start")
+    __slots__ = ("_conn", "_db", "_op", "_start", "_timeout")
 
-    def __init__(self, db: AsyncDatabase, op: str) -> None:
+    def __init__(self, db: AsyncDatabase, op: str, timeout: float | None = None) -> None:
         self._db = db
         self._op = op
+        self._timeout = timeout
         self._conn: AsyncConnection[Any] | None = None
         self._start = 0.0
 
@@ -81,7 +79,7 @@ class AsyncConnectionScope:
         db._ensure_open()
         self._start = time.perf_counter()
         try:
-            self._conn = await db._pool.getconn()
+            self._conn = await db._pool.getconn(self._timeout)
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
             self._record(failed=True)
             raise_translated(exc, self._op)
@@ -223,7 +221,7 @@ class AsyncDatabase:
 
     async def _probe(self) -> None:
         async with self._pool.connection(timeout=self.settings.connect_timeout) as conn:
-            await conn.execute("SELECT 1")
+            await conn.execute(q.PING)
 
     async def close(self, timeout: float | None = None) -> None:
         """Close the pool gracefully.
@@ -266,15 +264,15 @@ class AsyncDatabase:
                 f"database {self._target} is not open: call open() or use it as a context manager"
             )
 
-    def connection(self, op: str = "") -> AsyncConnectionScope:
-        """A pooled autocommit connection, as an async context manager; psycopg errors
+    def connection(self, op: str = "", *, timeout: float | None = None) -> AsyncConnectionScope:
+        """A pooled autocommit connection, as a context manager; psycopg errors
         raised inside become digitwin_db errors.
 
         ``op`` (e.g. ``"users.get"``) names the operation in error messages and statistics.
-        Raises ``DatabaseUnavailableError`` after ``Settings.pool_timeout`` without a free
-        connection.
+        Raises ``DatabaseUnavailableError`` after ``timeout`` seconds (default
+        ``Settings.pool_timeout``) without a free connection.
         """
-        return AsyncConnectionScope(self, op)
+        return AsyncConnectionScope(self, op, timeout)
 
     @asynccontextmanager
     async def transaction(self, op: str = "") -> AsyncIterator[AsyncConnection[Any]]:
@@ -287,11 +285,11 @@ class AsyncDatabase:
     async def pending_migrations(self) -> list[str]:
         """Migrations on disk that the database has not applied."""
         async with self.connection("database.pending_migrations") as conn:
-            cur = await conn.execute(_TABLE_EXISTS_SQL, (YOYO_TABLE,))
+            cur = await conn.execute(q.TABLE_EXISTS, {"table": YOYO_TABLE})
             row = await cur.fetchone()
             applied: set[str] = set()
             if row is not None and row[0]:
-                cur = await conn.execute(_PENDING_SQL)
+                cur = await conn.execute(_APPLIED_SQL)
                 applied = {r[0] for r in await cur.fetchall()}
         return [m for m in available_migrations() if m not in applied]
 
@@ -304,7 +302,7 @@ class AsyncDatabase:
         try:
             start = time.perf_counter()
             async with self.connection("database.health_check") as conn:
-                await conn.execute("SELECT 1")
+                await conn.execute(q.PING)
                 latency = (time.perf_counter() - start) * 1000.0
                 version = conn.info.parameter_status("server_version") or ""
             pending = await self.pending_migrations()

@@ -32,8 +32,8 @@ class AsyncRepositoryFactory:
     """
 
     _instance: ClassVar[AsyncRepositoryFactory | None] = None
-    # Guards creation of the singleton. A thread lock, not an asyncio one: it is never
-    # held across an await, and the singleton is shared by every thread of the process.
+    # Guards creation of the singleton. A thread lock: it is never held while waiting for
+    # I/O, and the singleton is shared by every thread of the process.
     _instance_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, db: AsyncDatabase) -> None:

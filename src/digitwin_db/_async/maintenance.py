@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg.rows import class_row, dict_row
 
 from digitwin_db._async.database import AsyncDatabase
+from digitwin_db.cache_registry import CACHE_TABLES, STATS_TABLE
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.audit import TableStats
 from digitwin_db.sql import maintenance as q
@@ -25,14 +26,7 @@ __all__ = ["CHURN_TABLES", "AsyncMaintenance"]
 logger = logging.getLogger("digitwin_db.maintenance")
 
 #: Tables vacuumed by default: the ones whose rows expire and are deleted all day long.
-CHURN_TABLES: tuple[str, ...] = (
-    "embedding_cache",
-    "vector_search_cache",
-    "llm_response_cache",
-    "kv_cache",
-    "cache_stats",
-    "rate_limits",
-)
+CHURN_TABLES: tuple[str, ...] = (*CACHE_TABLES, STATS_TABLE, "rate_limits")
 
 
 class AsyncMaintenance:

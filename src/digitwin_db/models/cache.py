@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
+from digitwin_db.cache_registry import CACHE_NAMES
 from digitwin_db.models.common import Row
 
 __all__ = [
@@ -19,9 +20,6 @@ __all__ = [
     "CleanupReport",
     "SearchHit",
 ]
-
-#: The caches, as named in statistics: embedding, vector_search, llm_response, kv.
-CACHE_NAMES: tuple[str, ...] = ("embedding", "vector_search", "llm_response", "kv")
 
 
 class SearchHit(BaseModel):
@@ -96,7 +94,8 @@ class CacheCounts(BaseModel):
 
 
 class CacheStats(BaseModel):
-    """Result of ``cache.stats()``: one :class:`CacheCounts` per cache.
+    """Result of ``cache.stats()``: one :class:`CacheCounts` per cache of the registry
+    (``digitwin_db.cache_registry``; a test keeps these fields equal to its names).
 
     Read them as attributes (``stats.kv.hits``) or by name (``stats["kv"]``).
     """

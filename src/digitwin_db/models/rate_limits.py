@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 from digitwin_db.models.common import Row
 from digitwin_db.ratelimit_policy import (
+    BucketConfig,
     bucket_config,
+    ceil_microseconds,
     check_endpoint,
+    reset_after,
+    retry_after,
     sf_integer,
     sf_string,
 )
@@ -33,17 +37,21 @@ class Limit:
     refill_rate: float | None = None
     window_seconds: float | None = None
     cost: int = 1
-    #: ``(capacity, refill_rate, cost)`` as floats, derived once.
-    config: tuple[float, float, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_endpoint(self.endpoint)
-        config = bucket_config(self.capacity, self.refill_rate, self.window_seconds, self.cost)
-        object.__setattr__(self, "config", config)
+        bucket_config(self.capacity, self.refill_rate, self.window_seconds, self.cost)
+
+    @property
+    def config(self) -> BucketConfig:
+        """``(capacity, refill_rate, cost)`` as floats (validated; cached by arguments)."""
+        return bucket_config(self.capacity, self.refill_rate, self.window_seconds, self.cost)
 
 
-class RateLimitResult(NamedTuple):
-    """The decision of a check (a tuple: cheap to build on every request).
+@dataclass(frozen=True, slots=True)
+class RateLimitResult:
+    """The decision of a check. A plain dataclass: web frameworks serialise it as a JSON
+    object with these named fields.
 
     ``remaining`` is the whole tokens left (floor); ``retry_after`` the seconds until the
     request's ``cost`` is available (0 when allowed; never earlier than the real moment);
@@ -61,6 +69,51 @@ class RateLimitResult(NamedTuple):
     window: float
     policy: str = "default"
     degraded: bool = False
+
+    @classmethod
+    def from_bucket(
+        cls, allowed: bool, tokens: float, lag: float, config: BucketConfig, policy: str
+    ) -> RateLimitResult:
+        """The decision, from the bucket's state as the check's statement left it
+        (``tokens`` after it, ``lag``: see :func:`~digitwin_db.ratelimit_policy.retry_after`)."""
+        tokens = min(tokens, config.capacity)  # defensive: the table's CHECK forbids more
+        return cls(
+            allowed=allowed,
+            limit=int(config.capacity),
+            remaining=math.floor(tokens),
+            retry_after=0.0 if allowed else retry_after(tokens, lag, config),
+            reset_after=reset_after(tokens, lag, config),
+            window=config.capacity / config.refill_rate,
+            policy=policy,
+        )
+
+    @classmethod
+    def undecided(cls, allow: bool, config: BucketConfig, policy: str) -> RateLimitResult:
+        """The ``degraded`` decision taken when the database could not answer: allow (as
+        if ``cost`` was taken from a full bucket) or deny (come back after ``cost`` tokens
+        take to refill)."""
+        capacity, rate, cost = config
+        if allow:
+            return cls(
+                allowed=True,
+                limit=int(capacity),
+                remaining=int(capacity - cost),
+                retry_after=0.0,
+                reset_after=0.0,
+                window=capacity / rate,
+                policy=policy,
+                degraded=True,
+            )
+        return cls(
+            allowed=False,
+            limit=int(capacity),
+            remaining=0,
+            retry_after=ceil_microseconds(cost / rate),
+            reset_after=ceil_microseconds(capacity / rate),
+            window=capacity / rate,
+            policy=policy,
+            degraded=True,
+        )
 
     def headers(self) -> dict[str, str]:
         """HTTP response header fields describing this result.

@@ -22,9 +22,18 @@ INSERT = sql.SQL("INSERT INTO {table} ({insert_columns}) VALUES ({values}) RETUR
 
 # A user's models, newest first ({where}: live only or all).
 LIST_FOR_USER = sql.SQL(
-    "SELECT {columns} FROM {table} WHERE user_id = %(user_id)s AND {where} "
-    "ORDER BY created_at DESC, id DESC"
+    """
+SELECT {columns}
+FROM {table}
+WHERE user_id = %(user_id)s AND {where}
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+OFFSET %(offset)s
+"""
 )
+
+# How many models of the user a listing has in all; same {where} as LIST_FOR_USER.
+COUNT_FOR_USER = sql.SQL("SELECT count(*) FROM {table} WHERE user_id = %(user_id)s AND {where}")
 
 # The user's active model (an active model is live and ready: the *_active_ready CHECK).
 GET_ACTIVE = sql.SQL("SELECT {columns} FROM {table} WHERE user_id = %(user_id)s AND is_active")
@@ -40,14 +49,20 @@ LOCK_LIVE_USER_EXCLUSIVE = sql.SQL(
 
 # activate, step 3: the model as it is now, locked (it may have changed before step 2).
 LOCK_MODEL = sql.SQL(
-    "SELECT status, is_active FROM {table} "
-    "WHERE id = %(id)s AND user_id = %(user_id)s AND deleted_at IS NULL FOR UPDATE"
+    """
+SELECT status, is_active
+FROM {table}
+WHERE id = %(id)s AND user_id = %(user_id)s AND deleted_at IS NULL FOR UPDATE
+"""
 )
 
 # activate, step 4: switch the user's other active model (at most one) off ...
 DEACTIVATE_OTHERS = sql.SQL(
-    "UPDATE {table} SET is_active = false, updated_at = now() "
-    "WHERE user_id = %(user_id)s AND is_active AND id <> %(id)s"
+    """
+UPDATE {table}
+SET is_active = false, updated_at = now()
+WHERE user_id = %(user_id)s AND is_active AND id <> %(id)s
+"""
 )
 
 # ... and step 5: this one on (the partial unique index *_one_active_per_user backs it).
@@ -57,8 +72,12 @@ ACTIVATE = sql.SQL(
 
 # Switch a live model off (a no-op if it was not active).
 DEACTIVATE = sql.SQL(
-    "UPDATE {table} SET is_active = false, updated_at = now() "
-    "WHERE id = %(id)s AND deleted_at IS NULL RETURNING {columns}"
+    """
+UPDATE {table}
+SET is_active = false, updated_at = now()
+WHERE id = %(id)s AND deleted_at IS NULL
+RETURNING {columns}
+"""
 )
 
 # On soft delete, an active model is switched off too (an active model must be live).

@@ -13,23 +13,26 @@ from typing import LiteralString
 SYNCHRONOUS_COMMIT_ON: LiteralString = "SET LOCAL synchronous_commit = on"
 
 # Append one audit entry and return it.
-INSERT: LiteralString = (
-    "INSERT INTO audit_logs "
-    "(user_id, action, resource_type, resource_id, result, ip_address, user_agent, metadata) "
-    "VALUES (%(user_id)s, %(action)s, %(resource_type)s, %(resource_id)s, %(result)s, "
-    "%(ip_address)s::inet, %(user_agent)s, %(metadata)s) "
-    "RETURNING id, user_id, action, resource_type, resource_id, result, "
-    "host(ip_address) AS ip_address, user_agent, metadata, created_at"
-)
+INSERT: LiteralString = """
+INSERT INTO audit_logs (user_id, action, resource_type, resource_id, result, ip_address,
+    user_agent, metadata)
+VALUES (%(user_id)s, %(action)s, %(resource_type)s, %(resource_id)s, %(result)s,
+    %(ip_address)s::inet, %(user_agent)s, %(metadata)s)
+RETURNING id, user_id, action, resource_type, resource_id, result, host(ip_address) AS
+    ip_address, user_agent, metadata, created_at
+"""
 
 # One page of entries, newest first; {where} is built from QUERY_FILTERS only. Columns as
 # in AuditEntry; host() gives the address without the /32 or /128 mask.
-SELECT_PAGE: LiteralString = (
-    "SELECT id, user_id, action, resource_type, resource_id, result, "
-    "host(ip_address) AS ip_address, user_agent, metadata, created_at "
-    "FROM audit_logs WHERE {where} "
-    "ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s"
-)
+SELECT_PAGE: LiteralString = """
+SELECT id, user_id, action, resource_type, resource_id, result, host(ip_address) AS
+    ip_address, user_agent, metadata, created_at
+FROM audit_logs
+WHERE {where}
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+OFFSET %(offset)s
+"""
 
 # How many entries match the filters of a page.
 COUNT: LiteralString = "SELECT count(*) FROM audit_logs WHERE {where}"

@@ -12,6 +12,8 @@ from typing import LiteralString
 
 from psycopg import sql
 
+from digitwin_db.sql import common
+
 # Add a pending document for a live user; no row back = the user is absent or deleted.
 # FOR SHARE on the user: a concurrent users.soft_delete waits for this insert, so its
 # cascade soft-deletes the new document too (or, if it commits first, nothing is inserted).
@@ -38,7 +40,7 @@ SELECT {columns} FROM knowledge_documents
 )
 
 # Make the next reads of this transaction see one snapshot (a page and its total agree).
-SNAPSHOT: LiteralString = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+SNAPSHOT = common.SNAPSHOT
 
 # How many documents LIST_FOR_USER matches in all.
 COUNT_FOR_USER = sql.SQL(

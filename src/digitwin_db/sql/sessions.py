@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import LiteralString
 
+from digitwin_db.sql import common
+
 # Every statement lists the columns of its row model (ConversationSession or
 # ConversationTurn) in model order.
-
-# Is the user live? No row = no such user; false = soft-deleted.
-USER_STATE: LiteralString = "SELECT deleted_at IS NULL FROM users WHERE id = %(user_id)s"
 
 # Start a session for a live user with optional live models of that same user; inserts
 # nothing (no row back) when one of those checks fails — START_DIAGNOSE then says which.
@@ -102,7 +101,7 @@ SELECT id, user_id, voice_model_id, face_model_id, status, started_at, ended_at,
 """
 
 # Make the next reads of this transaction see one snapshot (get_with_turns).
-SNAPSHOT: LiteralString = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+SNAPSHOT = common.SNAPSHOT
 
 # The turns of a session in turn order: the latest %(limit)s of them (LIMIT NULL = all).
 TURNS: LiteralString = """

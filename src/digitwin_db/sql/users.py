@@ -12,27 +12,34 @@ from typing import LiteralString
 from psycopg import sql
 
 # Create a user and return it.
-INSERT: LiteralString = (
-    "INSERT INTO users "
-    "(email, name, personality_traits, preferences, settings, subscription_tier) "
-    "VALUES (%(email)s, %(name)s, %(personality_traits)s, %(preferences)s, %(settings)s, "
-    "%(subscription_tier)s) "
-    "RETURNING id, email, name, personality_traits, preferences, settings, subscription_tier, "
-    "last_active_at, created_at, updated_at, deleted_at"
-)
+INSERT: LiteralString = """
+INSERT INTO users (email, name, personality_traits, preferences, settings,
+    subscription_tier)
+VALUES (%(email)s, %(name)s, %(personality_traits)s, %(preferences)s, %(settings)s,
+    %(subscription_tier)s)
+RETURNING id, email, name, personality_traits, preferences, settings, subscription_tier,
+    last_active_at, created_at, updated_at, deleted_at
+"""
 
 # The live user with this email, compared case-insensitively (uses users_email_live_key).
-GET_BY_EMAIL: LiteralString = (
-    "SELECT id, email, name, personality_traits, preferences, settings, subscription_tier, "
-    "last_active_at, created_at, updated_at, deleted_at "
-    "FROM users WHERE lower(email) = lower(%(email)s) AND deleted_at IS NULL"
-)
+GET_BY_EMAIL: LiteralString = """
+SELECT id, email, name, personality_traits, preferences, settings, subscription_tier,
+    last_active_at, created_at, updated_at, deleted_at
+FROM users
+WHERE lower(email) = lower(%(email)s) AND deleted_at IS NULL
+"""
 
 # One page of users, newest first; {where} is LIVE_ONLY/ANY_STATE [AND TIER_FILTER].
 LIST_PAGE = sql.SQL(
-    "SELECT id, email, name, personality_traits, preferences, settings, subscription_tier, "
-    "last_active_at, created_at, updated_at, deleted_at FROM users WHERE {where} "
-    "ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s"
+    """
+SELECT id, email, name, personality_traits, preferences, settings, subscription_tier,
+    last_active_at, created_at, updated_at, deleted_at
+FROM users
+WHERE {where}
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+OFFSET %(offset)s
+"""
 )
 
 # How many users match; same {where} as LIST_PAGE.
@@ -43,33 +50,39 @@ TIER_FILTER = sql.SQL("subscription_tier = %(subscription_tier)s")
 
 # Soft-delete cascade: the user's live voice models (deactivated: an active model must be
 # live), face models and documents get the user's own deleted_at (the transaction time).
-CASCADE_SOFT_DELETE_VOICE_MODELS: LiteralString = (
-    "UPDATE voice_models SET deleted_at = %(deleted_at)s, is_active = false, updated_at = now() "
-    "WHERE user_id = %(user_id)s AND deleted_at IS NULL"
-)
-CASCADE_SOFT_DELETE_FACE_MODELS: LiteralString = (
-    "UPDATE face_models SET deleted_at = %(deleted_at)s, is_active = false, updated_at = now() "
-    "WHERE user_id = %(user_id)s AND deleted_at IS NULL"
-)
-CASCADE_SOFT_DELETE_DOCUMENTS: LiteralString = (
-    "UPDATE knowledge_documents SET deleted_at = %(deleted_at)s, updated_at = now() "
-    "WHERE user_id = %(user_id)s AND deleted_at IS NULL"
-)
+CASCADE_SOFT_DELETE_VOICE_MODELS: LiteralString = """
+UPDATE voice_models
+SET deleted_at = %(deleted_at)s, is_active = false, updated_at = now()
+WHERE user_id = %(user_id)s AND deleted_at IS NULL
+"""
+CASCADE_SOFT_DELETE_FACE_MODELS: LiteralString = """
+UPDATE face_models
+SET deleted_at = %(deleted_at)s, is_active = false, updated_at = now()
+WHERE user_id = %(user_id)s AND deleted_at IS NULL
+"""
+CASCADE_SOFT_DELETE_DOCUMENTS: LiteralString = """
+UPDATE knowledge_documents
+SET deleted_at = %(deleted_at)s, updated_at = now()
+WHERE user_id = %(user_id)s AND deleted_at IS NULL
+"""
 
 # Restore cascade: exactly the rows the user's soft delete marked (same deleted_at), not
 # rows deleted earlier on their own.
-CASCADE_RESTORE_VOICE_MODELS: LiteralString = (
-    "UPDATE voice_models SET deleted_at = NULL, updated_at = now() "
-    "WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s"
-)
-CASCADE_RESTORE_FACE_MODELS: LiteralString = (
-    "UPDATE face_models SET deleted_at = NULL, updated_at = now() "
-    "WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s"
-)
-CASCADE_RESTORE_DOCUMENTS: LiteralString = (
-    "UPDATE knowledge_documents SET deleted_at = NULL, updated_at = now() "
-    "WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s"
-)
+CASCADE_RESTORE_VOICE_MODELS: LiteralString = """
+UPDATE voice_models
+SET deleted_at = NULL, updated_at = now()
+WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s
+"""
+CASCADE_RESTORE_FACE_MODELS: LiteralString = """
+UPDATE face_models
+SET deleted_at = NULL, updated_at = now()
+WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s
+"""
+CASCADE_RESTORE_DOCUMENTS: LiteralString = """
+UPDATE knowledge_documents
+SET deleted_at = NULL, updated_at = now()
+WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s
+"""
 
 # GDPR access: every row of the user's data as one JSON document, in one snapshot.
 # Rate-limit buckets are keyed by the user id as text; the search vector of documents is
@@ -120,3 +133,7 @@ ERASE_RATE_LIMITS: LiteralString = "DELETE FROM rate_limits WHERE user_id = %(id
 
 # Step 4: the user; foreign keys cascade to models, sessions, turns and documents.
 ERASE_USER: LiteralString = "DELETE FROM users WHERE id = %(id)s"
+
+# Is the user live? No row = no such user; false = soft-deleted. (Every repository checks a
+# user's state with it before writing rows that belong to the user.)
+USER_STATE: LiteralString = "SELECT deleted_at IS NULL FROM users WHERE id = %(user_id)s"

@@ -1,1 +1,1 @@
-"""Repositories (async source; the sync twin is generated into ``_sync/repositories``)."""
+"""Repositories: one class per group of tables, built by the factory."""

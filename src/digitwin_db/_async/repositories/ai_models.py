@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
@@ -12,62 +11,20 @@ from psycopg import sql
 
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
-from digitwin_db.errors import NotFoundError, ValidationError
-from digitwin_db.models.ai_models import MODEL_STATUSES, AIModel, FaceModel, VoiceModel
+from digitwin_db.errors import NotFoundError, QueryError, ValidationError
+from digitwin_db.models.ai_models import AIModel, FaceModel, VoiceModel
+from digitwin_db.models.common import Page
+from digitwin_db.rules.ai_models import (
+    COMMON_CHECKS,
+    check_language,
+    check_resolution,
+    check_sample_rate,
+)
 from digitwin_db.sql import ai_models as q
-from digitwin_db.validation import check_number, check_optional_int, check_text
-
-# Text and JSON checks that also refuse what psycopg cannot encode (lone surrogates).
-json_param = AsyncSoftDeleteRepository.json_param
+from digitwin_db.sql import common
+from digitwin_db.validation import check_fields, check_page
 
 ModelT = TypeVar("ModelT", bound=AIModel)
-
-_RESOLUTION_LENGTH = 11  # "99999x99999"
-
-
-def check_status(value: object) -> str:
-    if not isinstance(value, str) or value not in MODEL_STATUSES:
-        raise ValidationError(f"status must be one of {', '.join(MODEL_STATUSES)}, got {value!r}")
-    return value
-
-
-def check_quality(value: object) -> float | None:
-    if value is None:
-        return None
-    return check_number(value, "quality_score", minimum=0.0, maximum=1.0)
-
-
-def check_language(value: object) -> str | None:
-    if value is None:
-        return None
-    return check_text(value, "language", min_length=2, max_length=35)
-
-
-def check_sample_rate(value: object) -> int | None:
-    return check_optional_int(value, "sample_rate", minimum=8000, maximum=192000)
-
-
-def check_resolution(value: object) -> str | None:
-    if value is None:
-        return None
-    text = check_text(value, "resolution", max_length=_RESOLUTION_LENGTH)
-    width, sep, height = text.partition("x")
-    if not (sep and 2 <= len(width) <= 5 and 2 <= len(height) <= 5) or not (
-        width.isascii() and width.isdigit() and height.isascii() and height.isdigit()
-    ):
-        raise ValidationError(f"resolution must look like 1920x1080, got {text!r}")
-    return text
-
-
-# Columns every kind has, with their checks (update()'s whitelist starts here).
-_COMMON_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "name": lambda v: check_text(v, "name", max_length=200),
-    "provider": lambda v: check_text(v, "provider", max_length=100),
-    "model_ref": lambda v: check_text(v, "model_ref", max_length=1000, strip=False),
-    "status": check_status,
-    "quality_score": check_quality,
-    "metadata": lambda v: json_param(v, "metadata"),
-}
 
 
 class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
@@ -83,7 +40,7 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
 
     def __init__(self, db: AsyncDatabase) -> None:
         super().__init__(db)
-        self._checks = {**_COMMON_CHECKS, **self.extra_checks}
+        self._checks = {**COMMON_CHECKS, **self.extra_checks}
         insert_columns = ["user_id", *self._checks]
         fmt = {"table": self._table, "columns": self._columns}
         self._q_insert = q.INSERT.format(
@@ -93,6 +50,8 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
         )
         self._q_list_live = q.LIST_FOR_USER.format(**fmt, where=self._live_filter(False))
         self._q_list_any = q.LIST_FOR_USER.format(**fmt, where=self._live_filter(True))
+        self._q_count_live = q.COUNT_FOR_USER.format(**fmt, where=self._live_filter(False))
+        self._q_count_any = q.COUNT_FOR_USER.format(**fmt, where=self._live_filter(True))
         self._q_get_active = q.GET_ACTIVE.format(**fmt)
         self._q_owner = q.OWNER_OF_LIVE.format(**fmt)
         self._q_lock_model = q.LOCK_MODEL.format(**fmt)
@@ -110,18 +69,31 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
             if await cur.fetchone() is None:
                 raise NotFoundError(f"user {owner} not found (or deleted)")
             model = await self._fetch_one(conn, self._q_insert, params)
-        assert model is not None
+        if model is None:
+            raise QueryError("ai_models: the statement returned no row")
         return model
 
     async def list_for_user(
-        self, user_id: UUID | str, *, include_deleted: bool = False
-    ) -> builtins.list[ModelT]:
-        """The user's models, newest first (live only unless ``include_deleted``); an empty
-        list for a user without models."""
+        self,
+        user_id: UUID | str,
+        *,
+        include_deleted: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page[ModelT]:
+        """A page of the user's models, newest first (live only unless
+        ``include_deleted``), with the ``total`` that match; no items for a user without
+        models. ``limit`` is 1-1000."""
         owner = self._parse_id(user_id, "user_id")
+        page, start = check_page(limit, offset)
         query = self._q_list_any if include_deleted else self._q_list_live
-        async with self.db.connection(f"{self.name}.list_for_user") as conn:
-            return await self._fetch_all(conn, query, {"user_id": owner})
+        params = {"user_id": owner, "limit": page, "offset": start}
+        async with self.db.transaction(f"{self.name}.list_for_user") as conn:
+            await conn.execute(common.SNAPSHOT)  # the items and the total agree
+            items = await self._fetch_all(conn, query, params)
+            count = self._q_count_any if include_deleted else self._q_count_live
+            total = await self._page_total(conn, len(items), page, start, count, params)
+        return Page[ModelT](items=items, total=total, limit=page, offset=start)
 
     async def update(self, id: UUID | str, /, **changes: Any) -> ModelT:
         """Change some columns of a live model (``name``, ``provider``, ``model_ref``,
@@ -129,12 +101,7 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
         bad values are a ``ValidationError``; so is moving the active model out of
         ``ready`` (deactivate it first)."""
         model_id = self._parse_id(id)
-        unknown = sorted(set(changes) - set(self._checks))
-        if unknown:
-            raise ValidationError(
-                f"cannot update {', '.join(unknown)} of a {self.entity}; "
-                f"updatable: {', '.join(sorted(self._checks))}"
-            )
+        check_fields(changes, self._checks, self.entity)
         values = {k: self._checks[k](v) for k, v in changes.items()}
         try:
             return await self._update_live(
@@ -177,7 +144,8 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
                 )
             await conn.execute(self._q_deactivate_others, params)
             model = await self._fetch_one(conn, self._q_activate, params)
-            assert model is not None
+            if model is None:
+                raise QueryError("ai_models: the statement returned no row")
             if not was_active:
                 await self._audit(
                     conn,

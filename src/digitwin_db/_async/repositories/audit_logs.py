@@ -8,7 +8,6 @@ erasure ('erase') in the users repository.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 from datetime import datetime
 from typing import Any, ClassVar
@@ -19,86 +18,32 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from digitwin_db._async.repositories.base import AsyncRepository
-from digitwin_db.errors import ValidationError
-from digitwin_db.models.audit import AUDIT_RESULTS, AuditEntry, AuditStatistics, AuditUserCount
+from digitwin_db.errors import QueryError
+from digitwin_db.models.audit import AuditEntry, AuditStatistics, AuditUserCount
 from digitwin_db.models.common import Page
+from digitwin_db.rules.audit import (
+    DEFAULT_PURGE_BATCH,
+    MAX_RETENTION_DAYS,
+    RESOURCE_ID_MAX,
+    RESOURCE_TYPE_MAX,
+    TOP_USERS,
+    USER_AGENT_MAX,
+    check_action,
+    check_ip,
+    check_optional_text,
+    check_result,
+)
 from digitwin_db.sql import audit_logs as q
-from digitwin_db.validation import check_json_object, check_number, check_text, parse_uuid
+from digitwin_db.validation import (
+    check_aware_datetime,
+    check_int_range,
+    check_json_object,
+    check_number,
+    check_page,
+    optional_uuid,
+)
 
 __all__ = ["AsyncAuditLogRepository"]
-
-# Limits of the table's CHECK constraints, checked here first so that bad input fails
-# with a clear message before any SQL runs.
-ACTION_MAX = 100
-RESOURCE_TYPE_MAX = 100
-RESOURCE_ID_MAX = 200
-USER_AGENT_MAX = 1024
-_ACTION_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:/-")
-# A page is at most this long: bigger listings should page.
-MAX_PAGE = 1000
-# purge_older_than(days): beyond ~a million years PostgreSQL's interval overflows.
-MAX_RETENTION_DAYS = 1_000_000
-# Rows deleted per statement by the purge: small enough to hold locks briefly.
-DEFAULT_PURGE_BATCH = 5000
-TOP_USERS = 10
-
-
-def _uuid(value: object, field: str) -> UUID | None:
-    return None if value is None else parse_uuid(value, field)
-
-
-def _text(value: object, field: str, max_len: int) -> str | None:
-    # Not stripped: an audit entry keeps exactly what it was given.
-    return None if value is None else check_text(value, field, max_length=max_len, strip=False)
-
-
-def _action(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValidationError("action must be a non-empty string such as 'user.created'")
-    if len(value) > ACTION_MAX or not set(value) <= _ACTION_CHARS:
-        raise ValidationError(
-            f"action {value!r:.120} is invalid: 1 to {ACTION_MAX} characters among "
-            "letters, digits and _ . : / -"
-        )
-    return value
-
-
-def _result(value: object) -> str:
-    if value not in AUDIT_RESULTS:
-        raise ValidationError(f"result must be one of {', '.join(AUDIT_RESULTS)}, got {value!r}")
-    assert isinstance(value, str)
-    return value
-
-
-def _ip(value: object) -> str | None:
-    if value is None:
-        return None
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
-    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        address = value
-    elif isinstance(value, str) and len(value) <= 100:
-        with contextlib.suppress(ValueError):
-            address = ipaddress.ip_address(value.strip())
-    # inet has no place for an IPv6 zone ("fe80::1%eth0").
-    if address is not None and getattr(address, "scope_id", None) is None:
-        return str(address)
-    raise ValidationError(f"ip_address must be an IPv4 or IPv6 address, got {value!r:.80}")
-
-
-def _when(value: object, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise ValidationError(f"{field} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(f"{field} must be timezone-aware (e.g. datetime.now(UTC))")
-    return value
-
-
-def _count(value: object, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationError(f"{field} must be an integer from {low} to {high}, got {value!r}")
-    return value
 
 
 class AsyncAuditLogRepository(AsyncRepository):
@@ -130,13 +75,13 @@ class AsyncAuditLogRepository(AsyncRepository):
         if isinstance(resource_id, UUID):
             resource_id = str(resource_id)
         params = {
-            "action": _action(action),
-            "user_id": _uuid(user_id, "user_id"),
-            "resource_type": _text(resource_type, "resource_type", RESOURCE_TYPE_MAX),
-            "resource_id": _text(resource_id, "resource_id", RESOURCE_ID_MAX),
-            "result": _result(result),
-            "ip_address": _ip(ip_address),
-            "user_agent": _text(user_agent, "user_agent", USER_AGENT_MAX),
+            "action": check_action(action),
+            "user_id": optional_uuid(user_id, "user_id"),
+            "resource_type": check_optional_text(resource_type, "resource_type", RESOURCE_TYPE_MAX),
+            "resource_id": check_optional_text(resource_id, "resource_id", RESOURCE_ID_MAX),
+            "result": check_result(result),
+            "ip_address": check_ip(ip_address),
+            "user_agent": check_optional_text(user_agent, "user_agent", USER_AGENT_MAX),
             "metadata": Jsonb(check_json_object(metadata, "metadata")),
         }
         async with self.db.transaction("audit_logs.log") as conn:
@@ -146,7 +91,8 @@ class AsyncAuditLogRepository(AsyncRepository):
             cur = conn.cursor(row_factory=class_row(AuditEntry))
             await cur.execute(q.INSERT, params)
             entry = await cur.fetchone()
-        assert entry is not None
+        if entry is None:
+            raise QueryError("audit_logs: the statement returned no row")
         return entry
 
     async def query(
@@ -168,16 +114,15 @@ class AsyncAuditLogRepository(AsyncRepository):
         1-1000. ``total`` counts every match, not just this page.
         """
         params: dict[str, Any] = {
-            "user_id": _uuid(user_id, "user_id"),
-            "action": None if action is None else _action(action),
-            "resource_type": _text(resource_type, "resource_type", RESOURCE_TYPE_MAX),
-            "resource_id": _text(resource_id, "resource_id", RESOURCE_ID_MAX),
-            "result": None if result is None else _result(result),
-            "since": _when(since, "since"),
-            "until": _when(until, "until"),
-            "limit": _count(limit, "limit", 1, MAX_PAGE),
-            "offset": _count(offset, "offset", 0, 2**62),
+            "user_id": optional_uuid(user_id, "user_id"),
+            "action": None if action is None else check_action(action),
+            "resource_type": check_optional_text(resource_type, "resource_type", RESOURCE_TYPE_MAX),
+            "resource_id": check_optional_text(resource_id, "resource_id", RESOURCE_ID_MAX),
+            "result": None if result is None else check_result(result),
+            "since": check_aware_datetime(since, "since"),
+            "until": check_aware_datetime(until, "until"),
         }
+        params["limit"], params["offset"] = check_page(limit, offset)
         fragments = [
             sql.SQL(fragment)
             for name, fragment in q.QUERY_FILTERS.items()
@@ -188,12 +133,14 @@ class AsyncAuditLogRepository(AsyncRepository):
             cur = conn.cursor(row_factory=class_row(AuditEntry))
             await cur.execute(sql.SQL(q.SELECT_PAGE).format(where=where), params)
             items = await cur.fetchall()
-            if params["offset"] == 0 and len(items) < params["limit"]:
-                total = len(items)  # the whole result fits in this page
-            else:
-                count_cur = await conn.execute(sql.SQL(q.COUNT).format(where=where), params)
-                row = await count_cur.fetchone()
-                total = int(row[0]) if row is not None else 0
+            total = await self._page_total(
+                conn,
+                len(items),
+                params["limit"],
+                params["offset"],
+                sql.SQL(q.COUNT).format(where=where),
+                params,
+            )
         return Page[AuditEntry](
             items=items, total=total, limit=params["limit"], offset=params["offset"]
         )
@@ -204,15 +151,16 @@ class AsyncAuditLogRepository(AsyncRepository):
         """Totals over ``[since, until)``: count, per action, per result, failure and denied
         rates, and the ten most active users. Computed in one SQL statement."""
         params = {
-            "since": _when(since, "since"),
-            "until": _when(until, "until"),
+            "since": check_aware_datetime(since, "since"),
+            "until": check_aware_datetime(until, "until"),
             "top_users": TOP_USERS,
         }
         async with self.db.connection("audit_logs.statistics") as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(q.STATISTICS, params)
             row = await cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise QueryError("audit_logs: the statement returned no row")
         total = int(row["total"])
         by_result: dict[str, int] = {k: int(v) for k, v in row["by_result"].items()}
         return AuditStatistics(
@@ -241,13 +189,14 @@ class AsyncAuditLogRepository(AsyncRepository):
         between batches). The only path that may delete audit rows.
         """
         days = check_number(days, "days", minimum=0, maximum=MAX_RETENTION_DAYS)
-        batch_size = _count(batch_size, "batch_size", 1, 1_000_000)
+        batch_size = check_int_range(batch_size, "batch_size", 1, 1_000_000)
         if max_batches is not None:
-            max_batches = _count(max_batches, "max_batches", 1, 2**31)
+            max_batches = check_int_range(max_batches, "max_batches", 1, 2**31)
         async with self.db.connection("audit_logs.purge_cutoff") as conn:
             cur = await conn.execute(q.PURGE_CUTOFF, {"days": float(days)})
             row = await cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise QueryError("audit_logs: the statement returned no row")
         cutoff: datetime = row[0]
         removed = batches = 0
         while max_batches is None or batches < max_batches:

@@ -2,8 +2,9 @@
 generic key/value store (``cache.kv``, ``cache.namespace(name)`` in ``cache_kv.py``).
 
 Two layers, as in Solid Cache: ``digitwin_db.sql.cache`` owns every statement; this class
-owns the cache semantics — key hashing and validation (``digitwin_db.cache_codec``), statistics
-(``digitwin_db.cache_counters``), fail-open reads, caps, expiry cleanup.
+owns the cache semantics — key hashing and validation (``digitwin_db.cache_codec``) and expiry
+cleanup. Counters, fail-open reads, default TTLs and caps live in the internal core
+(``cache_core.py``) that this class and every namespace view share.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any, ClassVar, NoReturn
 
 from psycopg import sql
 
+from digitwin_db._async.cache_core import AsyncCacheCore
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
-from digitwin_db._async.repositories.cache_near import AsyncNearReads
 from digitwin_db.cache_codec import (
     EMBEDDING_PERSON,
     LLM_PERSON,
@@ -29,6 +30,8 @@ from digitwin_db.cache_codec import (
     bigint_array,
     canonical_json,
     canonical_params,
+    check_hits,
+    check_mapping_items,
     check_name,
     check_text,
     check_ttl,
@@ -37,15 +40,14 @@ from digitwin_db.cache_codec import (
     pack_embedding,
     unpack_embedding,
 )
-from digitwin_db.cache_counters import CacheCounters
+from digitwin_db.cache_registry import CACHE_NAMES, CACHE_TABLES, STATS_TABLE
 from digitwin_db.errors import (
-    DatabaseUnavailableError,
+    TRANSIENT_ERRORS,
     DigitwinDBError,
-    TransientError,
+    QueryError,
     ValidationError,
 )
 from digitwin_db.models.cache import (
-    CACHE_NAMES,
     CacheCounts,
     CachedLLMResponse,
     CacheStats,
@@ -63,51 +65,9 @@ logger = logging.getLogger("digitwin_db.cache")
 #: Namespace of ``cache.kv``.
 DEFAULT_NAMESPACE = "default"
 
-#: Table of each cache, and the column that says how old an entry is (for eviction).
-CACHE_TABLES: dict[str, tuple[str, str]] = {
-    "embedding": ("embedding_cache", "created_at"),
-    "vector_search": ("vector_search_cache", "created_at"),
-    "llm_response": ("llm_response_cache", "created_at"),
-    "kv": ("kv_cache", "updated_at"),
-}
-
 _EMB = "embedding"
 _SEARCH = "vector_search"
 _LLM = "llm_response"
-
-
-def _mapping_items(mapping: object, what: str) -> list[tuple[Any, Any]]:
-    if not isinstance(mapping, Mapping):
-        raise ValidationError(f"{what} must be a mapping, got {type(mapping).__name__}")
-    items = list(mapping.items())
-    if not items:
-        raise ValidationError(f"{what} must not be empty")
-    return items
-
-
-def _check_hits(hits: object) -> list[SearchHit]:
-    if isinstance(hits, str | bytes | Mapping) or not isinstance(hits, Iterable):
-        raise ValidationError(f"hits must be a list, got {type(hits).__name__}")
-    result: list[SearchHit] = []
-    for hit in hits:
-        if isinstance(hit, SearchHit):
-            result.append(hit)
-            continue
-        try:
-            if isinstance(hit, Mapping):
-                result.append(SearchHit.model_validate(dict(hit)))
-            elif isinstance(hit, tuple | list) and 2 <= len(hit) <= 3:
-                result.append(SearchHit(**dict(zip(("id", "score", "payload"), hit, strict=False))))
-            else:
-                raise ValidationError(
-                    f"each hit must be a SearchHit, a mapping or an (id, score[, payload]) "
-                    f"tuple, got {type(hit).__name__}"
-                )
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            if isinstance(exc, ValidationError):
-                raise
-            raise ValidationError(f"invalid search hit: {exc}") from None
-    return result
 
 
 class AsyncCacheRepository(AsyncRepository):
@@ -116,81 +76,30 @@ class AsyncCacheRepository(AsyncRepository):
 
     Reads never write: hit/miss counts and LLM hit counts are aggregated in this process
     and flushed in one statement every ``Settings.cache_stats_flush_interval`` seconds
-    (piggy-backed on calls), on :meth:`flush_stats` and on :meth:`close`.
+    (piggy-backed on calls, only when a pooled connection is free at once: a read never
+    waits for a flush), on :meth:`flush_stats` and on :meth:`close` (exact after those).
     ``get_*`` reads are fail-open (``Settings.cache_fail_open``): a transient database
     error is a logged miss; writes always raise.
     """
 
     name: ClassVar[str] = "cache"
-    tables: ClassVar[tuple[str, ...]] = (
-        "embedding_cache",
-        "vector_search_cache",
-        "llm_response_cache",
-        "kv_cache",
-        "cache_stats",
-    )
+    tables: ClassVar[tuple[str, ...]] = (*CACHE_TABLES, STATS_TABLE)
 
     def __init__(self, db: AsyncDatabase) -> None:
         super().__init__(db)
-        settings = db.settings
-        self.counters = CacheCounters(settings.cache_stats_flush_interval)
-        self._fail_open = settings.cache_fail_open
-        self._ttl = {
-            _EMB: settings.embedding_cache_ttl,
-            _SEARCH: settings.search_cache_ttl,
-            _LLM: settings.llm_cache_ttl,
-        }
-        caps = {
-            _EMB: (settings.embedding_cache_max_entries, settings.embedding_cache_max_bytes),
-            _SEARCH: (settings.search_cache_max_entries, settings.search_cache_max_bytes),
-            _LLM: (settings.llm_cache_max_entries, settings.llm_cache_max_bytes),
-            "kv": (settings.kv_cache_max_entries, settings.kv_cache_max_bytes),
-        }
-        #: (max entries, max bytes) of the caches that have a cap.
-        self.caps = {name: cap for name, cap in caps.items() if cap != (None, None)}
-        self._cap_check_writes = settings.cache_cap_check_writes
-        self._writes = dict.fromkeys(CACHE_NAMES, 0)
+        self._core = AsyncCacheCore(db)
+        self._ttl = self._core.default_ttl
         #: The near cache (``Settings.near_cache``): memory in front of these tables.
-        self.near = AsyncNearReads(self) if settings.near_cache else None
-        self.kv = AsyncKVNamespace(self, DEFAULT_NAMESPACE)
+        self.near = self._core.near
+        self.kv = AsyncKVNamespace(self._core, DEFAULT_NAMESPACE)
 
     def namespace(self, name: str, *, near: bool = True) -> AsyncKVNamespace:
         """A key/value view on another namespace (``cache.kv`` is ``"default"``).
         ``near=False`` keeps this view out of the near cache (every read goes to the
         table)."""
-        return AsyncKVNamespace(self, name, near=near)
+        return AsyncKVNamespace(self._core, name, near=near)
 
     # ------------------------------------------------------------------ shared helpers
-    def fail_open(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None:
-        """Log a failed read as a miss, or re-raise it when fail-open is off."""
-        if not self._fail_open:
-            raise exc
-        logger.warning("%s failed, treated as a cache miss: %s", op, exc)
-
-    async def flush_due(self) -> None:
-        """Flush the counters from a read path; a failure is logged, counts are kept."""
-        try:
-            await self.flush_stats()
-        except DigitwinDBError as exc:
-            logger.warning("cache statistics flush failed (will retry): %s", exc)
-
-    async def wrote(self, cache: str, rows: int = 1) -> None:
-        """Count writes to a capped cache; every ``cache_cap_check_writes`` writes, evict
-        the oldest entries above its caps (a failure is logged: the write itself stood)."""
-        if cache not in self.caps:
-            return
-        self._writes[cache] += rows
-        if self._writes[cache] < self._cap_check_writes:
-            return
-        self._writes[cache] = 0
-        try:
-            await self._evict(cache)
-        except DigitwinDBError as exc:
-            logger.warning("cache eviction of %s failed: %s", cache, exc)
-
-    def _count(self, cache: str, hit: bool) -> bool:
-        return self.counters.hit(cache) if hit else self.counters.miss(cache)
-
     @staticmethod
     def _not_stored(model: str, dimensions: int, stored: int) -> NoReturn:
         raise ValidationError(
@@ -212,11 +121,10 @@ class AsyncCacheRepository(AsyncRepository):
             async with self.db.connection("cache.get_embedding") as conn:
                 cur = await conn.execute(q.EMBEDDING_GET, params, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self.fail_open("cache.get_embedding", exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed("cache.get_embedding", exc)
             row = None
-        if self._count(_EMB, row is not None):
-            await self.flush_due()
+        await self._core.counted(_EMB, hits=row is not None, misses=row is None)
         return None if row is None else unpack_embedding(row[0])
 
     async def get_embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float] | None]:
@@ -240,19 +148,15 @@ class AsyncCacheRepository(AsyncRepository):
             async with self.db.connection("cache.get_embeddings") as conn:
                 cur = await conn.execute(q.EMBEDDING_GET_MANY, params, binary=True)
                 rows = await cur.fetchall()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self.fail_open("cache.get_embeddings", exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed("cache.get_embeddings", exc)
             rows = []
         found = {text: data for text, data in rows}
         result: list[list[float] | None] = [
             unpack_embedding(found[t]) if t in found else None for t in texts
         ]
         hits = sum(vector is not None for vector in result)
-        due = self.counters.hit(_EMB, hits) if hits else False
-        if hits < len(texts):
-            due = self.counters.miss(_EMB, len(texts) - hits)
-        if due:
-            await self.flush_due()
+        await self._core.counted(_EMB, hits=hits, misses=len(texts) - hits)
         return result
 
     async def set_embedding(
@@ -281,10 +185,11 @@ class AsyncCacheRepository(AsyncRepository):
             row = await cur.fetchone()
         if self.near is not None:
             self.near.wrote(_EMB, [params["key_hash"]])
-        assert row is not None
+        if row is None:
+            raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
             self._not_stored(model, dimensions, row[0])
-        await self.wrote(_EMB)
+        await self._core.wrote(_EMB)
 
     async def set_embeddings(
         self,
@@ -296,7 +201,7 @@ class AsyncCacheRepository(AsyncRepository):
         """Cache several embeddings of one model in one statement (all or none); every
         vector must have the same dimension. Same checks as :meth:`set_embedding`."""
         model = check_name(model, "model")
-        items = _mapping_items(mapping, "mapping")
+        items = check_mapping_items(mapping, "mapping")
         texts: list[str] = []
         packed: list[bytes] = []
         for text, vector in items:
@@ -322,10 +227,11 @@ class AsyncCacheRepository(AsyncRepository):
             row = await cur.fetchone()
         if self.near is not None:
             self.near.wrote(_EMB, params["key_hashes"])  # type: ignore[arg-type]
-        assert row is not None
+        if row is None:
+            raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
             self._not_stored(model, dimensions, row[0])
-        await self.wrote(_EMB, len(texts))
+        await self._core.wrote(_EMB, len(texts))
 
     # ------------------------------------------------------------------ vector search
     def _search_params(self, query: object, index: object, params: object) -> dict[str, Any]:
@@ -351,11 +257,10 @@ class AsyncCacheRepository(AsyncRepository):
             async with self.db.connection("cache.get_search_results") as conn:
                 cur = await conn.execute(q.SEARCH_GET, key, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self.fail_open("cache.get_search_results", exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed("cache.get_search_results", exc)
             row = None
-        if self._count(_SEARCH, row is not None):
-            await self.flush_due()
+        await self._core.counted(_SEARCH, hits=row is not None, misses=row is None)
         if row is None:
             return None
         # Validated when stored: build the models without validating again.
@@ -373,7 +278,7 @@ class AsyncCacheRepository(AsyncRepository):
         """Cache the ranked ``hits`` (SearchHit, mappings or (id, score[, payload]) tuples)
         of ``query`` on ``index``; their order is kept. An empty list is a valid result."""
         key = self._search_params(query, index, params)
-        checked = _check_hits(hits)
+        checked = check_hits(hits)
         hits_json = canonical_json([h.model_dump() for h in checked], "hits")
         key.update(
             hits=hits_json,
@@ -384,7 +289,7 @@ class AsyncCacheRepository(AsyncRepository):
             await conn.execute(q.SEARCH_SET, key)
         if self.near is not None:
             self.near.wrote(_SEARCH, [key["key_hash"]])
-        await self.wrote(_SEARCH)
+        await self._core.wrote(_SEARCH)
 
     # ------------------------------------------------------------------ LLM responses
     def _llm_params(self, prompt: object, model: object, params: object) -> dict[str, Any]:
@@ -415,14 +320,13 @@ class AsyncCacheRepository(AsyncRepository):
             async with self.db.connection("cache.get_llm_response") as conn:
                 cur = await conn.execute(q.LLM_GET, key, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self.fail_open("cache.get_llm_response", exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed("cache.get_llm_response", exc)
             row = None
         if row is None:
-            if self.counters.miss(_LLM):
-                await self.flush_due()
+            await self._core.counted(_LLM, misses=1)
             return None
-        pending, due = self.counters.llm_hit(key["key_hash"])
+        pending, due = self._core.counters.llm_hit(key["key_hash"])
         response, metadata, hit_count, created_at, expires_at = row
         result = CachedLLMResponse.model_construct(
             model=key["model"],
@@ -435,7 +339,7 @@ class AsyncCacheRepository(AsyncRepository):
             expires_at=expires_at,
         )
         if due:
-            await self.flush_due()
+            await self._core.try_flush()
         return result
 
     async def set_llm_response(
@@ -465,53 +369,13 @@ class AsyncCacheRepository(AsyncRepository):
             await conn.execute(q.LLM_SET, key)
         if self.near is not None:
             self.near.wrote(_LLM, [key["key_hash"]])
-        await self.wrote(_LLM)
+        await self._core.wrote(_LLM)
 
     # ------------------------------------------------------------------ statistics
     async def flush_stats(self) -> None:
         """Write this process's hit/miss counters and LLM hit counts in one statement.
         On failure the counts are kept for the next flush and the error is raised."""
-        await self._flush_near_counts()
-        snapshot = self.counters.take()
-        if snapshot.empty:
-            return
-        names = [n for n in CACHE_NAMES if snapshot.hits[n] or snapshot.misses[n]]
-        llm = sorted(snapshot.llm_hits.items())
-        params = {
-            "names": names,
-            "hits": [snapshot.hits[n] for n in names],
-            "misses": [snapshot.misses[n] for n in names],
-            "llm_hashes": [h for h, _ in llm],
-            "llm_hits": [c for _, c in llm],
-        }
-        try:
-            async with self.db.connection("cache.flush_stats") as conn:
-                await conn.execute(q.FLUSH_STATS, params)
-        except BaseException:
-            self.counters.restore(snapshot)
-            raise
-
-    async def _flush_near_counts(self) -> None:
-        if self.near is None:
-            return
-        taken = self.near.tier.take_counts()
-        names = [n for n in CACHE_NAMES if any(vars(taken[n]).values())]
-        if not names:
-            return
-        params = {
-            "names": names,
-            "add_hits": [taken[n].hits - taken[n].counted for n in names],
-            "hits": [taken[n].hits for n in names],
-            "misses": [taken[n].misses for n in names],
-            "invalidations": [taken[n].invalidations for n in names],
-            "evictions": [taken[n].evictions for n in names],
-        }
-        try:
-            async with self.db.connection("cache.flush_stats") as conn:
-                await conn.execute(nq.FLUSH_COUNTS, params)
-        except BaseException:
-            self.near.tier.restore_counts(taken)
-            raise
+        await self._core.flush()
 
     def _near_fields(self, name: str, flushed: list[int] | None) -> dict[str, int]:
         """near_* of one cache: flushed counters of all processes, this process's copies."""
@@ -568,7 +432,7 @@ class AsyncCacheRepository(AsyncRepository):
         start = time.perf_counter()
         removed: dict[str, int] = {}
         batches = 0
-        for table, _ in CACHE_TABLES.values():
+        for table in CACHE_TABLES:
             statement = q.CLEANUP_BATCH.format(table=sql.Identifier(table))
             removed[table] = 0
             while True:
@@ -595,20 +459,7 @@ class AsyncCacheRepository(AsyncRepository):
         """Evict the oldest entries of every capped cache down to its caps now (writes do
         this every ``Settings.cache_cap_check_writes`` writes). Returns rows evicted per
         cache."""
-        return {cache: await self._evict(cache) for cache in self.caps}
-
-    async def _evict(self, cache: str) -> int:
-        max_entries, max_bytes = self.caps[cache]
-        table, age = CACHE_TABLES[cache]
-        statement = q.EVICT_OVER_CAPS.format(table=sql.Identifier(table), age=sql.Identifier(age))
-        async with self.db.connection("cache.evict") as conn:
-            cur = await conn.execute(
-                statement, {"max_entries": max_entries, "max_bytes": max_bytes}
-            )
-            evicted = cur.rowcount
-        if evicted:
-            logger.info("cache %s: evicted %d oldest entries above its caps", cache, evicted)
-        return evicted
+        return {cache: await self._core.evict(cache) for cache in self._core.caps}
 
     # ------------------------------------------------------------------ lifecycle
     async def check_health(self) -> RepositoryCheck:

@@ -10,8 +10,9 @@ import inspect
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from digitwin_db._async.cache_core import AsyncCacheCore
 from digitwin_db.cache_codec import (
     KV_PERSON,
     Seconds,
@@ -21,19 +22,18 @@ from digitwin_db.cache_codec import (
     check_keys,
     check_name,
     check_positive_seconds,
+    check_tags,
     check_ttl,
     encode_value,
     hash_key,
 )
 from digitwin_db.errors import (
-    DatabaseUnavailableError,
+    TRANSIENT_ERRORS,
+    QueryError,
     TransientError,
     ValidationError,
 )
 from digitwin_db.sql import cache as q
-
-if TYPE_CHECKING:
-    from digitwin_db._async.repositories.cache import AsyncCacheRepository
 
 __all__ = ["AsyncKVNamespace"]
 
@@ -41,14 +41,6 @@ logger = logging.getLogger("digitwin_db.cache")
 
 _MISSING: Any = object()
 _CACHE = "kv"
-
-
-def _check_tags(tags: object) -> list[str]:
-    if isinstance(tags, str):
-        raise ValidationError("tags must be a list of strings, not one string")
-    if not isinstance(tags, Iterable):
-        raise ValidationError(f"tags must be a list of strings, got {type(tags).__name__}")
-    return sorted({check_name(t, "tag") for t in tags})
 
 
 class AsyncKVNamespace:
@@ -59,14 +51,14 @@ class AsyncKVNamespace:
     absent for every method, even before cleanup removes its row.
     """
 
-    def __init__(self, cache: AsyncCacheRepository, name: str, *, near: bool = True) -> None:
+    def __init__(self, core: AsyncCacheCore, name: str, *, near: bool = True) -> None:
         self.name = check_name(name, "namespace")
-        self._cache = cache
-        self._near = cache.near if near else None
-        self._db = cache.db
-        self._counters = cache.counters
+        self._core = core
+        self._near = core.near if near else None
+        self._db = core.db
+        self._counters = core.counters
         self._prefix = self.name.encode() + b"\x00"
-        self._default_ttl = cache.db.settings.kv_default_ttl
+        self._default_ttl = core.default_ttl[_CACHE]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -101,7 +93,7 @@ class AsyncKVNamespace:
             value_json=value_json,
             value_bytes=value_bytes,
             byte_size=size + len(params["key"]),
-            tags=_check_tags(tags),
+            tags=check_tags(tags),
             ttl=check_ttl(ttl, self._default_ttl),
         )
         return params
@@ -110,7 +102,7 @@ class AsyncKVNamespace:
         """Drop this process's copies of keys it just wrote (None: the whole namespace):
         a read after a write sees it without waiting for the write's notification. The
         notification then drops the copies of every other process."""
-        near = self._cache.near
+        near = self._core.near
         if near is None:
             return
         if key_hashes is None:
@@ -131,15 +123,13 @@ class AsyncKVNamespace:
             async with self._db.connection("cache.kv.get") as conn:
                 cur = await conn.execute(q.KV_GET, params, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self._cache.fail_open("cache.kv.get", exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed("cache.kv.get", exc)
             row = None
         if row is None:
-            if self._counters.miss(_CACHE):
-                await self._cache.flush_due()
+            await self._core.counted(_CACHE, misses=1)
             return default
-        if self._counters.hit(_CACHE):
-            await self._cache.flush_due()
+        await self._core.counted(_CACHE, hits=1)
         return row[0] if row[1] is None else row[1]
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -152,17 +142,12 @@ class AsyncKVNamespace:
             async with self._db.connection("cache.kv.get_many") as conn:
                 cur = await conn.execute(q.KV_GET_MANY, params, binary=True)
                 rows = await cur.fetchall()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self._cache.fail_open("cache.kv.get_many", exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed("cache.kv.get_many", exc)
             rows = []
         # The full key is compared here: a row whose key merely shares a hash is dropped.
         found = {key: (vj if vb is None else vb) for key, vj, vb in rows if key in wanted}
-        due = self._counters.hit(_CACHE, len(found)) if found else False
-        missed = len(wanted) - len(found)
-        if missed:
-            due = self._counters.miss(_CACHE, missed)
-        if due:
-            await self._cache.flush_due()
+        await self._core.counted(_CACHE, hits=len(found), misses=len(wanted) - len(found))
         return found
 
     async def exists(self, key: str) -> bool:
@@ -192,7 +177,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.set") as conn:
             await conn.execute(q.KV_SET, params)
         self._near_wrote(params["key_hash"])
-        await self._cache.wrote(_CACHE)
+        await self._core.wrote(_CACHE)
 
     async def add(
         self, key: str, value: Any, *, ttl: Seconds | None = None, tags: Iterable[str] = ()
@@ -204,7 +189,7 @@ class AsyncKVNamespace:
             stored = await cur.fetchone() is not None
         self._near_wrote(params["key_hash"])
         if stored:
-            await self._cache.wrote(_CACHE)
+            await self._core.wrote(_CACHE)
         return stored
 
     async def set_many(
@@ -231,13 +216,13 @@ class AsyncKVNamespace:
             values_json=values_json,
             values_bytes=values_bytes,
             byte_sizes=sizes,
-            tags=_check_tags(tags),
+            tags=check_tags(tags),
             ttl=check_ttl(ttl, self._default_ttl),
         )
         async with self._db.connection("cache.kv.set_many") as conn:
             await conn.execute(q.KV_SET_MANY, params)
         self._near_wrote(params["key_hashes"])
-        await self._cache.wrote(_CACHE, len(sizes))
+        await self._core.wrote(_CACHE, len(sizes))
 
     async def delete(self, key: str) -> bool:
         """Remove the key; True when a live value was removed."""
@@ -295,7 +280,8 @@ class AsyncKVNamespace:
                     f"cache.kv.incr: the value of {key[:100]!r} is not an integer"
                 ) from exc
             raise
-        assert row is not None  # an upsert with RETURNING always returns its row
+        if row is None:  # an upsert with RETURNING always returns its row
+            raise QueryError("cache.kv.incr: the upsert returned no row")
         return int(row[0])
 
     async def decr(self, key: str, amount: int = 1) -> int:
@@ -321,7 +307,7 @@ class AsyncKVNamespace:
     async def invalidate_tags(self, *tags: str) -> int:
         """Remove every key carrying any of ``tags``; returns how many live values were
         removed. No tags is a ``ValidationError``."""
-        checked = _check_tags(tags)
+        checked = check_tags(tags)
         if not checked:
             raise ValidationError("invalidate_tags needs at least one tag")
         params = {"namespace": self.name, "tags": checked}
@@ -355,8 +341,8 @@ class AsyncKVNamespace:
         mode), checks again, and only then runs the loader and stores its value in the same
         transaction. N concurrent callers run the loader once; the others wait (at most
         ``lock_timeout`` seconds) and return the stored value. After a timed-out wait the
-        caller loads and stores the value itself. ``loader`` may return an awaitable (async
-        API). If it raises, nothing is cached and the error propagates.
+        caller loads and stores the value itself. In the asyncio API ``loader`` may be a
+        coroutine function. If it raises, nothing is cached and the error propagates.
 
         Each waiting caller holds a pooled connection (in its transaction) until the lock is
         granted, and the loader runs while its caller holds one: size the pool for the
@@ -370,8 +356,7 @@ class AsyncKVNamespace:
             raise ValidationError("loader must be callable")
         found = await self._lookup(params)
         if found is not _MISSING:
-            if self._counters.hit(_CACHE):
-                await self._cache.flush_due()
+            await self._core.counted(_CACHE, hits=1)
             return found
         class_id, object_id = advisory_lock_ids(params["key_hash"])
         locked = False
@@ -411,19 +396,21 @@ class AsyncKVNamespace:
             await self.set(key, value, ttl=ttl_seconds)
             return value
         self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
-        await self._cache.wrote(_CACHE)
+        await self._core.wrote(_CACHE)
         return value
 
     async def _load(self, loader: Callable[[], Any]) -> Any:
         value = loader()
-        if inspect.isawaitable(value):
-            value = await value
-        if inspect.isawaitable(value):
-            # Reached in the generated sync API only, where nothing can await a coroutine.
-            close = getattr(value, "close", None)
-            if callable(close):
-                close()
-            raise ValidationError("loader returned an awaitable: use the asyncio API for it")
+        if True:  # ASYNC
+            if inspect.isawaitable(value):
+                value = await value
+        else:
+            if inspect.isawaitable(value):
+                # Nothing here can run a coroutine: close it (no "never run" warning).
+                close = getattr(value, "close", None)
+                if callable(close):
+                    close()
+                raise ValidationError("loader returned an awaitable: use the asyncio API for it")
         return value
 
     async def _lookup(self, params: dict[str, Any]) -> Any:
@@ -434,8 +421,8 @@ class AsyncKVNamespace:
             async with self._db.connection("cache.kv.get") as conn:
                 cur = await conn.execute(q.KV_GET, params, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self._cache.fail_open("cache.kv.get_or_set", exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed("cache.kv.get_or_set", exc)
             return _MISSING
         if row is None:
             return _MISSING

@@ -11,8 +11,9 @@ fail-open behave as in the L2 reads; a near hit is a cache hit (counted in ``hit
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from digitwin_db._async.database import AsyncDatabase
 from digitwin_db.cache_codec import (
     EMBEDDING_PERSON,
     KV_PERSON,
@@ -21,7 +22,9 @@ from digitwin_db.cache_codec import (
     hash_key,
     unpack_embedding,
 )
-from digitwin_db.errors import DatabaseUnavailableError, TransientError
+from digitwin_db.cache_counters import CacheCounters
+from digitwin_db.cache_registry import CACHE_NAMES
+from digitwin_db.errors import TRANSIENT_ERRORS, DatabaseUnavailableError, TransientError
 from digitwin_db.models.cache import CachedLLMResponse, SearchHit
 from digitwin_db.near_cache import FillToken, NearCache, freeze, thaw
 from digitwin_db.near_listener import NearListener
@@ -29,9 +32,6 @@ from digitwin_db.sql import near_cache as nq
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from digitwin_db._async.repositories.cache import AsyncCacheRepository
-    from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
 
 __all__ = ["AsyncNearReads"]
 
@@ -42,27 +42,44 @@ _LLM = "llm_response"
 _CACHE_OF = {"k": _KV, "e": _EMB}
 
 
+class KVView(Protocol):
+    """What the kv reads use of a namespace view (``cache_kv.AsyncKVNamespace``)."""
+
+    name: str
+
+    def _params(self, key: str) -> dict[str, Any]: ...
+
+
+class AsyncCoreServices(Protocol):
+    """What the near reads use of the cache core (``cache_core.AsyncCacheCore``, which
+    builds them: a protocol, so that this module does not import the core back)."""
+
+    db: AsyncDatabase
+    counters: CacheCounters
+
+    def read_failed(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None: ...
+
+    async def try_flush(self) -> None: ...
+
+
 class AsyncNearReads:
     """The tier, its listener, and the reads that use them (one per cache repository)."""
 
-    def __init__(self, cache: AsyncCacheRepository) -> None:
-        settings = cache.db.settings
-        self._cache = cache
-        self._db = cache.db
+    def __init__(self, core: AsyncCoreServices) -> None:
+        settings = core.db.settings
+        self._core = core
+        self._db = core.db
         self.tier = NearCache(
             max_entries=settings.near_cache_max_entries,
             max_bytes=settings.near_cache_max_bytes,
             max_age=settings.near_cache_max_age,
             flush_interval=settings.cache_stats_flush_interval,
         )
-        url = settings.near_listen_url
-        password = _password(url)
         self.listener = NearListener(
             self.tier,
-            url,
+            settings.near_listen_url,
             connect_timeout=settings.connect_timeout,
             application_name=settings.application_name,
-            redact=(lambda text: text.replace(password, "***")) if password else (lambda t: t),
         )
         self.listener.start()
 
@@ -70,9 +87,7 @@ class AsyncNearReads:
         self.listener.close()
 
     # ------------------------------------------------------------------ kv
-    async def kv_get(
-        self, ns: AsyncKVNamespace, key: str, default: Any, *, count: bool = True
-    ) -> Any:
+    async def kv_get(self, ns: KVView, key: str, default: Any, *, count: bool = True) -> Any:
         """The live value of a kv key (``default`` when absent). A hit needs no hashing:
         copies are found by their full key; the key is checked and hashed on a miss.
         ``count=False``: the caller counts the hit or miss (``get_or_set``)."""
@@ -81,24 +96,24 @@ class AsyncNearReads:
             entry = tier.lookup(("k", ns.name, key), counted=not count)
             if entry is not None:
                 if tier.flush_due:
-                    await self._cache.flush_due()
+                    await self._core.try_flush()
                 return thaw(entry.stored)
         params = ns._params(key)
         token = tier.begin(_KV, params["key_hash"])
         row = await self._read_one("cache.kv.get", nq.KV_GET, params, token)
         if row is None:
-            if count and self._cache.counters.miss(_KV):
-                await self._cache.flush_due()
+            if count and self._core.counters.miss(_KV):
+                await self._core.try_flush()
             return default
         value = row[0] if row[1] is None else row[1]
         if token is not None:
             stored, size = freeze(value)
             tier.fill(token, ("k", ns.name, key), stored, size + len(key), row[2], ns.name)
-        if count and self._cache.counters.hit(_KV):
-            await self._cache.flush_due()
+        if count and self._core.counters.hit(_KV):
+            await self._core.try_flush()
         return value
 
-    async def kv_get_many(self, ns: AsyncKVNamespace, keys: Iterable[str]) -> dict[str, Any]:
+    async def kv_get_many(self, ns: KVView, keys: Iterable[str]) -> dict[str, Any]:
         """The live keys among ``keys`` with their values (``kv.get_many``)."""
         checked = check_keys(keys)
         name = ns.name
@@ -122,11 +137,11 @@ class AsyncNearReads:
             )
         )
         wanted = len(set(checked))
-        due = self._cache.counters.hit(_KV, len(found)) if found else False
+        due = self._core.counters.hit(_KV, len(found)) if found else False
         if wanted > len(found):
-            due = self._cache.counters.miss(_KV, wanted - len(found))
+            due = self._core.counters.miss(_KV, wanted - len(found))
         if due:
-            await self._cache.flush_due()
+            await self._core.try_flush()
         return found
 
     # ------------------------------------------------------------------ embeddings
@@ -136,7 +151,7 @@ class AsyncNearReads:
         entry = tier.lookup(ident)
         if entry is not None:
             if tier.flush_due:
-                await self._cache.flush_due()
+                await self._core.try_flush()
             return unpack_embedding(entry.stored)  # type: ignore[arg-type]
         token = tier.begin(_EMB, params["key_hash"])
         row = await self._read_one("cache.get_embedding", nq.EMBEDDING_GET, params, token)
@@ -144,8 +159,8 @@ class AsyncNearReads:
             data: bytes = row[0]
             size = len(data) + len(params["text"]) + len(params["model"])
             tier.fill(token, ident, data, size, row[1])
-        if self._cache.counters.hit(_EMB) if row is not None else self._cache.counters.miss(_EMB):
-            await self._cache.flush_due()
+        if self._core.counters.hit(_EMB) if row is not None else self._core.counters.miss(_EMB):
+            await self._core.try_flush()
         return None if row is None else unpack_embedding(row[0])
 
     async def get_embeddings(self, texts: list[str], *, model: str) -> list[list[float] | None]:
@@ -176,11 +191,11 @@ class AsyncNearReads:
             for t in texts
         ]
         hits = sum(vector is not None for vector in result)
-        due = self._cache.counters.hit(_EMB, hits) if hits else False
+        due = self._core.counters.hit(_EMB, hits) if hits else False
         if hits < len(texts):
-            due = self._cache.counters.miss(_EMB, len(texts) - hits)
+            due = self._core.counters.miss(_EMB, len(texts) - hits)
         if due:
-            await self._cache.flush_due()
+            await self._core.try_flush()
         return result
 
     # ------------------------------------------------------------------ vector search
@@ -190,7 +205,7 @@ class AsyncNearReads:
         entry = tier.lookup(ident)
         if entry is not None:
             if tier.flush_due:
-                await self._cache.flush_due()
+                await self._core.try_flush()
             return [SearchHit.model_construct(**hit) for hit in thaw(entry.stored)]
         token = tier.begin(_SEARCH, key["key_hash"])
         row = await self._read_one("cache.get_search_results", nq.SEARCH_GET, key, token)
@@ -199,8 +214,8 @@ class AsyncNearReads:
             size += len(key["query"]) + len(key["params"])
             tier.fill(token, ident, stored, size, row[1])
         hit = row is not None
-        if self._cache.counters.hit(_SEARCH) if hit else self._cache.counters.miss(_SEARCH):
-            await self._cache.flush_due()
+        if self._core.counters.hit(_SEARCH) if hit else self._core.counters.miss(_SEARCH):
+            await self._core.try_flush()
         if row is None:
             return None
         return [SearchHit.model_construct(**hit) for hit in row[0]]
@@ -213,7 +228,7 @@ class AsyncNearReads:
         process's hits of it since (the stored count stays exact: every hit is counted
         for the flush)."""
         tier = self.tier
-        counters = self._cache.counters
+        counters = self._core.counters
         ident = ("l", key["model"], key["prompt"], key["params"])
         entry = tier.lookup(ident, counted=True)
         if entry is not None:
@@ -222,13 +237,13 @@ class AsyncNearReads:
             response, metadata, base, created_at, expires_at = copy
             hit_count = base + entry.hits
             if due:
-                await self._cache.flush_due()
+                await self._core.try_flush()
         else:
             token = tier.begin(_LLM, key["key_hash"])
             row = await self._read_one("cache.get_llm_response", nq.LLM_GET, key, token)
             if row is None:
                 if counters.miss(_LLM):
-                    await self._cache.flush_due()
+                    await self._core.try_flush()
                 return None
             pending, due = counters.llm_hit(key["key_hash"])
             response, metadata_value, stored_count, created_at, expires_at, ttl_left = row
@@ -239,7 +254,7 @@ class AsyncNearReads:
                 size += len(response) + len(key["prompt"]) + len(key["params"])
                 tier.fill(token, ident, stored, size, ttl_left)
             if due:
-                await self._cache.flush_due()
+                await self._core.try_flush()
         return CachedLLMResponse.model_construct(
             model=key["model"],
             prompt=key["prompt"],
@@ -291,8 +306,8 @@ class AsyncNearReads:
             async with self._db.connection(op) as conn:
                 cur = await conn.execute(statement, params, binary=True)
                 rows = await cur.fetchall()
-        except (TransientError, DatabaseUnavailableError) as exc:
-            self._cache.fail_open(op, exc)
+        except TRANSIENT_ERRORS as exc:
+            self._core.read_failed(op, exc)
             rows = []
         except BaseException:
             for token in tokens.values():
@@ -321,9 +336,9 @@ class AsyncNearReads:
             async with self._db.connection(op) as conn:
                 cur = await conn.execute(statement, params, binary=True)
                 row = await cur.fetchone()
-        except (TransientError, DatabaseUnavailableError) as exc:
+        except TRANSIENT_ERRORS as exc:
             self.tier.abort(token)
-            self._cache.fail_open(op, exc)
+            self._core.read_failed(op, exc)
             return None
         except BaseException:
             self.tier.abort(token)
@@ -331,6 +346,36 @@ class AsyncNearReads:
         if row is None:
             self.tier.abort(token)
         return row
+
+    async def flush_counts(self, timeout: float | None) -> bool:
+        """Add the tier's counters to ``cache_stats`` (part of the core's flush, same
+        rules: with a ``timeout`` only when a connection comes that fast, else False;
+        without one a failure is raised). True when written or nothing was pending;
+        failed counts are kept."""
+        taken = self.tier.take_counts()
+        names = [n for n in CACHE_NAMES if any(vars(taken[n]).values())]
+        if not names:
+            return True
+        params = {
+            "names": names,
+            "add_hits": [taken[n].hits - taken[n].counted for n in names],
+            "hits": [taken[n].hits for n in names],
+            "misses": [taken[n].misses for n in names],
+            "invalidations": [taken[n].invalidations for n in names],
+            "evictions": [taken[n].evictions for n in names],
+        }
+        try:
+            async with self._db.connection("cache.flush_stats", timeout=timeout) as conn:
+                await conn.execute(nq.FLUSH_COUNTS, params)
+        except DatabaseUnavailableError:
+            self.tier.restore_counts(taken)
+            if timeout is None:
+                raise
+            return False
+        except BaseException:
+            self.tier.restore_counts(taken)
+            raise
+        return True
 
     def wrote(self, cache: str, key_hashes: Iterable[Any]) -> None:
         """This process changed these keys: drop its copies now (read-your-writes without
@@ -347,14 +392,3 @@ class AsyncNearReads:
             "entries": len(self.tier),
             "bytes": self.tier.bytes,
         }
-
-
-def _password(url: str) -> str | None:
-    """The password in a connection URL (to keep it out of error messages)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        value = conninfo_to_dict(url).get("password")
-    except Exception:  # an unparseable URL: the connection attempt reports it
-        return None
-    return str(value) if value else None

@@ -12,113 +12,45 @@ a document cannot be restored while its user is deleted.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Any, ClassVar
 from uuid import UUID
 
 from psycopg.rows import class_row
-from psycopg.types.json import Jsonb
 
 from digitwin_db._async.database import AsyncDatabase
-from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.common import Page
 from digitwin_db.models.documents import (
-    DOCUMENT_STATUSES,
     DOCUMENT_TRANSITIONS,
     DocumentSearchHit,
     KnowledgeDocument,
 )
+from digitwin_db.rules.documents import (
+    ERROR_MAX,
+    MAX_SEARCH_RESULTS,
+    QUERY_MAX,
+    UPDATERS,
+    WRITABLE,
+    bounded_query,
+    check_content,
+    check_metadata,
+    check_mime_type,
+    check_source,
+    check_status,
+    check_title,
+    storable,
+)
 from digitwin_db.sql import documents as q
-from digitwin_db.validation import check_optional_int, check_page, check_text, parse_uuid
+from digitwin_db.validation import (
+    check_fields,
+    check_optional_int,
+    check_page,
+    check_text,
+    parse_uuid,
+)
 
 __all__ = ["AsyncKnowledgeDocumentRepository"]
-
-# Limits of the table's CHECK constraints, checked here first so that bad input fails with
-# a clear message before any SQL runs.
-TITLE_MAX = 500
-CONTENT_MAX = 5_000_000
-SOURCE_MAX = 2000
-MIME_TYPE_MAX = 255
-ERROR_MAX = 10_000
-# The longest search text accepted (10 kB of user text is fine; beyond this, refuse).
-QUERY_MAX = 100_000
-MAX_SEARCH_RESULTS = 100
-# Only the first words of a search text are used, as web search engines do: ranking and
-# ts_headline cost grows with the cube of the number of query terms (1,250 terms take
-# ~30 s), so a long text must not turn into a huge tsquery.
-MAX_QUERY_WORDS = 32
-_WORD = re.compile(r"\w+")
-_MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
-
-
-def _title(value: object) -> str:
-    return check_text(value, "title", max_length=TITLE_MAX)
-
-
-def _content(value: object) -> str:
-    # Kept verbatim (not stripped): it is the document.
-    return check_text(value, "content", max_length=CONTENT_MAX, strip=False)
-
-
-def _source(value: object) -> str | None:
-    return None if value is None else check_text(value, "source", max_length=SOURCE_MAX)
-
-
-def _mime_type(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(f"mime_type must be a string, got {type(value).__name__}")
-    mime = value.strip().lower()
-    if len(mime) > MIME_TYPE_MAX or not _MIME_TYPE.fullmatch(mime):
-        raise ValidationError(
-            f"mime_type must look like 'type/subtype' (e.g. 'text/markdown', no parameters), "
-            f"got {value!r:.80}"
-        )
-    return mime
-
-
-def _metadata(value: object) -> Jsonb:
-    return AsyncSoftDeleteRepository.json_param(value, "metadata")
-
-
-#: What update() may change, and how each value is checked.
-_UPDATERS: dict[str, Callable[[Any], Any]] = {
-    "title": _title,
-    "content": _content,
-    "source": _source,
-    "mime_type": _mime_type,
-    "metadata": _metadata,
-}
-#: Columns update() writes: the updatable ones plus the processing state that a new
-#: content resets.
-_WRITABLE = (*_UPDATERS, "status", "error", "chunk_count", "processed_at")
-
-
-def _storable(text: str) -> str:
-    """``text`` with lone surrogates (not encodable in UTF-8) replaced by ``?``."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-def _bounded_query(text: str) -> str:
-    """``text`` cut after its ``MAX_QUERY_WORDS``-th run of word characters."""
-    for number, word in enumerate(_WORD.finditer(text), start=1):
-        if number == MAX_QUERY_WORDS:
-            return text[: word.end()]
-    return text
-
-
-def _status(value: object, what: str = "status") -> str:
-    if not isinstance(value, str) or value not in DOCUMENT_STATUSES:
-        raise ValidationError(
-            f"{what} must be one of {', '.join(DOCUMENT_STATUSES)}, got {value!r:.60}"
-        )
-    return value
 
 
 class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocument]):
@@ -161,16 +93,16 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         uid = parse_uuid(user_id, "user_id")
         params = {
             "user_id": uid,
-            "title": _title(title),
-            "content": _content(content),
-            "source": _source(source),
-            "mime_type": _mime_type(mime_type),
-            "metadata": _metadata(metadata),
+            "title": check_title(title),
+            "content": check_content(content),
+            "source": check_source(source),
+            "mime_type": check_mime_type(mime_type),
+            "metadata": check_metadata(metadata),
         }
         async with self.db.connection("documents.create") as conn:
             document = await self._fetch_one(conn, self._q_insert, params)
             if document is None:
-                await AsyncConversationSessionRepository.require_user(conn, uid)
+                await self._require_user(conn, uid)
                 raise NotFoundError(f"user {uid} is not live")
         return document
 
@@ -183,16 +115,11 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         ``ValidationError``, an absent or deleted document a ``NotFoundError``; nothing
         changes then."""
         document_id = self._parse_id(id)
-        unknown = sorted(set(changes) - set(_UPDATERS))
-        if unknown:
-            raise ValidationError(
-                f"cannot update {', '.join(unknown)} of a knowledge document; "
-                f"updatable: {', '.join(_UPDATERS)} (status: use set_status)"
-            )
-        values = {k: _UPDATERS[k](v) for k, v in changes.items()}
+        check_fields(changes, UPDATERS, self.entity, note=" (status: use set_status)")
+        values = {k: UPDATERS[k](v) for k, v in changes.items()}
         if "content" in values:
             values.update(status="pending", error=None, chunk_count=None, processed_at=None)
-        return await self._update_live("documents.update", document_id, values, allowed=_WRITABLE)
+        return await self._update_live("documents.update", document_id, values, allowed=WRITABLE)
 
     async def set_status(
         self,
@@ -212,7 +139,7 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         other gets ``ValidationError``. ``NotFoundError`` if absent or deleted.
         """
         document_id = self._parse_id(id)
-        target = _status(status)
+        target = check_status(status)
         if error is not None:
             if target != "failed":
                 raise ValidationError("error can only be given with status 'failed'")
@@ -256,7 +183,7 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         ``NotFoundError`` if the user is absent, or deleted (unless ``include_deleted``)."""
         uid = parse_uuid(user_id, "user_id")
         if status is not None:
-            _status(status, "status filter")
+            check_status(status, "status filter")
         page, start = check_page(limit, offset)
         if not isinstance(include_deleted, bool):
             raise ValidationError("include_deleted must be a bool")
@@ -264,14 +191,11 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         params = {"user_id": uid, "status": status, "limit": page, "offset": start}
         async with self.db.transaction("documents.list_for_user") as conn:
             await conn.execute(q.SNAPSHOT)
-            await AsyncConversationSessionRepository.require_user(
-                conn, uid, allow_deleted=include_deleted
-            )
+            await self._require_user(conn, uid, allow_deleted=include_deleted)
             query = self._q_list_any if include_deleted else self._q_list
             items = await self._fetch_all(conn, query, params)
-            cur = await conn.execute(q.COUNT_FOR_USER.format(where=where), params)
-            row = await cur.fetchone()
-        total = int(row[0]) if row else 0
+            count = q.COUNT_FOR_USER.format(where=where)
+            total = await self._page_total(conn, len(items), page, start, count, params)
         return Page[KnowledgeDocument](items=items, total=total, limit=page, offset=start)
 
     async def search(
@@ -296,11 +220,11 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         count = check_optional_int(limit, "limit", minimum=1, maximum=MAX_SEARCH_RESULTS)
         if count is None:
             raise ValidationError("limit must be an integer")
-        text = _bounded_query(_storable(query).replace("\x00", " ").strip())
+        text = bounded_query(storable(query).replace("\x00", " ").strip())
         if not text:
             return []
         async with self.db.connection("documents.search") as conn:
-            await AsyncConversationSessionRepository.require_user(conn, uid)
+            await self._require_user(conn, uid)
             async with conn.cursor(row_factory=class_row(DocumentSearchHit)) as cur:
                 await cur.execute(q.SEARCH, {"user_id": uid, "query": text, "limit": count})
                 return await cur.fetchall()

@@ -17,6 +17,7 @@ from typing import Any
 
 from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db.errors import (
+    TRANSIENT_ERRORS,
     DatabaseUnavailableError,
     QueryError,
     RateLimitUnavailableError,
@@ -25,13 +26,13 @@ from digitwin_db.errors import (
 )
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
 from digitwin_db.ratelimit_policy import (
-    bucket_config,
-    ceil_microseconds,
+    BucketConfig,
     check_endpoint,
+    check_request,
     check_user_id,
 )
 from digitwin_db.sql import rate_limits as q
-from digitwin_db.validation import check_number
+from digitwin_db.validation import check_aware_datetime, check_number
 
 __all__ = ["AsyncRateLimitRepository"]
 
@@ -45,36 +46,6 @@ MAX_LIMITS_PER_CHECK = 32
 #: check_many retries after creating missing buckets; a retry is needed again only if
 #: a concurrent reset/cleanup deleted a bucket in between, so a few attempts suffice.
 _CHECK_MANY_ATTEMPTS = 4
-
-
-def _result(
-    allowed: bool,
-    tokens: float,
-    lag: float,
-    capacity: float,
-    rate: float,
-    cost: float,
-    policy: str,
-) -> RateLimitResult:
-    """Build the result from the bucket's state as the statement left it.
-
-    ``lag`` (>= 0) is how far the bucket's ``refilled_at`` lies past the statement's own
-    time; waits count from the statement's time, which precedes the caller's receipt of
-    the answer, so a caller that waits ``retry_after`` is never early. One microsecond is
-    added to a denial's wait against floating-point rounding.
-    """
-    if tokens > capacity:  # defensive: the table's CHECK forbids it
-        tokens = capacity
-    retry_after = 0.0 if allowed else ceil_microseconds(lag + (cost - tokens) / rate) + 1e-6
-    return RateLimitResult(
-        allowed,
-        int(capacity),
-        math.floor(tokens),
-        retry_after,
-        ceil_microseconds(lag + (capacity - tokens) / rate),
-        capacity / rate,
-        policy,
-    )
 
 
 class AsyncRateLimitRepository(AsyncRepository):
@@ -108,25 +79,18 @@ class AsyncRateLimitRepository(AsyncRepository):
         ``Settings.rate_limit_on_error``: ``RateLimitUnavailableError`` ("raise"), or a
         ``degraded`` result allowing ("allow") or denying ("deny") the request.
         """
-        user = check_user_id(user_id)
-        check_endpoint(endpoint)
-        cap, rate, cst = bucket_config(capacity, refill_rate, window_seconds, cost)
-        params = {
-            "user_id": user,
-            "endpoint": endpoint,
-            "capacity": cap,
-            "refill_rate": rate,
-            "cost": cst,
-        }
+        config, params = check_request(
+            user_id, endpoint, capacity, refill_rate, window_seconds, cost
+        )
         try:
             async with self.db.connection("rate_limits.check_and_consume") as conn:
                 cur = await conn.execute(q.CHECK_AND_CONSUME, params)
                 row = await cur.fetchone()
-        except (DatabaseUnavailableError, TransientError) as exc:
-            return self._undecided("check_and_consume", exc, cap, rate, cst, endpoint)
+        except TRANSIENT_ERRORS as exc:
+            return self._undecided("check_and_consume", exc, config, endpoint)
         if row is None:  # the statement always returns one row
             raise QueryError("rate_limits.check_and_consume: no row returned")
-        return _result(row[0], row[1], row[2], cap, rate, cst, endpoint)
+        return RateLimitResult.from_bucket(row[0], row[1], row[2], config, endpoint)
 
     async def check_and_increment(
         self, user_id: Any, endpoint: str, limit: int, window_seconds: float
@@ -171,9 +135,9 @@ class AsyncRateLimitRepository(AsyncRepository):
         params = {
             "user_id": user,
             "endpoints": [lim.endpoint for lim in limits],
-            "capacities": [lim.config[0] for lim in limits],
-            "refill_rates": [lim.config[1] for lim in limits],
-            "costs": [lim.config[2] for lim in limits],
+            "capacities": [lim.config.capacity for lim in limits],
+            "refill_rates": [lim.config.refill_rate for lim in limits],
+            "costs": [lim.config.cost for lim in limits],
         }
         try:
             async with self.db.connection("rate_limits.check_many") as conn:
@@ -187,15 +151,14 @@ class AsyncRateLimitRepository(AsyncRepository):
                     raise TransientError(
                         "rate_limits.check_many: buckets kept disappearing (concurrent reset?)"
                     )
-        except (DatabaseUnavailableError, TransientError) as exc:
-            decider = min(limits, key=lambda lim: lim.config[0] / lim.config[1])
-            capacity, rate, cost = decider.config
-            return self._undecided("check_many", exc, capacity, rate, cost, decider.endpoint)
+        except TRANSIENT_ERRORS as exc:
+            decider = min(limits, key=lambda lim: lim.config.capacity / lim.config.refill_rate)
+            return self._undecided("check_many", exc, decider.config, decider.endpoint)
         allowed = bool(rows[0][1])
         results = []
         for _complete, _ok, endpoint, tokens, lag in rows:
-            capacity, rate, cost = by_endpoint[endpoint].config
-            results.append(_result(allowed, tokens, lag, capacity, rate, cost, endpoint))
+            config = by_endpoint[endpoint].config
+            results.append(RateLimitResult.from_bucket(allowed, tokens, lag, config, endpoint))
         if allowed:
             return min(results, key=lambda r: (r.remaining, r.limit))
         return max(results, key=lambda r: r.retry_after)
@@ -213,28 +176,25 @@ class AsyncRateLimitRepository(AsyncRepository):
         """What :meth:`check_and_consume` would answer now, consuming and writing nothing
         (``allowed``: the bucket holds ``cost`` tokens). Same validation and on-error
         behaviour; a bucket never used is full."""
-        user = check_user_id(user_id)
-        check_endpoint(endpoint)
-        cap, rate, cst = bucket_config(capacity, refill_rate, window_seconds, cost)
-        params = {"user_id": user, "endpoint": endpoint, "capacity": cap, "refill_rate": rate}
+        config, params = check_request(
+            user_id, endpoint, capacity, refill_rate, window_seconds, cost
+        )
         try:
             async with self.db.connection("rate_limits.peek") as conn:
                 cur = await conn.execute(q.PEEK, params)
                 row = await cur.fetchone()
-        except (DatabaseUnavailableError, TransientError) as exc:
-            return self._undecided("peek", exc, cap, rate, cst, endpoint)
+        except TRANSIENT_ERRORS as exc:
+            return self._undecided("peek", exc, config, endpoint)
         if row is None:
             raise QueryError("rate_limits.peek: no row returned")
         tokens, lag = row
-        return _result(tokens >= cst, tokens, lag, cap, rate, cst, endpoint)
+        return RateLimitResult.from_bucket(tokens >= config.cost, tokens, lag, config, endpoint)
 
     def _undecided(
         self,
         op: str,
         exc: DatabaseUnavailableError | TransientError,
-        capacity: float,
-        rate: float,
-        cost: float,
+        config: BucketConfig,
         endpoint: str,
     ) -> RateLimitResult:
         """Apply ``Settings.rate_limit_on_error`` when the database could not decide."""
@@ -249,21 +209,7 @@ class AsyncRateLimitRepository(AsyncRepository):
             type(exc).__name__,
             policy,
         )
-        if policy == "allow":
-            return RateLimitResult(
-                True, int(capacity), int(capacity - cost), 0.0, 0.0, capacity / rate, endpoint, True
-            )
-        # "deny": ask the client to come back after the time `cost` tokens take to refill.
-        return RateLimitResult(
-            False,
-            int(capacity),
-            0,
-            ceil_microseconds(cost / rate),
-            ceil_microseconds(capacity / rate),
-            capacity / rate,
-            endpoint,
-            True,
-        )
+        return RateLimitResult.undecided(policy == "allow", config, endpoint)
 
     # ------------------------------------------------------------------ maintenance
     async def reset(self, user_id: Any, endpoint: str | None = None) -> int:
@@ -286,8 +232,7 @@ class AsyncRateLimitRepository(AsyncRepository):
         removed by :meth:`cleanup_idle` take their counts with them.
         """
         user = check_user_id(user_id)
-        if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
-            raise ValidationError("since must be a timezone-aware datetime")
+        since = check_aware_datetime(since, "since")
         async with self.db.connection("rate_limits.usage") as conn:
             if since is None:
                 cur = await conn.execute(q.USAGE, {"user_id": user})

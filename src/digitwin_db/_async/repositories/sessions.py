@@ -12,15 +12,13 @@ unchanged (its first ``ended_at`` is kept); a turn on an ended session is a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 from uuid import UUID
 
-from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 
 from digitwin_db._async.repositories.base import AsyncRepository
-from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
-from digitwin_db.errors import NotFoundError, ValidationError
+from digitwin_db.errors import NotFoundError, QueryError, ValidationError
 from digitwin_db.models.common import Page
 from digitwin_db.models.sessions import (
     SESSION_STATUSES,
@@ -31,41 +29,26 @@ from digitwin_db.models.sessions import (
     SessionWithTurns,
     StageLatency,
 )
+from digitwin_db.rules.sessions import (
+    CONTENT_MAX,
+    STAGES,
+    check_latency,
+    check_tokens,
+    raise_start_failure,
+    without_total,
+)
 from digitwin_db.sql import sessions as q
-from digitwin_db.validation import check_optional_int, check_page, check_text, parse_uuid
+from digitwin_db.validation import (
+    check_aware_datetime,
+    check_optional_int,
+    check_page,
+    check_text,
+    json_param,
+    optional_uuid,
+    parse_uuid,
+)
 
-__all__ = ["AsyncConversationSessionRepository", "check_since"]
-
-# Limits of the tables' CHECK constraints, checked here first so that bad input fails with
-# a clear message before any SQL runs.
-CONTENT_MAX = 100_000
-LATENCY_MAX_MS = 3_600_000
-TOKENS_MAX = 10_000_000
-# A page is at most this long: bigger listings should page.
-_STAGES = ("asr", "llm", "tts", "total")
-
-
-def check_since(value: object) -> datetime | None:
-    """``None`` or a timezone-aware ``datetime``."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise ValidationError(f"since must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError("since must be timezone-aware (e.g. datetime.now(UTC))")
-    return value
-
-
-def _latency(value: object, what: str) -> int | None:
-    return check_optional_int(value, what, minimum=0, maximum=LATENCY_MAX_MS)
-
-
-def _tokens(value: object, what: str) -> int | None:
-    return check_optional_int(value, what, minimum=0, maximum=TOKENS_MAX)
-
-
-def _optional_uuid(value: object, what: str) -> UUID | None:
-    return None if value is None else parse_uuid(value, what)
+__all__ = ["AsyncConversationSessionRepository"]
 
 
 class AsyncConversationSessionRepository(AsyncRepository):
@@ -73,20 +56,6 @@ class AsyncConversationSessionRepository(AsyncRepository):
 
     name: ClassVar[str] = "sessions"
     tables: ClassVar[tuple[str, ...]] = ("conversation_sessions", "conversation_turns")
-
-    # Shared with the documents repository (called on the class, which the sync generator
-    # maps reliably, unlike module-level functions of another module).
-    @staticmethod
-    async def require_user(
-        conn: AsyncConnection[Any], user_id: UUID, *, allow_deleted: bool = False
-    ) -> None:
-        """``NotFoundError`` unless the user exists and (unless ``allow_deleted``) is live."""
-        cur = await conn.execute(q.USER_STATE, {"user_id": user_id})
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFoundError(f"user {user_id} does not exist")
-        if not row[0] and not allow_deleted:
-            raise NotFoundError(f"user {user_id} is deleted")
 
     # ------------------------------------------------------------------ writes
     async def start(
@@ -105,9 +74,9 @@ class AsyncConversationSessionRepository(AsyncRepository):
         """
         params = {
             "user_id": parse_uuid(user_id, "user_id"),
-            "voice_model_id": _optional_uuid(voice_model_id, "voice_model_id"),
-            "face_model_id": _optional_uuid(face_model_id, "face_model_id"),
-            "metadata": AsyncSoftDeleteRepository.json_param(metadata, "metadata"),
+            "voice_model_id": optional_uuid(voice_model_id, "voice_model_id"),
+            "face_model_id": optional_uuid(face_model_id, "face_model_id"),
+            "metadata": json_param(metadata, "metadata"),
         }
         async with self.db.connection("sessions.start") as conn:
             cur = conn.cursor(row_factory=class_row(ConversationSession))
@@ -118,8 +87,9 @@ class AsyncConversationSessionRepository(AsyncRepository):
             dcur = conn.cursor(row_factory=dict_row)
             await dcur.execute(q.START_DIAGNOSE, params)
             state = await dcur.fetchone()
-        assert state is not None
-        _raise_start_failure(params, state)
+        if state is None:
+            raise QueryError("sessions: the statement returned no row")
+        raise_start_failure(params, state)
 
     async def add_turn(
         self,
@@ -150,13 +120,13 @@ class AsyncConversationSessionRepository(AsyncRepository):
             "session_id": sid,
             "role": role,
             "content": check_text(content, "content", max_length=CONTENT_MAX, strip=False),
-            "asr_ms": _latency(asr_ms, "asr_ms"),
-            "llm_ms": _latency(llm_ms, "llm_ms"),
-            "tts_ms": _latency(tts_ms, "tts_ms"),
-            "total_ms": _latency(total_ms, "total_ms"),
-            "tokens_in": _tokens(tokens_in, "tokens_in"),
-            "tokens_out": _tokens(tokens_out, "tokens_out"),
-            "metadata": AsyncSoftDeleteRepository.json_param(metadata, "metadata"),
+            "asr_ms": check_latency(asr_ms, "asr_ms"),
+            "llm_ms": check_latency(llm_ms, "llm_ms"),
+            "tts_ms": check_latency(tts_ms, "tts_ms"),
+            "total_ms": check_latency(total_ms, "total_ms"),
+            "tokens_in": check_tokens(tokens_in, "tokens_in"),
+            "tokens_out": check_tokens(tokens_out, "tokens_out"),
+            "metadata": json_param(metadata, "metadata"),
         }
         async with self.db.connection("sessions.add_turn") as conn:
             cur = conn.cursor(row_factory=class_row(ConversationTurn))
@@ -241,7 +211,7 @@ class AsyncConversationSessionRepository(AsyncRepository):
             )
         params = {"user_id": uid, "status": status, "limit": page, "offset": start}
         async with self.db.connection("sessions.list_for_user") as conn:
-            await self.require_user(conn, uid)
+            await self._require_user(conn, uid)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(q.LIST_FOR_USER, params)
             rows = await cur.fetchall()
@@ -251,7 +221,7 @@ class AsyncConversationSessionRepository(AsyncRepository):
                 count = await conn.execute(q.COUNT_FOR_USER, params)
                 found = await count.fetchone()
                 total = int(found[0]) if found else 0
-        items = [ConversationSession.model_validate(_without_total(r)) for r in rows]
+        items = [ConversationSession.model_validate(without_total(r)) for r in rows]
         return Page[ConversationSession](items=items, total=total, limit=page, offset=start)
 
     async def statistics(
@@ -261,13 +231,14 @@ class AsyncConversationSessionRepository(AsyncRepository):
         over the user's sessions started at or after ``since`` and their turns.
         ``NotFoundError`` if the user does not exist or is deleted."""
         uid = parse_uuid(user_id, "user_id")
-        start = check_since(since)
+        start = check_aware_datetime(since, "since")
         async with self.db.connection("sessions.statistics") as conn:
-            await self.require_user(conn, uid)
+            await self._require_user(conn, uid)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(q.STATISTICS, {"user_id": uid, "since": start})
             row = await cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise QueryError("sessions: the statement returned no row")
         stages = {
             stage: StageLatency(
                 count=row[f"{stage}_count"],
@@ -276,7 +247,7 @@ class AsyncConversationSessionRepository(AsyncRepository):
                 p95_ms=row[f"{stage}_p95"],
                 max_ms=row[f"{stage}_max"],
             )
-            for stage in _STAGES
+            for stage in STAGES
         }
         return SessionStatistics(
             user_id=uid,
@@ -289,28 +260,3 @@ class AsyncConversationSessionRepository(AsyncRepository):
             tokens_out=row["tokens_out"],
             **stages,
         )
-
-
-def _without_total(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k != "total"}
-
-
-def _raise_start_failure(params: dict[str, Any], state: dict[str, Any]) -> NoReturn:
-    """Turn START_DIAGNOSE's answer into the error that explains why START did nothing."""
-    user_id = params["user_id"]
-    if state["user_live"] is None:
-        raise NotFoundError(f"user {user_id} does not exist")
-    if not state["user_live"]:
-        raise NotFoundError(f"user {user_id} is deleted")
-    for kind in ("voice", "face"):
-        model_id = params[f"{kind}_model_id"]
-        if model_id is None:
-            continue
-        if state[f"{kind}_owner"] is None:
-            raise NotFoundError(f"{kind} model {model_id} does not exist")
-        if state[f"{kind}_owner"] != user_id:
-            raise ValidationError(f"{kind} model {model_id} belongs to another user")
-        if not state[f"{kind}_live"]:
-            raise NotFoundError(f"{kind} model {model_id} is deleted")
-    # Everything checks out now: a concurrent change raced the insert.
-    raise NotFoundError(f"user {user_id} or a model changed while the session was starting")

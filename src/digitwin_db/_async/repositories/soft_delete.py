@@ -34,8 +34,9 @@ Helpers for your own methods:
 - ``await self._update_live(op, id, values, allowed=...)`` — UPDATE of whitelisted columns
   of a live row (SET built from ``sql.Identifier`` of whitelisted names), returns the row.
 - ``self._parse_id(value)`` — ``parse_uuid`` with the entity in the message.
-- ``json_param(value, what)`` (static): ``validation.check_json_object`` as a ``Jsonb``
-  parameter (input checks themselves live in ``digitwin_db.validation``).
+- Input checks are pure functions outside this package: generic ones in
+  ``digitwin_db.validation`` (``json_param``, ``check_fields``…), domain rules in
+  ``digitwin_db.rules``.
 - ``await self._audit(conn, "user.created", user_id=…, resource_type=…, resource_id=…,
   metadata=…)`` — an audit row in the same transaction (no personal data in metadata).
 - ``await self._fetch_one(conn, query, params)`` / ``_fetch_all`` → rows as ``row_model``.
@@ -66,7 +67,7 @@ from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db.errors import NotFoundError, ValidationError
 from digitwin_db.models.common import Row
 from digitwin_db.sql import soft_delete as q
-from digitwin_db.validation import check_json_object, parse_uuid
+from digitwin_db.validation import check_fields, parse_uuid
 
 RowT = TypeVar("RowT", bound=Row)
 
@@ -111,11 +112,6 @@ class AsyncSoftDeleteRepository(AsyncRepository, Generic[RowT]):
         )
 
     # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def json_param(value: object, what: str) -> Jsonb:
-        """``validation.check_json_object`` (``None`` → ``{}``) as a jsonb parameter."""
-        return Jsonb(check_json_object(value, what))
-
     def _parse_id(self, value: object, what: str | None = None) -> UUID:
         return parse_uuid(value, what or f"{self.entity} id")
 
@@ -154,13 +150,7 @@ class AsyncSoftDeleteRepository(AsyncRepository, Generic[RowT]):
         """UPDATE the given (already validated) columns of a live row; ``NotFoundError`` if
         it is absent or deleted. Column names must be in ``allowed`` (the whitelist);
         with no values the current row is returned."""
-        permitted = set(allowed)
-        unknown = sorted(set(values) - permitted)
-        if unknown:
-            raise ValidationError(
-                f"cannot update {', '.join(unknown)} of a {self.entity}; "
-                f"updatable: {', '.join(sorted(permitted))}"
-            )
+        check_fields(values, allowed, self.entity)
         if not values:
             return await self.get(row_id)
         assignments = sql.SQL(", ").join(

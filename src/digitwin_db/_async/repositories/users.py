@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -11,72 +10,20 @@ from uuid import UUID
 from psycopg import AsyncConnection, sql
 
 from digitwin_db._async.repositories.soft_delete import AsyncSoftDeleteRepository
-from digitwin_db.errors import NotFoundError, ValidationError
+from digitwin_db.errors import NotFoundError, QueryError
 from digitwin_db.models.common import Page
-from digitwin_db.models.users import SUBSCRIPTION_TIERS, User
+from digitwin_db.models.users import User
+from digitwin_db.rules.users import (
+    MAX_EMAIL_LENGTH,
+    MAX_NAME_LENGTH,
+    UPDATERS,
+    check_email,
+    check_tier,
+    check_traits,
+)
+from digitwin_db.sql import common
 from digitwin_db.sql import users as q
-from digitwin_db.validation import check_page, check_text
-
-# Text and JSON checks that also refuse what psycopg cannot encode (lone surrogates).
-json_param = AsyncSoftDeleteRepository.json_param
-
-# The same shape as the users_email_format CHECK: something@something, no blanks.
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
-MAX_EMAIL_LENGTH = 320
-MAX_NAME_LENGTH = 200
-MAX_TRAITS = 50
-MAX_TRAIT_LENGTH = 200
-
-
-def check_email(value: object) -> str:
-    """A plausible address (``local@domain``, 3..320 characters); stored as given, compared
-    case-insensitively."""
-    email = check_text(value, "email", max_length=MAX_EMAIL_LENGTH)
-    if len(email) < 3 or not _EMAIL_RE.match(email):
-        raise ValidationError(f"email must look like name@domain, got {email[:60]!r}")
-    return email
-
-
-def check_traits(value: object) -> list[str]:
-    """A list (or tuple) of at most 50 non-empty strings."""
-    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
-        raise ValidationError(
-            f"personality_traits must be a list of strings, got {type(value).__name__}"
-        )
-    if len(value) > MAX_TRAITS:
-        raise ValidationError(f"personality_traits has too many items ({len(value)} > 50)")
-    return [
-        check_text(t, f"personality_traits[{i}]", max_length=MAX_TRAIT_LENGTH)
-        for i, t in enumerate(value)
-    ]
-
-
-def check_tier(value: object) -> str:
-    if not isinstance(value, str) or value not in SUBSCRIPTION_TIERS:
-        raise ValidationError(
-            f"subscription_tier must be one of {', '.join(SUBSCRIPTION_TIERS)}, got {value!r}"
-        )
-    return value
-
-
-def check_timestamp(value: object, what: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ValidationError(f"{what} must be a timezone-aware datetime, got {value!r}")
-    return value
-
-
-# update(**changes): the whitelist of columns and the check each value goes through.
-_UPDATERS: dict[str, Any] = {
-    "email": check_email,
-    "name": lambda v: check_text(v, "name", max_length=MAX_NAME_LENGTH),
-    "personality_traits": check_traits,
-    "preferences": lambda v: json_param(v, "preferences"),
-    "settings": lambda v: json_param(v, "settings"),
-    "subscription_tier": check_tier,
-    "last_active_at": lambda v: check_timestamp(v, "last_active_at"),
-}
+from digitwin_db.validation import check_fields, check_page, check_text, json_param
 
 
 class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
@@ -111,7 +58,8 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
         }
         async with self.db.transaction("users.create") as conn:
             user = await self._fetch_one(conn, sql.SQL(q.INSERT), params)
-            assert user is not None
+            if user is None:
+                raise QueryError("users: the statement returned no row")
             await self._audit(
                 conn,
                 "user.created",
@@ -152,11 +100,10 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
         params = {"limit": page_size, "offset": start, "subscription_tier": subscription_tier}
         # REPEATABLE READ: the items and the total come from one snapshot.
         async with self.db.transaction("users.list") as conn:
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await conn.execute(common.SNAPSHOT)
             items = await self._fetch_all(conn, q.LIST_PAGE.format(where=where), params)
-            cur = await conn.execute(q.COUNT.format(where=where), params)
-            row = await cur.fetchone()
-        total = int(row[0]) if row else 0
+            count = q.COUNT.format(where=where)
+            total = await self._page_total(conn, len(items), page_size, start, count, params)
         return Page[User](items=items, total=total, limit=page_size, offset=start)
 
     async def count(
@@ -176,14 +123,9 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
         subscription_tier, last_active_at of a live user. Unknown fields or bad values are
         a ``ValidationError``; a taken email a ``ConflictError``; nothing changes then."""
         user_id = self._parse_id(id)
-        unknown = sorted(set(changes) - set(_UPDATERS))
-        if unknown:
-            raise ValidationError(
-                f"cannot update {', '.join(unknown)} of a user; "
-                f"updatable: {', '.join(sorted(_UPDATERS))}"
-            )
-        values = {k: _UPDATERS[k](v) for k, v in changes.items()}
-        return await self._update_live("users.update", user_id, values, allowed=_UPDATERS)
+        check_fields(changes, UPDATERS, self.entity)
+        values = {k: UPDATERS[k](v) for k, v in changes.items()}
+        return await self._update_live("users.update", user_id, values, allowed=UPDATERS)
 
     # ------------------------------------------------------------------ soft-delete hooks
     async def _after_soft_delete(self, conn: AsyncConnection[Any], row: User) -> None:

@@ -1,0 +1,155 @@
+"""The internal core of the L2 cache, shared by ``factory.cache`` and every namespace view.
+
+It owns what every cache operation has in common: the in-process hit/miss counters and
+their flush, the fail-open policy of reads, the default TTLs and the caps (read from the
+registry ``digitwin_db.cache_registry``) with the eviction they trigger. The cache
+repository and :class:`~digitwin_db._async.repositories.cache_kv.AsyncKVNamespace` both
+hold one core and call down into it; nothing here knows about them. Not public API.
+
+A flush that falls due on a read path never makes the caller wait for a connection: it
+takes one only if the pool hands it over at once (``FLUSH_TRY_TIMEOUT``), otherwise the
+counts are kept for the next flush. Only :meth:`AsyncCacheCore.flush` (``flush_stats()``,
+``stats()``, ``close()``) waits, so the counts are exact after it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from psycopg import sql
+
+from digitwin_db._async.database import AsyncDatabase
+from digitwin_db._async.repositories.cache_near import AsyncNearReads
+from digitwin_db.cache_counters import CacheCounters
+from digitwin_db.cache_registry import CACHE_NAMES, CACHES, cache_spec
+from digitwin_db.errors import DatabaseUnavailableError, DigitwinDBError, TransientError
+from digitwin_db.sql import cache as q
+
+__all__ = ["FLUSH_TRY_TIMEOUT", "AsyncCacheCore"]
+
+logger = logging.getLogger("digitwin_db.cache")
+
+#: Seconds a flush piggy-backed on a read may wait for a pooled connection: long enough to
+#: take an idle one, far shorter than any real wait (psycopg_pool refuses 0).
+FLUSH_TRY_TIMEOUT = 0.001
+
+
+class AsyncCacheCore:
+    """Counters, fail-open policy, default TTLs, caps and the statistics flush."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.db = db
+        settings = db.settings
+        self.counters = CacheCounters(settings.cache_stats_flush_interval)
+        self._fail_open = settings.cache_fail_open
+        #: Default TTL (seconds, None: no expiry) of each cache.
+        self.default_ttl: dict[str, float | None] = {
+            c.name: getattr(settings, c.ttl_setting) for c in CACHES
+        }
+        caps = {
+            c.name: (
+                getattr(settings, c.max_entries_setting),
+                getattr(settings, c.max_bytes_setting),
+            )
+            for c in CACHES
+        }
+        #: (max entries, max bytes) of the caches that have a cap.
+        self.caps: dict[str, tuple[int | None, int | None]] = {
+            name: cap for name, cap in caps.items() if cap != (None, None)
+        }
+        self._cap_check_writes = settings.cache_cap_check_writes
+        self._writes = dict.fromkeys(CACHE_NAMES, 0)
+        #: The near cache (``Settings.near_cache``; SPEC §2.10): process memory in front of
+        #: the tables, shared by the repository and every namespace view.
+        self.near = AsyncNearReads(self) if settings.near_cache else None
+
+    # ------------------------------------------------------------------ reads
+    def read_failed(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None:
+        """Log a failed read as a miss, or re-raise it when fail-open is off."""
+        if not self._fail_open:
+            raise exc
+        logger.warning("%s failed, treated as a cache miss: %s", op, exc)
+
+    async def counted(self, cache: str, *, hits: int = 0, misses: int = 0) -> None:
+        """Count lookups of ``cache``; flush without waiting when a flush is due."""
+        due = self.counters.hit(cache, hits) if hits else False
+        if misses:
+            due = self.counters.miss(cache, misses)
+        if due:
+            await self.try_flush()
+
+    # ------------------------------------------------------------------ writes and caps
+    async def wrote(self, cache: str, rows: int = 1) -> None:
+        """Count writes to a capped cache; every ``cache_cap_check_writes`` writes, evict
+        the oldest entries above its caps (a failure is logged: the write itself stood)."""
+        if cache not in self.caps:
+            return
+        self._writes[cache] += rows
+        if self._writes[cache] < self._cap_check_writes:
+            return
+        self._writes[cache] = 0
+        try:
+            await self.evict(cache)
+        except DigitwinDBError as exc:
+            logger.warning("cache eviction of %s failed: %s", cache, exc)
+
+    async def evict(self, cache: str) -> int:
+        """Delete the oldest entries of ``cache`` above its caps; returns rows evicted."""
+        max_entries, max_bytes = self.caps[cache]
+        spec = cache_spec(cache)
+        statement = q.EVICT_OVER_CAPS.format(
+            table=sql.Identifier(spec.table), age=sql.Identifier(spec.age_column)
+        )
+        async with self.db.connection("cache.evict") as conn:
+            cur = await conn.execute(
+                statement, {"max_entries": max_entries, "max_bytes": max_bytes}
+            )
+            evicted = cur.rowcount
+        if evicted:
+            logger.info("cache %s: evicted %d oldest entries above its caps", cache, evicted)
+        return evicted
+
+    # ------------------------------------------------------------------ statistics
+    async def flush(self, *, wait: bool = True) -> bool:
+        """Write the counters and LLM hit counts in one statement; True when written (or
+        nothing was pending).
+
+        With ``wait`` the pool's usual timeout applies and a failure is raised. Without it
+        the flush only runs if a connection is free at once; when none is, the counts stay
+        for the next flush and False is returned. Either way failed counts are kept."""
+        timeout = None if wait else FLUSH_TRY_TIMEOUT
+        if self.near is not None and not await self.near.flush_counts(timeout):
+            return False
+        snapshot = self.counters.take()
+        if snapshot.empty:
+            return True
+        names = [n for n in CACHE_NAMES if snapshot.hits[n] or snapshot.misses[n]]
+        llm = sorted(snapshot.llm_hits.items())
+        params = {
+            "names": names,
+            "hits": [snapshot.hits[n] for n in names],
+            "misses": [snapshot.misses[n] for n in names],
+            "llm_hashes": [h for h, _ in llm],
+            "llm_hits": [c for _, c in llm],
+        }
+        try:
+            async with self.db.connection("cache.flush_stats", timeout=timeout) as conn:
+                await conn.execute(q.FLUSH_STATS, params)
+        except DatabaseUnavailableError:
+            self.counters.restore(snapshot)
+            if wait:
+                raise
+            return False
+        except BaseException:
+            self.counters.restore(snapshot)
+            raise
+        return True
+
+    async def try_flush(self) -> None:
+        """The flush of a read path: never waits for a connection, never raises (a failure
+        is logged; the counts are kept)."""
+        try:
+            if not await self.flush(wait=False):
+                logger.debug("cache statistics flush skipped: no idle connection")
+        except DigitwinDBError as exc:
+            logger.warning("cache statistics flush failed (will retry): %s", exc)
