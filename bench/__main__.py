@@ -7,6 +7,7 @@ both are stopped at the end. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -35,6 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--json", type=Path, default=DEFAULT_JSON, help=f"JSON output (default {DEFAULT_JSON})"
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        help="interleaved rounds (more, shorter rounds resist a loaded machine better)",
+    )
+    parser.add_argument("--ops", type=int, help="calls per round of the micro scenarios")
+    parser.add_argument("--many-ops", type=int, help="get_many calls per round")
+    parser.add_argument(
         "--only",
         action="append",
         choices=sorted(SCENARIOS),
@@ -46,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = Config.quick() if args.quick else Config.full()
+    overrides = {"rounds": args.rounds, "ops": args.ops, "many_ops": args.many_ops}
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
     groups = args.only or list(SCENARIOS)
     scenarios: list[Scenario] = []
     failed: list[str] = []

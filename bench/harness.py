@@ -28,6 +28,9 @@ class Measurement:
     p99_us: float
     rounds: int
     ops_per_round: int
+    # ops/s of each round, in round order: contenders measured in the same run have their
+    # round r side by side, so ratios can be taken per round (see Scenario.ratio).
+    round_ops: tuple[float, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +57,7 @@ class _RoundFigures:
             p99_us=statistics.median(self.p99),
             rounds=len(self.ops_per_s),
             ops_per_round=ops,
+            round_ops=tuple(self.ops_per_s),
         )
 
 
@@ -120,6 +124,45 @@ async def measure_async(
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             o, p50, p99 = await _run_async(contenders[name], warmup + r * ops, ops)
+            figures[name].ops_per_s.append(o)
+            figures[name].p50.append(p50)
+            figures[name].p99.append(p99)
+    return {name: figures[name].median(ops) for name in names}
+
+
+async def _run_concurrent(
+    fn: AsyncOp, start: int, ops: int, tasks: int
+) -> tuple[float, float, float]:
+    """``ops`` calls spread over ``tasks`` tasks of one loop; (ops/s, p50, p99)."""
+    import asyncio
+
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+    per_task = max(1, ops // tasks)
+
+    async def worker(offset: int) -> None:
+        for n in range(per_task):
+            t0 = clock()
+            await fn(start + offset + n * tasks)
+            latencies.append(clock() - t0)
+
+    begin = clock()
+    await asyncio.gather(*(worker(t) for t in range(tasks)))
+    return summarize_latencies(latencies, clock() - begin)
+
+
+async def measure_async_concurrent(
+    contenders: dict[str, AsyncOp], *, tasks: int, ops: int, rounds: int, warmup: int
+) -> dict[str, Measurement]:
+    """:func:`measure_async` with ``tasks`` concurrent tasks per contender and round."""
+    names = list(contenders)
+    for name in names:
+        await _run_concurrent(contenders[name], 0, max(warmup, tasks), tasks)
+    figures = {name: _RoundFigures([], [], []) for name in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            o, p50, p99 = await _run_concurrent(contenders[name], warmup + r * ops, ops, tasks)
             figures[name].ops_per_s.append(o)
             figures[name].p50.append(p50)
             figures[name].p99.append(p99)

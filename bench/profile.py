@@ -122,6 +122,23 @@ def main(argv: list[str] | None = None) -> int:
             with db.connection("rate_limits.check_and_consume") as c:
                 return c.execute(rl_sql.CHECK_AND_CONSUME, rl_params).fetchone()
 
+        probe = (params["key_hash"],)
+        kv_key = ("default", key)
+
+        def kv_by_hash_on_pool() -> object:
+            with db.connection("cache.kv.get") as c:
+                return c.execute(cache_sql.KV_GET_BY_HASH, probe, binary=True).fetchone()
+
+        def kv_by_hash_batcher() -> object:
+            return db.batcher("cache.kv.get").execute(cache_sql.KV_GET_BY_HASH, probe, kv_key)
+
+        def rl_sql_batcher() -> object:
+            return db.batcher("rate_limits.check_and_consume").execute(
+                rl_sql.CHECK_AND_CONSUME, rl_params, (user, "/api/chat")
+            )
+
+        kv.get(key)  # create the batchers
+        rl.check_and_consume(user, "/api/chat", capacity=1000, refill_rate=1000.0)
         many_keys = [f"many:{i}" for i in range(100)]
         kv.set_many({k: sample_value(i) for i, k in enumerate(many_keys)})
         cache.set_llm_response("hello", "x" * 1000, model="m", params={"temperature": 0.2})
@@ -134,8 +151,37 @@ def main(argv: list[str] | None = None) -> int:
         def get_embedding() -> object:
             return cache.get_embedding("hello", model=EMBED_MODEL)
 
+        many_params = kv._get_many_params(many_keys)[1]
+
+        def many_bare_no_decode() -> object:
+            # The = ANY ceiling: the same probe, values left as text (no jsonb decode).
+            return conn.execute(
+                "SELECT key, value_json::text, value_bytes FROM kv_cache "
+                "WHERE key_hash = ANY (%(key_hashes)s::bigint[]) AND namespace = %(namespace)s",
+                many_params,
+                prepare=True,
+            ).fetchall()
+
+        def many_sql_on_bare() -> object:
+            return conn.execute(
+                cache_sql.KV_GET_MANY, many_params, binary=True, prepare=True
+            ).fetchall()
+
         rows: list[tuple[str, Callable[[], object]]] = [
             ("SELECT 1 on a bare connection", lambda: conn.execute("SELECT 1").fetchone()),
+            ("bare = ANY(100 keys), values as text (no decode)", many_bare_no_decode),
+            ("KV_GET_MANY(100 keys) on the bare connection (jsonb decoded)", many_sql_on_bare),
+            (
+                "kv._get_many_params(100 keys) (validate + hash)",
+                lambda: kv._get_many_params(many_keys),
+            ),
+            ("kv.get_many(100 keys) (public call)", lambda: kv.get_many(many_keys)),
+            (
+                "KV_GET_BY_HASH on the bare connection",
+                lambda: conn.execute(
+                    cache_sql.KV_GET_BY_HASH, (params["key_hash"],), binary=True, prepare=True
+                ).fetchone(),
+            ),
             (
                 "bare prepared PK SELECT (bench_kv)",
                 lambda: conn.execute(baselines.BARE_KV_GET, (h,), prepare=True).fetchone(),
@@ -145,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             ("db.connection(op) enter/exit, no query", db_conn_only),
             ("KV_GET through psycopg_pool's pool.connection()", kv_sql_on_raw_pool),
             ("KV_GET through db.connection() (pool + errors + stats)", kv_sql_on_pool),
+            ("KV_GET_BY_HASH through db.connection()", kv_by_hash_on_pool),
+            ("KV_GET_BY_HASH through db.batcher() (alone: its fast path)", kv_by_hash_batcher),
             ("kv._params(key) (validate + blake2b)", lambda: kv._params(key)),
             ("counters.hit('kv')", lambda: kv._counters.hit("kv")),
             ("kv.get(key) (public call)", lambda: kv.get(key)),
@@ -156,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             ("CHECK_AND_CONSUME statement on the bare connection", rl_sql_on_bare),
             ("CHECK_AND_CONSUME through db.connection()", rl_sql_on_pool),
+            ("CHECK_AND_CONSUME through db.batcher() (alone: its fast path)", rl_sql_batcher),
             (
                 "rl.check_and_consume (public call)",
                 lambda: rl.check_and_consume(user, "/api/chat", capacity=1000, refill_rate=1000.0),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,16 @@ class Scenario:
     ratio_kind: str = "ops"
 
     def ratio(self, baseline: str, subject: str | None = None) -> float | None:
-        """Subject ops/s divided by ``baseline`` ops/s (None when either is missing)."""
+        """Subject ops/s divided by ``baseline`` ops/s (None when either is missing): the
+        median of the per-round ratios when both ran the same interleaved rounds (drift of
+        a shared machine then hits both sides of each ratio alike), else of the medians."""
         mine = self.results.get(subject or self.subject)
         other = self.results.get(baseline)
         if mine is None or other is None or other.ops_per_s <= 0:
             return None
+        if mine.round_ops and len(mine.round_ops) == len(other.round_ops):
+            pairs = zip(mine.round_ops, other.round_ops, strict=True)
+            return statistics.median(a / b for a, b in pairs if b > 0)
         return mine.ops_per_s / other.ops_per_s
 
     def ratios(self) -> dict[str, float | None]:

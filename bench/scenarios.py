@@ -16,8 +16,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bench import baselines, near_cache, workers
+from bench import async_concurrency, baselines, near_cache, workers
 from bench.harness import Measurement, measure_async, measure_sync, summarize_latencies
+from bench.limits_storage import limits_storage
 from bench.results import Scenario, Target
 from bench.servers import redis_unavailable_reason
 
@@ -247,6 +248,7 @@ def cache_hit(env: Env) -> list[Scenario]:
     for sc, label in ((kv_sc, "L2 hit kv.get"), (emb_sc, "L2 hit get_embedding")):
         _ops_ratio_target(sc, BARE, 0.8, label)
         _ops_ratio_target(sc, REDIS, 0.8, label)
+    _ops_ratio_target(kv_sc, BARE, 0.9, "issue 12: kv.get (sync)")
     llm_sc.note = "no SPEC target (informational)"
     return [kv_sc, emb_sc, llm_sc]
 
@@ -292,16 +294,7 @@ async def _cache_hit_async(env: Env) -> Scenario:
 
         ops[BARE] = bare
         if env.redis_url:
-            import redis.asyncio
-
-            aredis = redis.asyncio.Redis.from_url(env.redis_url)
-            for i, k in enumerate(keys):
-                await aredis.set(k, json.dumps(sample_value(i)))
-
-            async def rget(i: int) -> object:
-                return json.loads(await aredis.get(keys[i % n]))
-
-            ops[REDIS] = rget
+            aredis, ops[REDIS] = await redis_async_get(env.redis_url, keys)
         else:
             sc.skipped[REDIS] = env.redis_skip
         sc.results.update(
@@ -411,6 +404,7 @@ def get_many(env: Env) -> list[Scenario]:
             rclient.close()
     speedup = sc.ratio(singles)
     sc.targets.append(Target("get_many(100): per-key speedup over 100 single gets", speedup, 20))
+    sc.targets.append(Target("issue 12: get_many(100) ÷ kv.get's per-key cost", speedup, 20))
     return [sc]
 
 
@@ -456,6 +450,8 @@ def rate_limit(env: Env) -> list[Scenario]:
         for close in closers:
             close()
     _ops_ratio_target(sc, "bare upsert", 0.8, "rate-limit check")
+    # rate_limits is UNLOGGED: the like-for-like bare statement is the UNLOGGED one.
+    _ops_ratio_target(sc, BARE_UNLOGGED, 0.9, "issue 12: check_and_consume")
     _ops_ratio_target(sc, "limits MovingWindow (Redis)", 1.0, "rate-limit check")
     _ops_ratio_target(sc, pyrate, 1.0, "rate-limit check")
     return [sc]
@@ -723,12 +719,15 @@ def cleanup(env: Env) -> list[Scenario]:
 SCENARIOS: dict[str, Callable[[Env], list[Scenario]]] = {
     "cache_hit": cache_hit,
     "cache_hit_async": cache_hit_async,
+    "cache_hit_async_concurrent": async_concurrency.cache_hit_async_concurrent,
     "cache_write": cache_write,
     "get_many": get_many,
     "rate_limit": rate_limit,
+    "rate_limit_async": async_concurrency.rate_limit_async,
     "rate_limit_concurrent": rate_limit_concurrent,
     "scale": scale,
     "cleanup": cleanup,
+    "limits_storage": limits_storage,
     **near_cache.GROUPS,
 }
 
@@ -738,12 +737,34 @@ SCENARIO_KEYS = [
     "cache_hit_get_embedding",
     "cache_hit_get_llm_response",
     "cache_hit_kv_get_async",
+    "cache_hit_kv_get_async_16",
+    "cache_hit_kv_get_async_64",
     "cache_write_kv_set",
     "get_many_100",
     "rate_limit_check",
+    "rate_limit_async_8",
+    "rate_limit_async_64",
     "rate_limit_concurrent_1",
     "rate_limit_concurrent_1000",
     "scale_lookup",
     "cleanup_under_load",
+    "limits_storage_1_client",
+    "limits_storage_8_threads",
     *near_cache.SCENARIO_KEYS,
 ]
+
+
+async def redis_async_get(url: str, keys: list[str]) -> tuple[Any, Callable[[int], Any]]:
+    """A ``redis.asyncio`` client holding ``sample_value(i)`` as JSON under ``keys[i]``, and
+    the op ``GET keys[i % n]`` + ``json.loads`` (close the client with ``aclose()``)."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    for i, k in enumerate(keys):
+        await client.set(k, json.dumps(sample_value(i)))
+    n = len(keys)
+
+    async def rget(i: int) -> object:
+        return json.loads(await client.get(keys[i % n]))
+
+    return client, rget

@@ -24,4 +24,10 @@ set -e
 if [ "$status" -eq 5 ]; then
     die "pytest collected no tests: that is a failure, not a pass"
 fi
-exit "$status"
+[ "$status" -ne 0 ] && exit "$status"
+# Peer projects' own suites against our integrations (only for a full run, not for a
+# selection of our tests).
+if [ "$#" -eq 0 ]; then
+    log "peer suites"
+    "$ROOT/scripts/peer_suites.sh"
+fi

@@ -3,7 +3,10 @@ do not depend on another repository's code)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
@@ -17,3 +20,26 @@ def insert_user(raw_conn: psycopg.Connection, email: str | None = None) -> uuid.
     assert row is not None
     new_id: uuid.UUID = row[0]
     return new_id
+
+
+def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads released together; every thread must finish."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def target(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "threads did not finish (deadlock?)"
+    assert errors == []
+    return results

@@ -6,13 +6,14 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
 import digitwin_db as ddb
+from tests.helpers import run_threads
 
 # One token per ~11 days: nothing refills while a test runs.
 NEGLIGIBLE = 1e-6
@@ -24,29 +25,6 @@ def factory(pg_url: str) -> Iterator[ddb.RepositoryFactory]:
     db = ddb.Database(url=pg_url, pool_min_size=4, pool_max_size=20, pool_timeout=60)
     with db:
         yield ddb.RepositoryFactory(db)
-
-
-def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in ``count`` threads released together; every thread must finish."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "threads did not finish (deadlock?)"
-    assert errors == []
-    return results
 
 
 def test_fifty_threads_on_one_bucket_get_exactly_capacity(

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_CAPACITY",
     "MAX_ENDPOINT_LENGTH",
     "MAX_REFILL_RATE",
+    "MAX_SUBJECT_LENGTH",
     "MIN_REFILL_RATE",
     "bucket_config",
     "ceil_microseconds",
@@ -31,6 +32,9 @@ __all__ = [
 MAX_CAPACITY = 1_000_000_000
 #: ``rate_limits.endpoint`` holds at most this many characters (CHECK in the migration).
 MAX_ENDPOINT_LENGTH = 500
+#: ``rate_limits.user_id`` (the subject) holds at most this many characters (CHECK in the
+#: migration): room for an IPv6 address, an API-key id or a tenant name.
+MAX_SUBJECT_LENGTH = 200
 #: Slowest refill accepted, in tokens per second (one token in about 32 years): slower
 #: rates would make ``retry_after`` astronomically large.
 MIN_REFILL_RATE = 1e-9
@@ -51,22 +55,33 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 
 
 def check_user_id(user_id: object) -> str:
-    """The canonical text form of a user id (``uuid.UUID`` or its string form).
+    """The canonical text form of a rate-limit subject: a ``uuid.UUID`` or any non-empty
+    string (a user id, an IP address, an API-key id, a tenant).
 
-    Raises ``ValidationError`` for anything else: the same user always maps to the same
-    bucket, whatever spelling of the UUID the caller used.
+    A string that spells a UUID (any case, braces, ``urn:uuid:``) becomes the canonical
+    lower-case form, so the same user always maps to the same bucket whatever spelling the
+    caller used; any other string is the subject as is. Raises ``ValidationError`` for a
+    non-string, an empty string, more than :data:`MAX_SUBJECT_LENGTH` characters, or control
+    characters, NUL or lone surrogates (nothing is written).
     """
     if type(user_id) is str:
         if _CANONICAL_UUID.fullmatch(user_id):
             return user_id
+        if not 0 < len(user_id) <= MAX_SUBJECT_LENGTH:
+            raise ValidationError(
+                f"user_id (the subject) must have 1 to {MAX_SUBJECT_LENGTH} characters, "
+                f"not {len(user_id)}"
+            )
+        if not user_id.isprintable():
+            raise ValidationError(f"user_id has control characters: {_short(user_id)}")
         try:
             return str(uuid.UUID(user_id))
         except ValueError:
-            raise ValidationError(f"user_id is not a UUID: {_short(user_id)}") from None
+            return user_id
     if isinstance(user_id, uuid.UUID):
         return str(user_id)
     raise ValidationError(
-        f"user_id must be a uuid.UUID or its string form, not {type(user_id).__name__}"
+        f"user_id must be a uuid.UUID or a non-empty string, not {type(user_id).__name__}"
     )
 
 

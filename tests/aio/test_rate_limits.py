@@ -191,7 +191,7 @@ GOOD: dict[str, Any] = {"capacity": 10, "refill_rate": 1.0}
         ("u", None, GOOD),
         ("u", "a\x00b", GOOD),
         ("u", "line\nbreak", GOOD),
-        ("not-a-uuid", "e", GOOD),
+        ("not\x00a-uuid", "e", GOOD),
         ("", "e", GOOD),
         (12345, "e", GOOD),
         (None, "e", GOOD),
@@ -222,7 +222,7 @@ async def test_validation_messages_name_the_problem(rl: AsyncRateLimitRepository
     with pytest.raises(ValidationError, match="neither"):
         await rl.check_and_consume(user, "e", capacity=2)
     with pytest.raises(ValidationError, match="user_id"):
-        await rl.check_and_consume("nope", "e", capacity=2, refill_rate=1)
+        await rl.check_and_consume("no\x00pe", "e", capacity=2, refill_rate=1)
 
 
 # ---------------------------------------------------------------- peek
@@ -320,7 +320,7 @@ async def test_check_many_validation(
         with pytest.raises(ValidationError):
             await rl.check_many(user, bad)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
-        await rl.check_many("bad-user", [ok])
+        await rl.check_many("bad\nuser", [ok])
     with pytest.raises(ValidationError):
         Limit(endpoint="a", capacity=2, refill_rate=1, cost=3)
     with pytest.raises(ValidationError):
@@ -347,7 +347,7 @@ async def test_reset_one_or_all_buckets(
     assert await rl.reset(str(user)) == 3
     assert bucket_count(raw_conn) == 1  # the other user's bucket stays
     with pytest.raises(ValidationError):
-        await rl.reset("nope")
+        await rl.reset("no\x00pe")
 
 
 async def test_usage_counts_per_endpoint(rl: AsyncRateLimitRepository) -> None:

@@ -29,6 +29,9 @@ APP_TABLES = {
     "kv_cache",
     "cache_stats",
     "rate_limits",
+    "limits_counters",
+    "limits_windows",
+    "limits_sliding",
     "audit_logs",
 }
 

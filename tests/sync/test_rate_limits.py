@@ -189,7 +189,7 @@ GOOD: dict[str, Any] = {"capacity": 10, "refill_rate": 1.0}
         ("u", None, GOOD),
         ("u", "a\x00b", GOOD),
         ("u", "line\nbreak", GOOD),
-        ("not-a-uuid", "e", GOOD),
+        ("not\x00a-uuid", "e", GOOD),
         ("", "e", GOOD),
         (12345, "e", GOOD),
         (None, "e", GOOD),
@@ -220,7 +220,7 @@ def test_validation_messages_name_the_problem(rl: RateLimitRepository) -> None:
     with pytest.raises(ValidationError, match="neither"):
         rl.check_and_consume(user, "e", capacity=2)
     with pytest.raises(ValidationError, match="user_id"):
-        rl.check_and_consume("nope", "e", capacity=2, refill_rate=1)
+        rl.check_and_consume("no\x00pe", "e", capacity=2, refill_rate=1)
 
 
 # ---------------------------------------------------------------- peek
@@ -314,7 +314,7 @@ def test_check_many_validation(rl: RateLimitRepository, raw_conn: psycopg.Connec
         with pytest.raises(ValidationError):
             rl.check_many(user, bad)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
-        rl.check_many("bad-user", [ok])
+        rl.check_many("bad\nuser", [ok])
     with pytest.raises(ValidationError):
         Limit(endpoint="a", capacity=2, refill_rate=1, cost=3)
     with pytest.raises(ValidationError):
@@ -339,7 +339,7 @@ def test_reset_one_or_all_buckets(rl: RateLimitRepository, raw_conn: psycopg.Con
     assert rl.reset(str(user)) == 3
     assert bucket_count(raw_conn) == 1  # the other user's bucket stays
     with pytest.raises(ValidationError):
-        rl.reset("nope")
+        rl.reset("no\x00pe")
 
 
 def test_usage_counts_per_endpoint(rl: RateLimitRepository) -> None:

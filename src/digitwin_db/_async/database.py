@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import select
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,9 +18,21 @@ import psycopg_pool
 import pydantic
 from psycopg import AsyncConnection, sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from digitwin_db._async.batcher import AsyncBatcher
+from digitwin_db.affinity import (
+    CHECK_AFTER,
+    HOLD_LIMIT,
+    IDLE_RETURN,
+    STEAL_AFTER,
+    SWEEP_INTERVAL,
+    Parked,
+    Parking,
+)
+from digitwin_db.batching import Combiner
 from digitwin_db.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -56,6 +69,15 @@ async def _check_alive(conn: AsyncConnection[Any]) -> None:
         raise psycopg.OperationalError("server closed the connection (data on idle socket)")
 
 
+async def _is_alive(conn: AsyncConnection[Any]) -> bool:
+    """:func:`_check_alive` as a boolean (a dead connection is closed)."""
+    try:
+        await _check_alive(conn)
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
 class AsyncConnectionScope:
     """``async with db.connection(op) as conn``: check a connection out, hand it back.
 
@@ -63,9 +85,12 @@ class AsyncConnectionScope:
     this is
     on the path of every call (a cache hit is one round trip of ~50 µs), and the generator
     machinery of two nested context managers cost more than the pool checkout itself.
+
+    Connection affinity (:mod:`digitwin_db.affinity`): a scope that ends cleanly parks its
+    connection for the calling thread's next scope instead of returning it to the pool.
     """
 
-    __slots__ = ("_conn", "_db", "_op", "_start", "_timeout")
+    __slots__ = ("_conn", "_db", "_op", "_since", "_start", "_timeout")
 
     def __init__(self, db: AsyncDatabase, op: str, timeout: float | None = None) -> None:
         self._db = db
@@ -73,16 +98,29 @@ class AsyncConnectionScope:
         self._timeout = timeout
         self._conn: AsyncConnection[Any] | None = None
         self._start = 0.0
+        self._since = 0.0
 
     async def __aenter__(self) -> AsyncConnection[Any]:
         db = self._db
         db._ensure_open()
-        self._start = time.perf_counter()
+        self._start = start = time.perf_counter()
+        if start >= db._parking.next_sweep:
+            await db._sweep_parked(start)
+        parked = db._parking.take(threading.get_ident())
+        if parked is not None:
+            conn = parked.conn
+            idle = start - parked.parked_at
+            if idle < CHECK_AFTER or (idle < IDLE_RETURN and await _is_alive(conn)):
+                self._conn = conn
+                self._since = parked.checked_out_at
+                return conn
+            await db._pool.putconn(conn)  # the pool checks, replaces or keeps it
         try:
-            self._conn = await db._pool.getconn(self._timeout)
+            self._conn = await db._getconn(self._timeout)
         except (psycopg.Error, psycopg_pool.PoolClosed) as exc:
             self._record(failed=True)
             raise_translated(exc, self._op)
+        self._since = start
         return self._conn
 
     async def __aexit__(
@@ -93,7 +131,7 @@ class AsyncConnectionScope:
     ) -> None:
         conn, self._conn = self._conn, None
         try:
-            if conn is not None:
+            if conn is not None and (exc is not None or not self._db._park(conn, self._since)):
                 # The pool rolls back a connection left in a transaction and discards a
                 # broken one.
                 await self._db._pool.putconn(conn)
@@ -160,6 +198,11 @@ class AsyncDatabase:
         self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = self._new_pool()
         self._opened = False
         self._pool_was_opened = False
+        # Connection affinity (see digitwin_db.affinity): connections parked per thread
+        # between calls, and how many callers are waiting for a pool connection.
+        self._parking: Parking[AsyncConnection[Any]] = Parking()
+        self._waiting = 0
+        self._batchers: dict[str, AsyncBatcher] = {}
 
     def _new_pool(self) -> AsyncConnectionPool[AsyncConnection[TupleRow]]:
         settings = self.settings
@@ -235,6 +278,8 @@ class AsyncDatabase:
         self._opened = False
         wait = self.settings.pool_close_timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
+        for conn in self._parking.drain():
+            await self._pool.putconn(conn)
         # psycopg_pool signals no event when a connection comes back: poll its counters.
         while self.connections_in_use() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(CLOSE_POLL_INTERVAL)
@@ -243,7 +288,8 @@ class AsyncDatabase:
     def connections_in_use(self) -> int:
         """Connections currently checked out of the pool."""
         stats = self._pool.get_stats()
-        return max(0, stats.get("pool_size", 0) - stats.get("pool_available", 0))
+        used = stats.get("pool_size", 0) - stats.get("pool_available", 0) - len(self._parking)
+        return max(0, used)
 
     async def __aenter__(self) -> AsyncDatabase:
         await self.open()
@@ -264,6 +310,53 @@ class AsyncDatabase:
                 f"database {self._target} is not open: call open() or use it as a context manager"
             )
 
+    async def _getconn(self, timeout: float | None = None) -> AsyncConnection[Any]:
+        """A connection from the pool (waiting at most ``timeout`` seconds, default the
+        pool's). While this waits nothing is parked; when the pool stays empty for
+        ``STEAL_AFTER`` seconds, a connection parked by another thread goes back to
+        the pool first."""
+        self._waiting += 1
+        try:
+            if len(self._parking):
+                first = STEAL_AFTER if timeout is None else min(timeout, STEAL_AFTER)
+                try:
+                    return await self._pool.getconn(timeout=first)
+                except psycopg_pool.PoolTimeout:
+                    stolen = self._parking.steal()
+                    if stolen is not None:
+                        await self._pool.putconn(stolen.conn)
+                    elif timeout is not None and timeout <= first:
+                        raise
+                if timeout is not None:
+                    timeout = max(0.0, timeout - first)
+            return await self._pool.getconn(timeout)
+        finally:
+            self._waiting -= 1
+
+    def _park(self, conn: AsyncConnection[Any], checked_out_at: float) -> bool:
+        """Keep ``conn`` for this thread's next call; False when it must go back to the
+        pool instead (closing, a caller waiting, held long enough, not idle, nested)."""
+        now = time.perf_counter()
+        if (
+            not self._opened
+            or self._waiting
+            or now - checked_out_at >= HOLD_LIMIT
+            or conn.pgconn.transaction_status != TransactionStatus.IDLE
+        ):
+            return False
+        ident = threading.get_ident()
+        if not self._parking.park(ident, Parked(conn, now, checked_out_at)):
+            return False
+        if self._waiting or not self._opened:  # a waiter or close() came in between
+            return not self._parking.unpark(ident, conn)
+        return True
+
+    async def _sweep_parked(self, now: float) -> None:
+        """Return connections parked unused for ``IDLE_RETURN`` seconds."""
+        self._parking.next_sweep = now + SWEEP_INTERVAL
+        for conn in self._parking.due(now):
+            await self._pool.putconn(conn)
+
     def connection(self, op: str = "", *, timeout: float | None = None) -> AsyncConnectionScope:
         """A pooled autocommit connection, as a context manager; psycopg errors
         raised inside become digitwin_db errors.
@@ -273,6 +366,17 @@ class AsyncDatabase:
         ``Settings.pool_timeout``) without a free connection.
         """
         return AsyncConnectionScope(self, op, timeout)
+
+    def batcher(self, op: str, combiner: Combiner | None = None) -> AsyncBatcher:
+        """The group-commit batcher of operation ``op`` (see :mod:`digitwin_db._async.batcher`),
+        created with ``combiner`` on first use: its single-row statements issued
+        concurrently run as one statement, one commit."""
+        batcher = self._batchers.get(op)
+        if batcher is None:
+            if combiner is None:
+                raise ConfigurationError(f"no batcher for {op!r} yet (give its combiner)")
+            batcher = self._batchers[op] = AsyncBatcher(self, op, combiner)
+        return batcher
 
     @asynccontextmanager
     async def transaction(self, op: str = "") -> AsyncIterator[AsyncConnection[Any]]:
@@ -318,5 +422,6 @@ class AsyncDatabase:
         )
 
     def pool_stats(self) -> dict[str, int]:
-        """psycopg_pool's counters: pool_size, pool_available, requests_waiting, …"""
-        return dict(self._pool.get_stats())
+        """psycopg_pool's counters: pool_size, pool_available, requests_waiting, …; and
+        ``connections_parked``: checked out but idle, kept by a thread for its next call."""
+        return {**self._pool.get_stats(), "connections_parked": len(self._parking)}

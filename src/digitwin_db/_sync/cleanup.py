@@ -1,7 +1,8 @@
 # WARNING: generated file, do not edit. Edit its async source and run
 # scripts/generate_sync.sh (tools/generate_sync.py). Generated from:
 # src/digitwin_db/_async/cleanup.py
-"""The periodic cleanup job: expired cache rows, idle rate-limit buckets, old audit rows.
+"""The periodic cleanup job: expired cache rows, idle rate-limit buckets, old audit rows,
+expired windows of the ``limits`` storage.
 
 One pass (:meth:`CleanupJob.run_once`) calls the repositories' own cleanup methods —
 ``cache.cleanup_expired``, ``rate_limits.cleanup_idle`` and
@@ -23,6 +24,7 @@ from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db.errors import DigitwinDBError, ValidationError
 from digitwin_db.models.audit import CleanupJobReport
 from digitwin_db.rules.cleanup import rows_per_table
+from digitwin_db.sql import limits_storage as limits_sql
 
 __all__ = ["DEFAULT_BATCH_SIZE", "CleanupJob", "Progress"]
 
@@ -87,6 +89,7 @@ class CleanupJob:
             ("cache", lambda: self._cache(removed, stop)),
             ("rate_limits", lambda: self._rate_limits(removed)),
             ("audit_logs", lambda: self._audit_logs(removed, stop)),
+            ("limits_storage", lambda: self._limits_storage(removed, stop)),
         ]
         for step, run in steps:
             if stop():
@@ -138,6 +141,22 @@ class CleanupJob:
         )
         removed["rate_limits"] = count
         self._report_progress("rate_limits", count, count)
+        return None
+
+    def _limits_storage(self, removed: dict[str, int], stop: Callable[[], bool]) -> str | None:
+        """Expired windows of the ``limits`` storage (digitwin_db.contrib.limits): rows that
+        count nothing any more, deleted in batches that skip rows a hit holds."""
+        total = removed.setdefault("limits_storage", 0)
+        while not stop():
+            with self.factory.db.connection("cleanup.limits_storage") as conn:
+                cur = conn.execute(limits_sql.DELETE_EXPIRED, {"batch": self.batch_size})
+                row = cur.fetchone()
+            count = int(row[0]) if row is not None else 0
+            total += count
+            removed["limits_storage"] = total
+            self._report_progress("limits_storage", count, total)
+            if count == 0:
+                break
         return None
 
     def _audit_logs(self, removed: dict[str, int], stop: Callable[[], bool]) -> str | None:

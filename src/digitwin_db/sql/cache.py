@@ -379,3 +379,20 @@ SET_LOCK_TIMEOUT: LiteralString = "SELECT set_config('lock_timeout', %(lock_time
 # it works behind PgBouncer in transaction mode). The two-int4 form, with a class id of
 # its own, keeps it apart from other users of advisory locks.
 ADVISORY_XACT_LOCK: LiteralString = "SELECT pg_advisory_xact_lock(%(class_id)s, %(object_id)s)"
+
+# A live value by key hash alone (cache.kv.get): one bigint parameter; the caller compares
+# namespace and key (a row that merely shares the hash is no hit).
+KV_GET_BY_HASH: LiteralString = """
+SELECT namespace, key, value_json, value_bytes
+FROM kv_cache
+WHERE key_hash = %s AND (expires_at IS NULL OR expires_at > now())
+"""
+
+# Concurrent cache.kv.get calls batched (digitwin_db.batching.HashProbe): KV_GET_BY_HASH for
+# many hashes, one primary-key probe each.
+KV_GET_BY_HASHES: LiteralString = """
+SELECT namespace, key, value_json, value_bytes
+FROM kv_cache
+WHERE key_hash = ANY (%(key_hashes)s::bigint[])
+    AND (expires_at IS NULL OR expires_at > now())
+"""

@@ -166,3 +166,37 @@ DELETE FROM rate_limits
            AND tokens + date_part('epoch', now() - refilled_at) * refill_rate >= capacity
            FOR UPDATE SKIP LOCKED))
 """
+
+# check-and-consume of several buckets at once (group commit, digitwin_db.batching): what
+# CHECK_AND_CONSUME does, for each element of the parallel arrays, in ONE statement (one
+# transaction: one now(), one commit). Rows are inserted — and locked — in array order, which
+# the caller sorts by (user_id, endpoint); each (user_id, endpoint) appears at most once (a
+# statement may not update a row twice). The cost of a row is capacity - tokens of its
+# would-be insert (exact for whole numbers in float8). Returns the key of each row, then
+# CHECK_AND_CONSUME's columns.
+CHECK_AND_CONSUME_MANY: LiteralString = """
+INSERT INTO rate_limits AS b
+       (user_id, endpoint, capacity, refill_rate, tokens, refilled_at, allowed_count, last_allowed)
+SELECT r.user_id, r.endpoint, r.capacity, r.refill_rate, r.capacity - r.cost, now(), 1, true
+  FROM unnest(%(user_ids)s::text[], %(endpoints)s::text[], %(capacities)s::float8[],
+              %(refill_rates)s::float8[], %(costs)s::float8[])
+       WITH ORDINALITY AS r(user_id, endpoint, capacity, refill_rate, cost, ord)
+ ORDER BY r.ord
+ON CONFLICT (user_id, endpoint) DO UPDATE SET
+    (capacity, refill_rate, tokens, refilled_at, allowed_count, denied_count, last_allowed) = (
+        SELECT EXCLUDED.capacity, EXCLUDED.refill_rate,
+               CASE WHEN s.ok THEN s.avail - s.cost ELSE s.avail END,
+               s.at,
+               b.allowed_count + s.ok::int,
+               b.denied_count + (NOT s.ok)::int,
+               s.ok
+          FROM (SELECT r.avail, r.at, r.cost, r.avail >= r.cost AS ok
+                  FROM (SELECT least(EXCLUDED.capacity,
+                                     b.tokens
+                                     + greatest(0, date_part('epoch', now() - b.refilled_at))
+                                       * EXCLUDED.refill_rate) AS avail,
+                               greatest(b.refilled_at, now()) AS at,
+                               EXCLUDED.capacity - EXCLUDED.tokens AS cost) AS r) AS s)
+RETURNING b.user_id, b.endpoint, b.last_allowed, b.tokens,
+          date_part('epoch', b.refilled_at - now())
+"""

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from digitwin_db._async.repositories.base import AsyncRepository
+from digitwin_db.batching import ArrayCombiner
 from digitwin_db.errors import (
     TRANSIENT_ERRORS,
     DatabaseUnavailableError,
@@ -46,6 +47,17 @@ MAX_LIMITS_PER_CHECK = 32
 #: check_many retries after creating missing buckets; a retry is needed again only if
 #: a concurrent reset/cleanup deleted a bucket in between, so a few attempts suffice.
 _CHECK_MANY_ATTEMPTS = 4
+#: Concurrent check_and_consume calls run as one CHECK_AND_CONSUME_MANY (group commit).
+_CHECKS = ArrayCombiner(
+    q.CHECK_AND_CONSUME_MANY,
+    (
+        ("user_id", "user_ids"),
+        ("endpoint", "endpoints"),
+        ("capacity", "capacities"),
+        ("refill_rate", "refill_rates"),
+        ("cost", "costs"),
+    ),
+)
 
 
 class AsyncRateLimitRepository(AsyncRepository):
@@ -83,9 +95,10 @@ class AsyncRateLimitRepository(AsyncRepository):
             user_id, endpoint, capacity, refill_rate, window_seconds, cost
         )
         try:
-            async with self.db.connection("rate_limits.check_and_consume") as conn:
-                cur = await conn.execute(q.CHECK_AND_CONSUME, params)
-                row = await cur.fetchone()
+            # Group commit: concurrent checks share one statement and one commit.
+            row = await self.db.batcher("rate_limits.check_and_consume", _CHECKS).execute(
+                q.CHECK_AND_CONSUME, params, (params["user_id"], endpoint)
+            )
         except TRANSIENT_ERRORS as exc:
             return self._undecided("check_and_consume", exc, config, endpoint)
         if row is None:  # the statement always returns one row

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from digitwin_db._sync.cache_core import CacheCore
+from digitwin_db.batching import HashProbe
 from digitwin_db.cache_codec import (
     KV_PERSON,
     Seconds,
     advisory_lock_ids,
-    bigint_array,
     check_key,
     check_keys,
     check_name,
@@ -28,7 +28,6 @@ from digitwin_db.cache_codec import (
     check_tags,
     check_ttl,
     encode_value,
-    hash_key,
 )
 from digitwin_db.errors import (
     TRANSIENT_ERRORS,
@@ -36,6 +35,7 @@ from digitwin_db.errors import (
     TransientError,
     ValidationError,
 )
+from digitwin_db.key_hash import PrefixHasher
 from digitwin_db.sql import cache as q
 
 __all__ = ["KVNamespace"]
@@ -44,6 +44,8 @@ logger = logging.getLogger("digitwin_db.cache")
 
 _MISSING: Any = object()
 _CACHE = "kv"
+#: Concurrent kv.get calls run as one `= ANY` probe (group commit of reads).
+_GETS = HashProbe(q.KV_GET_BY_HASH, q.KV_GET_BY_HASHES)
 
 
 class KVNamespace:
@@ -61,36 +63,46 @@ class KVNamespace:
         self._db = core.db
         self._counters = core.counters
         self._prefix = self.name.encode() + b"\x00"
+        self._hash = PrefixHasher(KV_PERSON, self._prefix)
         self._default_ttl = core.default_ttl[_CACHE]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
     # ------------------------------------------------------------------ keys
-    def _params(self, key: str) -> dict[str, Any]:
+    def _key_hash(self, key: str) -> int:
+        """The key's hash (validated: a string without NUL or lone surrogates)."""
         if type(key) is not str or "\x00" in key:
             check_key(key)
         try:
-            data = self._prefix + key.encode()
+            data = key.encode()
         except UnicodeEncodeError:
             check_key(key)
             raise
-        return {"key_hash": hash_key(KV_PERSON, data), "namespace": self.name, "key": key}
+        return self._hash(data)
+
+    def _params(self, key: str) -> dict[str, Any]:
+        return {"key_hash": self._key_hash(key), "namespace": self.name, "key": key}
 
     def _many(self, keys: object) -> dict[str, Any]:
         checked = check_keys(keys)
-        hashes = [hash_key(KV_PERSON, self._prefix + k.encode()) for k in checked]
+        hashes = [self._hash(k.encode()) for k in checked]
         return {"key_hashes": hashes, "keys": checked, "namespace": self.name}
 
     def _get_many_params(self, keys: object) -> tuple[set[str], dict[str, Any]]:
         """The requested keys, and the parameters of ``KV_GET_MANY``."""
         checked = check_keys(keys)
-        prefix = self._prefix
-        hashes = bigint_array(hash_key(KV_PERSON, prefix + k.encode()) for k in checked)
-        return set(checked), {"key_hashes": hashes, "namespace": self.name}
+        return set(checked), {"key_hashes": self._hash.array(checked), "namespace": self.name}
 
-    def _value_params(self, key: str, value: object, ttl: object, tags: object) -> dict[str, Any]:
-        params = self._params(key)
+    def _value_params(
+        self,
+        key: str,
+        value: object,
+        ttl: object,
+        tags: object,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        params = self._params(key) if params is None else dict(params)
         value_json, value_bytes, size = encode_value(value)
         params.update(
             value_json=value_json,
@@ -121,11 +133,12 @@ class KVNamespace:
         """
         if self._near is not None:
             return self._near.kv_get(self, key, default)
-        params = self._params(key)
+        probe = (self._key_hash(key),)
         try:
-            with self._db.connection("cache.kv.get") as conn:
-                cur = conn.execute(q.KV_GET, params, binary=True)
-                row = cur.fetchone()
+            # Concurrent gets share one probe statement (the batcher); alone, it runs at once.
+            row = self._db.batcher("cache.kv.get", _GETS).execute(
+                q.KV_GET_BY_HASH, probe, (self.name, key)
+            )
         except TRANSIENT_ERRORS as exc:
             self._core.read_failed("cache.kv.get", exc)
             row = None
@@ -377,7 +390,7 @@ class KVNamespace:
                     return row[0] if row[1] is None else row[1]
                 self._counters.miss(_CACHE)
                 value = self._load(loader)
-                conn.execute(q.KV_SET, self._value_params(key, value, ttl_seconds, ()))
+                conn.execute(q.KV_SET, self._value_params(key, value, ttl_seconds, (), params))
         except TransientError:
             if locked:
                 raise

@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS limits_sliding;
+DROP TABLE IF EXISTS limits_windows;
+DROP TABLE IF EXISTS limits_counters;
