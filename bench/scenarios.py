@@ -765,6 +765,8 @@ async def redis_async_get(url: str, keys: list[str]) -> tuple[Any, Callable[[int
     n = len(keys)
 
     async def rget(i: int) -> object:
-        return json.loads(await client.get(keys[i % n]))
+        value = await client.get(keys[i % n])
+        assert value is not None  # redis-py 8 types GET as bytes | str | None
+        return json.loads(value)
 
     return client, rget

@@ -40,6 +40,22 @@ if [ "$yes" -ne 1 ]; then
 fi
 
 log "restoring $file into $(redact "$url")"
-"$pg_restore" --clean --if-exists --no-owner --no-privileges --single-transaction \
-    --exit-on-error --dbname="$url" "$file"
+psql="$(pg_tool psql)"
+# pg_restore --clean cannot drop a partition's inherited primary key ("cannot drop inherited
+# constraint"): drop the partitioned tables (with their partitions) first, in the same
+# transaction as the restore, so a failed restore still changes nothing.
+partitioned="$("$psql" -X -A -t -v ON_ERROR_STOP=1 --dbname="$url" -c "
+    SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind = 'p' AND NOT c.relispartition AND n.nspname = 'public'")"
+# The whole script is written out first: a pg_restore that fails half-way must not feed
+# psql a truncated script that it would then commit.
+script="$(mktemp)"
+trap 'rm -f "$script"' EXIT
+{
+    echo "SET client_min_messages = warning;"
+    for table in $partitioned; do echo "DROP TABLE IF EXISTS $table CASCADE;"; done
+    "$pg_restore" --clean --if-exists --no-owner --no-privileges --file=- "$file"
+} > "$script"
+"$psql" -X -q -v ON_ERROR_STOP=1 --single-transaction --dbname="$url" --file="$script" >/dev/null
 log "restore done"

@@ -36,6 +36,24 @@ ensure_pg_binaries() {
   or set PG_BINDIR to the directory that holds them."
 }
 
+# ensure_pgbouncer: the test suite runs a workload through a real pgbouncer (Debian's 1.18
+# is enough); install it when root on Debian, otherwise say how.
+ensure_pgbouncer() {
+    if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then return 0; fi
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "pgbouncer missing: installing Debian's pgbouncer package"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq pgbouncer >/dev/null
+        # The package enables a system service; the tests start their own instances.
+        systemctl disable --now pgbouncer >/dev/null 2>&1 || true
+        { command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; } && return 0
+    fi
+    die "pgbouncer not found (the tests run a workload through it).
+  Debian/Ubuntu: sudo apt-get install -y pgbouncer
+  macOS:         brew install pgbouncer"
+}
+
 # ensure_venv [EXTRA]: create .venv and install the package (with extras EXTRA, e.g. "dev")
 # when missing or when pyproject.toml changed since the last install.
 ensure_venv() {

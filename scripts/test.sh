@@ -7,6 +7,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 ensure_pg_binaries
+ensure_pgbouncer
 ensure_venv dev
 
 log "ruff"

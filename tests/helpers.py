@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 
 def insert_user(raw_conn: psycopg.Connection, email: str | None = None) -> uuid.UUID:
@@ -43,3 +45,16 @@ def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
     assert not any(t.is_alive() for t in threads), "threads did not finish (deadlock?)"
     assert errors == []
     return results
+
+
+@contextmanager
+def scratch_database(pg_url: str) -> Iterator[str]:
+    """A new, empty database on the test server (its URL); dropped afterwards."""
+    name = f"scratch_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield pg_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

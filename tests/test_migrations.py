@@ -5,14 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from digitwin_db import migrations
+from tests.helpers import scratch_database
 
 SCHEMA_SNAPSHOT = """
 SELECT 'column', table_name || '.' || column_name || ':' || data_type || ':' || is_nullable
@@ -53,12 +52,8 @@ APP_TABLES = {
 @pytest.fixture
 def scratch_url(pg_url: str) -> Iterator[str]:
     """A new, empty database on the test server."""
-    name = f"scratch_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield pg_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(pg_url) as url:
+        yield url
 
 
 def _snapshot(url: str) -> list[tuple[str, str]]:

@@ -50,14 +50,19 @@ TABLE_FIELDS = ("table", "owner_table")
 
 
 def application_tables() -> set[str]:
-    """Tables the migrations create."""
+    """Tables the migrations create (partitions count as their parent table)."""
     tables: set[str] = set()
     for path in sorted((ROOT / "migrations").glob("*.sql")):
         if path.name.endswith(".rollback.sql"):
             continue
         for stmt in pglast.parse_sql(path.read_text(encoding="utf-8")):
             node = stmt.stmt
-            if isinstance(node, ast.CreateStmt) and node.relation is not None:
+            # A partition (CREATE TABLE … PARTITION OF) is part of its parent's table.
+            if (
+                isinstance(node, ast.CreateStmt)
+                and node.relation is not None
+                and node.partbound is None
+            ):
                 tables.add(str(node.relation.relname))
     return tables
 

@@ -7,6 +7,7 @@ from digitwin_db._sync.cleanup import CleanupJob
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.factory import RepositoryFactory
 from digitwin_db._sync.maintenance import Maintenance
+from digitwin_db._sync.replicas import ReplicaView
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.cache import CacheRepository
@@ -45,6 +46,7 @@ from digitwin_db.models.cache import (
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
 from digitwin_db.models.documents import DocumentSearchHit, KnowledgeDocument
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
+from digitwin_db.models.replicas import ReplicaStatus
 from digitwin_db.models.sessions import (
     ConversationSession,
     ConversationTurn,
@@ -94,6 +96,8 @@ __all__ = [
     "RateLimitRepository",
     "RateLimitResult",
     "RateLimitUnavailableError",
+    "ReplicaStatus",
+    "ReplicaView",
     "RepositoryCheck",
     "RepositoryFactory",
     "SearchHit",

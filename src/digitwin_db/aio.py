@@ -4,6 +4,7 @@ from digitwin_db._async.cleanup import AsyncCleanupJob
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.factory import AsyncRepositoryFactory
 from digitwin_db._async.maintenance import AsyncMaintenance
+from digitwin_db._async.replicas import AsyncReplicaView
 from digitwin_db._async.repositories.ai_models import (
     AsyncFaceModelRepository,
     AsyncVoiceModelRepository,
@@ -44,6 +45,7 @@ from digitwin_db.models.cache import (
 from digitwin_db.models.common import DatabaseHealth, HealthReport, Page, RepositoryCheck
 from digitwin_db.models.documents import DocumentSearchHit, KnowledgeDocument
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
+from digitwin_db.models.replicas import ReplicaStatus
 from digitwin_db.models.sessions import (
     ConversationSession,
     ConversationTurn,
@@ -66,6 +68,7 @@ __all__ = [
     "AsyncKnowledgeDocumentRepository",
     "AsyncMaintenance",
     "AsyncRateLimitRepository",
+    "AsyncReplicaView",
     "AsyncRepositoryFactory",
     "AsyncUserRepository",
     "AsyncVoiceModelRepository",
@@ -96,6 +99,7 @@ __all__ = [
     "QueryError",
     "RateLimitResult",
     "RateLimitUnavailableError",
+    "ReplicaStatus",
     "RepositoryCheck",
     "SearchHit",
     "SessionStatistics",

@@ -33,6 +33,7 @@ from digitwin_db.settings import redact_url
 __all__ = [
     "MigrationStatus",
     "available_migrations",
+    "ensure_partitions",
     "migrate",
     "migrations_dir",
     "rollback",
@@ -129,7 +130,30 @@ def migrate(url: str, *, directory: Path | None = None) -> list[str]:
     with _typed("migrate"), backend.lock(LOCK_TIMEOUT):
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
+    ensure_partitions(url)
     return [m.id for m in pending]
+
+
+def ensure_partitions(url: str, months_ahead: int = 3) -> int:
+    """Create the coming month partitions of the partitioned tables (a no-op before the
+    migration that partitions them); return how many were created. ``migrate`` calls it,
+    so every deploy prepares the next months (the cleanup job does it too, with
+    ``Settings.partition_months_ahead``)."""
+    import psycopg
+
+    from digitwin_db.sql import partitions as q
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(q.TURNS_PARTITIONED).fetchone()
+            if not (row and row[0]):
+                return 0
+            row = conn.execute(q.ENSURE_TURN_PARTITIONS, {"months_ahead": months_ahead}).fetchone()
+    except psycopg.Error as exc:
+        raise DatabaseUnavailableError(
+            f"cannot prepare partitions on {redact_url(url)}: {type(exc).__name__}"
+        ) from exc
+    return int(row[0]) if row else 0
 
 
 def rollback(url: str, *, count: int | None = 1, directory: Path | None = None) -> list[str]:

@@ -7,12 +7,13 @@ Every field maps to an environment variable of the same name in upper case, e.g.
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from digitwin_db.cache_registry import CAP_SETTINGS
 
@@ -124,6 +125,24 @@ class Settings(BaseSettings):
     # Rate-limit buckets untouched this long are removed by the cleanup job (seconds).
     rate_limit_idle_seconds: float = Field(default=86_400.0, gt=0)
 
+    # Month partitions of conversation_turns prepared ahead by migrate and the cleanup job.
+    partition_months_ahead: int = Field(default=3, ge=0, le=120)
+    # Turns older than this are dropped by the cleanup job, a whole month partition at a
+    # time (empty: keep every turn).
+    turn_retention_days: int | None = Field(default=None, ge=1)
+
+    # Read replicas (streaming standbys) for factory.replica(): their URLs (env: a JSON list
+    # or comma-separated). Secrets like DATABASE_URL. Caches and rate limits never use them.
+    replica_urls: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # A replica read that cannot reach its replica: run it on the primary, or raise
+    # DatabaseUnavailableError.
+    replica_fallback: Literal["primary", "raise"] = "primary"
+    # Seconds a replica that failed is skipped before it is tried again.
+    replica_retry_after: float = Field(default=5.0, ge=0)
+    # Read-your-writes calls wait this long (seconds) for a lagging replica to replay the
+    # primary's position before they run on the primary instead.
+    replica_catch_up_wait: float = Field(default=0.0, ge=0, le=60)
+
     @field_validator("prepare_threshold", "kv_default_ttl", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -136,6 +155,33 @@ class Settings(BaseSettings):
     def _empty_cap_is_none(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
             return None
+        return value
+
+    @field_validator("turn_retention_days", mode="before")
+    @classmethod
+    def _empty_retention_is_none(cls, value: object) -> object:
+        return cls._empty_is_none(value)
+
+    @field_validator("replica_urls", mode="before")
+    @classmethod
+    def _split_replica_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped.startswith("["):
+                return json.loads(stripped)  # a JSON list
+            return [u.strip() for u in stripped.split(",") if u.strip()]
+        return value
+
+    @field_validator("replica_urls")
+    @classmethod
+    def _check_replica_urls(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for url in value:
+            try:
+                cls._check_url(url)
+            except ValueError:
+                raise ValueError(
+                    "REPLICA_URLS entries must be postgresql:// URLs or libpq key=value strings"
+                ) from None
         return value
 
     @field_validator("database_url")

@@ -11,18 +11,32 @@ from __future__ import annotations
 
 import glob
 import os
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
+from urllib.parse import urlsplit, urlunsplit
 
 from digitwin_db.errors import ConfigurationError
+from digitwin_db.sql import replicas as q
 
-__all__ = ["EmbeddedPostgres", "embedded_postgres", "find_pg_bindir"]
+__all__ = [
+    "EmbeddedPostgres",
+    "PgBouncer",
+    "StreamingStandby",
+    "embedded_pgbouncer",
+    "embedded_postgres",
+    "find_pg_bindir",
+    "free_port",
+    "streaming_standby",
+]
 
 # Server settings for a test cluster: durability off (a test server is thrown away),
 # frequent checkpoints (short crash recovery in restart("immediate") tests), and
@@ -151,3 +165,296 @@ def embedded_postgres(*, extra_settings: str = "") -> Iterator[EmbeddedPostgres]
         yield embedded
     finally:
         embedded.stop()
+
+
+# ---------------------------------------------------------------------------- PgBouncer
+
+# Seconds to wait for pgbouncer or a standby to accept connections.
+READY_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres_user(argv: list[str]) -> list[str]:
+    """``argv`` run as the ``postgres`` system user when we are root (pgbouncer, postgres
+    and pg_basebackup refuse root or must own their files); unchanged otherwise."""
+    if os.geteuid() == 0:
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--", *argv]
+    return argv
+
+
+def _give_to_postgres_user(path: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", "postgres:postgres", str(path)], check=True)
+
+
+def _url_with_port(url: str, port: int, dbname: str | None = None) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    user = f"{parts.username}@" if parts.username else ""
+    path = f"/{dbname}" if dbname is not None else parts.path
+    return urlunsplit(parts._replace(netloc=f"{user}{host}:{port}", path=path))
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise ConfigurationError(f"{what} exited with code {process.returncode}: {tail}")
+        try:
+            with psycopg.connect(url, connect_timeout=2, autocommit=True) as conn:
+                conn.execute(q.PING)
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise ConfigurationError(f"{what} did not accept connections") from None
+            time.sleep(0.1)
+
+
+def find_pgbouncer() -> str:
+    """Path of the ``pgbouncer`` binary (Debian puts it in /usr/sbin)."""
+    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/bin")
+    if found is None:
+        raise ConfigurationError(
+            "pgbouncer not found; install it (Debian/Ubuntu: apt-get install -y pgbouncer; "
+            "scripts/test.sh does it when run as root)"
+        )
+    return found
+
+
+class PgBouncer:
+    """A running pgbouncer in front of an :class:`EmbeddedPostgres`.
+
+    ``url`` reaches the server's database through the bouncer's shared pool;
+    ``url_for(alias)`` reaches one of the extra ``[databases]`` aliases given at start.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, server_url: str) -> None:
+        self._process = process
+        self.port = port
+        self._server_url = server_url
+
+    @property
+    def url(self) -> str:
+        return _url_with_port(self._server_url, self.port)
+
+    def url_for(self, alias: str) -> str:
+        return _url_with_port(self._server_url, self.port, dbname=alias)
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            # SIGINT: pgbouncer's "safe shutdown" waits for clients; SIGTERM closes at once.
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=30)
+
+
+@contextmanager
+def embedded_pgbouncer(
+    server: EmbeddedPostgres,
+    *,
+    pool_mode: str = "transaction",
+    default_pool_size: int = 20,
+    aliases: dict[str, int] | None = None,
+) -> Iterator[PgBouncer]:
+    """Start ``pgbouncer`` on a free loopback port in front of ``server``; stop it on exit.
+
+    Configured the way SETUP.md tells operators to run it with this package: the
+    ``options`` startup parameter (which carries statement/lock timeouts) is ignored, no
+    reset query is needed in transaction mode. ``aliases`` maps extra database names to a
+    server pool size of their own (e.g. ``{"tiny": 1}``), all pointing at the server's
+    database. As root, pgbouncer (which refuses to run as root) runs as ``postgres``.
+    """
+    binary = find_pgbouncer()
+    parts = urlsplit(server.url)
+    dbname = parts.path.lstrip("/") or "postgres"
+    user = parts.username or "postgres"
+    workdir = Path(tempfile.mkdtemp(prefix="digitwin-pgbouncer-"))
+    port = free_port()
+    target = f"host=127.0.0.1 port={server.port} dbname={dbname}"
+    databases = [f"{dbname} = {target}"]
+    for alias, size in (aliases or {}).items():
+        databases.append(f"{alias} = {target} pool_size={size}")
+    (workdir / "userlist.txt").write_text(f'"{user}" ""\n', encoding="utf-8")
+    ini = workdir / "pgbouncer.ini"
+    log = workdir / "pgbouncer.log"
+    ini.write_text(
+        "[databases]\n" + "\n".join(databases) + "\n\n[pgbouncer]\n"
+        "listen_addr = 127.0.0.1\n"
+        f"listen_port = {port}\n"
+        "unix_socket_dir =\n"
+        "auth_type = trust\n"
+        f"auth_file = {workdir / 'userlist.txt'}\n"
+        f"pool_mode = {pool_mode}\n"
+        f"default_pool_size = {default_pool_size}\n"
+        "max_client_conn = 1000\n"
+        "ignore_startup_parameters = options,extra_float_digits\n"
+        f"logfile = {log}\n"
+        "log_connections = 0\n"
+        "log_disconnections = 0\n",
+        encoding="utf-8",
+    )
+    _give_to_postgres_user(workdir)
+    process = subprocess.Popen(
+        _as_postgres_user([binary, str(ini)]),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    bouncer = PgBouncer(process, port, server.url)
+    try:
+        _wait_ready(bouncer.url, process, "pgbouncer", log)
+        yield bouncer
+    finally:
+        bouncer.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- standby
+
+
+class StreamingStandby:
+    """A hot standby streaming from an :class:`EmbeddedPostgres` (made by ``pg_basebackup
+    -R``); ``url`` reaches it read-only. ``stop()``/``start()`` take it down and bring it
+    back on the same port; ``pause_replay()``/``resume_replay()`` make it lag on demand."""
+
+    def __init__(self, base_dir: Path, port: int, primary_url: str) -> None:
+        self.base_dir = base_dir
+        self.port = port
+        self._primary_url = primary_url
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return _url_with_port(self._primary_url, self.port)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data"
+
+    def start(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            return
+        postgres = str(find_pg_bindir() / "postgres")
+        log = self.base_dir / "standby.log"
+        with log.open("ab") as out:
+            self._process = subprocess.Popen(
+                _as_postgres_user(
+                    [
+                        postgres,
+                        "-D",
+                        str(self.data_dir),
+                        "-p",
+                        str(self.port),
+                        "-h",
+                        "127.0.0.1",
+                        "-c",
+                        f"unix_socket_directories={self.base_dir / 'sock'}",
+                        "-c",
+                        "logging_collector=off",
+                        "-c",
+                        "hot_standby=on",
+                        *shlex.split(TEST_SERVER_SETTINGS),
+                    ]
+                ),
+                stdout=out,
+                stderr=out,
+            )
+        _wait_ready(self.url, self._process, "standby", log)
+
+    def stop(self) -> None:
+        """Fast shutdown (clients are disconnected); a no-op when not running."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+
+    def _execute(self, statement: LiteralString) -> Any:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            row = conn.execute(statement).fetchone()
+        return None if row is None else row[0]
+
+    def pause_replay(self) -> None:
+        """Stop applying WAL: the standby keeps receiving but falls behind."""
+        self._execute(q.PAUSE_REPLAY)
+
+    def resume_replay(self) -> None:
+        self._execute(q.RESUME_REPLAY)
+
+    def wait_caught_up(self, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until the standby has replayed everything the primary has written so far."""
+        import psycopg
+
+        with psycopg.connect(self._primary_url, autocommit=True) as conn:
+            row = conn.execute(q.PRIMARY_POSITION).fetchone()
+        if row is None:
+            raise ConfigurationError("the primary did not report its WAL position")
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while True:
+                done = conn.execute(q.REPLAYED, (row[0],)).fetchone()
+                if done is not None and done[0]:
+                    return
+                if time.monotonic() > deadline:
+                    raise ConfigurationError("standby did not catch up with the primary")
+                time.sleep(0.02)
+
+
+@contextmanager
+def streaming_standby(primary: EmbeddedPostgres) -> Iterator[StreamingStandby]:
+    """Clone ``primary`` with ``pg_basebackup -R`` and start it as a hot standby on a free
+    port (as the ``postgres`` user when root); stop and remove it on exit."""
+    bindir = find_pg_bindir()
+    base_dir = Path(tempfile.mkdtemp(prefix="digitwin-standby-"))
+    (base_dir / "sock").mkdir()
+    _give_to_postgres_user(base_dir)
+    user = urlsplit(primary.url).username or "postgres"
+    backup = subprocess.run(
+        _as_postgres_user(
+            [
+                str(bindir / "pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                user,
+                "-D",
+                str(base_dir / "data"),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ]
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if backup.returncode != 0:
+        shutil.rmtree(base_dir, ignore_errors=True)
+        raise ConfigurationError(f"pg_basebackup failed: {backup.stderr.strip()[-2000:]}")
+    standby = StreamingStandby(base_dir, free_port(), primary.url)
+    try:
+        standby.start()
+        yield standby
+    finally:
+        standby.stop()
+        shutil.rmtree(base_dir, ignore_errors=True)

@@ -8,6 +8,8 @@ from typing import ClassVar
 
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.maintenance import AsyncMaintenance
+from digitwin_db._async.partitions import AsyncPartitions
+from digitwin_db._async.replicas import AsyncReplicaRouter, AsyncReplicaView
 from digitwin_db._async.repositories.ai_models import (
     AsyncFaceModelRepository,
     AsyncVoiceModelRepository,
@@ -21,6 +23,7 @@ from digitwin_db._async.repositories.sessions import AsyncConversationSessionRep
 from digitwin_db._async.repositories.users import AsyncUserRepository
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
+from digitwin_db.models.replicas import ReplicaStatus
 from digitwin_db.observability import OperationStats
 
 
@@ -63,6 +66,9 @@ class AsyncRepositoryFactory:
         self.audit_logs = AsyncAuditLogRepository(db)
         self._register(self.audit_logs)
         self.maintenance = AsyncMaintenance(db)
+        self.partitions = AsyncPartitions(db)
+        # (read replicas: pools opened on first use of factory.replica())
+        self._replica_router: AsyncReplicaRouter | None = None
 
     def _register(self, repository: AsyncRepository) -> None:
         self._repositories.append(repository)
@@ -110,6 +116,32 @@ class AsyncRepositoryFactory:
             if not self.db.is_open:
                 await self.db.open()
 
+    # ------------------------------------------------------------------ read replicas
+    @property
+    def replica_router(self) -> AsyncReplicaRouter:
+        """The replica pools and routing counters behind :meth:`replica`."""
+        if self._replica_router is None:
+            self._replica_router = AsyncReplicaRouter(self.db)
+        return self._replica_router
+
+    def replica(self, *, read_your_writes: bool = False) -> AsyncReplicaView:
+        """Read-only repositories whose reads run on a read replica (``REPLICA_URLS``).
+
+        ``users``, ``voice_models``, ``face_models``, ``sessions``, ``documents`` and
+        ``audit_logs`` offer their read methods; a write method raises
+        ``ConfigurationError``, and so do ``cache`` / ``rate_limits`` (always the primary).
+        A replica lags the primary: with ``read_your_writes=True`` each call first checks
+        that the replica has replayed the primary's current WAL position and otherwise
+        runs on the primary. An unreachable replica is skipped; with none left the read
+        runs on the primary (``REPLICA_FALLBACK=primary``) or raises
+        ``DatabaseUnavailableError`` (``raise``). Without replicas, reads use the primary.
+        """
+        return AsyncReplicaView(self.replica_router, read_your_writes=read_your_writes)
+
+    async def replica_status(self) -> list[ReplicaStatus]:
+        """Per replica: reachable, a standby, and its lag behind the primary."""
+        return await self.replica_router.status()
+
     # ------------------------------------------------------------------ lifecycle
     async def close(self) -> None:
         """Flush what repositories buffer, then close the database's pool."""
@@ -118,6 +150,8 @@ class AsyncRepositoryFactory:
         self._closed = True
         for repository in self._repositories:
             await repository.close()
+        if self._replica_router is not None:
+            await self._replica_router.close()
         await self.db.close()
         with self._instance_lock:
             if type(self)._instance is self:

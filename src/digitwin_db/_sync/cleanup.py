@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from digitwin_db._sync.factory import RepositoryFactory
@@ -89,6 +89,7 @@ class CleanupJob:
             ("cache", lambda: self._cache(removed, stop)),
             ("rate_limits", lambda: self._rate_limits(removed)),
             ("audit_logs", lambda: self._audit_logs(removed, stop)),
+            ("partitions", lambda: self._partitions(removed)),
             ("limits_storage", lambda: self._limits_storage(removed, stop)),
         ]
         for step, run in steps:
@@ -174,3 +175,18 @@ class CleanupJob:
                 self._report_progress("audit_logs", count, total)
             if count < self.batch_size or stop():
                 return None
+
+    def _partitions(self, removed: dict[str, int]) -> str | None:
+        """Month partitions of conversation_turns: create the next ones, and drop the
+        months past ``Settings.turn_retention_days`` (when set)."""
+        partitions = self.factory.partitions
+        if not partitions.installed():
+            return "conversation_turns is not partitioned (migration 0013 not applied)"
+        settings = self.factory.db.settings
+        partitions.ensure_ahead(settings.partition_months_ahead)
+        if settings.turn_retention_days is not None:
+            cutoff = datetime.now(UTC) - timedelta(days=settings.turn_retention_days)
+            count = partitions.drop_turns_older_than(cutoff)
+            removed["conversation_turns"] = count
+            self._report_progress("conversation_turns", count, count)
+        return None

@@ -10,6 +10,8 @@ from typing import ClassVar
 
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.maintenance import Maintenance
+from digitwin_db._sync.partitions import Partitions
+from digitwin_db._sync.replicas import ReplicaRouter, ReplicaView
 from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceModelRepository
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.base import Repository
@@ -20,6 +22,7 @@ from digitwin_db._sync.repositories.sessions import ConversationSessionRepositor
 from digitwin_db._sync.repositories.users import UserRepository
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
+from digitwin_db.models.replicas import ReplicaStatus
 from digitwin_db.observability import OperationStats
 
 
@@ -62,6 +65,9 @@ class RepositoryFactory:
         self.audit_logs = AuditLogRepository(db)
         self._register(self.audit_logs)
         self.maintenance = Maintenance(db)
+        self.partitions = Partitions(db)
+        # (read replicas: pools opened on first use of factory.replica())
+        self._replica_router: ReplicaRouter | None = None
 
     def _register(self, repository: Repository) -> None:
         self._repositories.append(repository)
@@ -109,6 +115,32 @@ class RepositoryFactory:
             if not self.db.is_open:
                 self.db.open()
 
+    # ------------------------------------------------------------------ read replicas
+    @property
+    def replica_router(self) -> ReplicaRouter:
+        """The replica pools and routing counters behind :meth:`replica`."""
+        if self._replica_router is None:
+            self._replica_router = ReplicaRouter(self.db)
+        return self._replica_router
+
+    def replica(self, *, read_your_writes: bool = False) -> ReplicaView:
+        """Read-only repositories whose reads run on a read replica (``REPLICA_URLS``).
+
+        ``users``, ``voice_models``, ``face_models``, ``sessions``, ``documents`` and
+        ``audit_logs`` offer their read methods; a write method raises
+        ``ConfigurationError``, and so do ``cache`` / ``rate_limits`` (always the primary).
+        A replica lags the primary: with ``read_your_writes=True`` each call first checks
+        that the replica has replayed the primary's current WAL position and otherwise
+        runs on the primary. An unreachable replica is skipped; with none left the read
+        runs on the primary (``REPLICA_FALLBACK=primary``) or raises
+        ``DatabaseUnavailableError`` (``raise``). Without replicas, reads use the primary.
+        """
+        return ReplicaView(self.replica_router, read_your_writes=read_your_writes)
+
+    def replica_status(self) -> list[ReplicaStatus]:
+        """Per replica: reachable, a standby, and its lag behind the primary."""
+        return self.replica_router.status()
+
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Flush what repositories buffer, then close the database's pool."""
@@ -117,6 +149,8 @@ class RepositoryFactory:
         self._closed = True
         for repository in self._repositories:
             repository.close()
+        if self._replica_router is not None:
+            self._replica_router.close()
         self.db.close()
         with self._instance_lock:
             if type(self)._instance is self:

@@ -9,29 +9,36 @@ from typing import LiteralString
 # VACUUM cannot run inside a transaction, so this goes through an autocommit connection).
 VACUUM_ANALYZE: LiteralString = "VACUUM (ANALYZE) {table}"
 
-# Sizes, live/dead tuple estimates and vacuum history of the given public tables.
+# Sizes, live/dead tuple estimates and vacuum history of the given public tables. A
+# partitioned table (conversation_turns) is reported once, summed over its partitions
+# (pg_partition_tree lists nothing for a plain table: the UNION adds the table itself).
 TABLE_STATS: LiteralString = """
 SELECT c.relname AS table,
        c.relpersistence = 'u' AS unlogged,
-       pg_total_relation_size(c.oid) AS total_bytes,
-       pg_table_size(c.oid) AS table_bytes,
-       pg_indexes_size(c.oid) AS index_bytes,
-       coalesce(s.n_live_tup, 0) AS live_tuples,
-       coalesce(s.n_dead_tup, 0) AS dead_tuples,
-       CASE WHEN coalesce(s.n_live_tup, 0) + coalesce(s.n_dead_tup, 0) = 0 THEN 0.0
-            ELSE s.n_dead_tup::float8 / (s.n_live_tup + s.n_dead_tup) END AS dead_ratio,
-       s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze
+       sum(pg_total_relation_size(t.relid))::bigint AS total_bytes,
+       sum(pg_table_size(t.relid))::bigint AS table_bytes,
+       sum(pg_indexes_size(t.relid))::bigint AS index_bytes,
+       coalesce(sum(s.n_live_tup), 0)::bigint AS live_tuples,
+       coalesce(sum(s.n_dead_tup), 0)::bigint AS dead_tuples,
+       CASE WHEN coalesce(sum(s.n_live_tup), 0) + coalesce(sum(s.n_dead_tup), 0) = 0 THEN 0.0
+            ELSE sum(s.n_dead_tup)::float8 / (sum(s.n_live_tup) + sum(s.n_dead_tup)) END
+           AS dead_ratio,
+       max(s.last_vacuum) AS last_vacuum, max(s.last_autovacuum) AS last_autovacuum,
+       max(s.last_analyze) AS last_analyze, max(s.last_autoanalyze) AS last_autoanalyze
   FROM pg_class AS c
-  LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid
- WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
-   AND c.relname = ANY(%(tables)s)
+ CROSS JOIN LATERAL (SELECT relid FROM pg_partition_tree(c.oid)
+                     UNION SELECT c.oid::regclass) AS t
+  LEFT JOIN pg_stat_user_tables AS s ON s.relid = t.relid
+ WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+   AND NOT c.relispartition AND c.relname = ANY(%(tables)s)
+ GROUP BY c.oid, c.relname, c.relpersistence
  ORDER BY c.relname
 """
 
 # Tables of the public schema that belong to the application (not yoyo's bookkeeping).
 APPLICATION_TABLES: LiteralString = """
 SELECT relname FROM pg_class
- WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'
+ WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p') AND NOT relispartition
    AND relname NOT LIKE '\\_yoyo%' AND relname <> 'yoyo_lock'
  ORDER BY relname
 """

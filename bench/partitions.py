@@ -1,0 +1,240 @@
+"""Partitioned vs unpartitioned ``conversation_turns``: insert and purge at 1M rows.
+
+    .venv/bin/python -m bench.partitions [--rows 1000000] [--json PATH]
+
+Two tables of the same shape side by side on one throw-away server: the package's
+``conversation_turns`` (monthly partitions, migration 0013) and ``turns_plain``, the
+pre-0013 table (primary key ``id``, unique ``(session_id, turn_number)``, same FK and
+CHECKs) plus the ``created_at`` index that DELETE-based retention needs. Both get the
+same rows, spread over the last 12 months, in interleaved batches.
+
+- bulk insert: ``--rows`` rows in batches of 100,000 (``INSERT … SELECT``), per table;
+- single-row insert: 5,000 one-row inserts (prepared, autocommit) per table, interleaved
+  in rounds of 500, ops/s and p50/p99;
+- purge of the months older than 9 months: ``turns_plain`` the way a DELETE-based
+  retention does it (batches of 5,000 ids, as the cleanup job), then the ``VACUUM`` it
+  needs to make the space reusable; ``conversation_turns`` with
+  ``conversation_turns_drop_partitions``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.harness import percentile
+from bench.servers import machine_info, postgres
+
+BATCH = 100_000
+SINGLE_ROWS = 5_000
+SINGLE_ROUND = 500
+PURGE_BATCH = 5_000
+SESSIONS = 1_000
+
+PLAIN_TABLE = """
+CREATE TABLE turns_plain (
+    LIKE conversation_turns INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+    CONSTRAINT turns_plain_pkey PRIMARY KEY (id),
+    CONSTRAINT turns_plain_session_number_key UNIQUE (session_id, turn_number),
+    FOREIGN KEY (session_id) REFERENCES conversation_sessions (id) ON DELETE CASCADE
+);
+-- What DELETE-based retention needs to find old rows without scanning the table.
+CREATE INDEX turns_plain_created_idx ON turns_plain (created_at)
+"""
+
+# Rows g = lo..hi-1: session g % SESSIONS, turn g / SESSIONS + 1, spread over 365 days.
+BULK_INSERT = """
+INSERT INTO {table} (session_id, turn_number, role, content, total_ms, created_at)
+SELECT s.ids[g %% {sessions} + 1], g / {sessions} + 1, 'user', 'turn ' || g, g %% 5000,
+       %(base)s::timestamptz - make_interval(
+           secs => ((g::bigint * 7919) %% %(rows)s)::float8 / %(rows)s * 365 * 86400)
+  FROM generate_series(%(lo)s, %(hi)s - 1) AS g,
+       (SELECT array_agg(id ORDER BY id) AS ids FROM conversation_sessions) AS s
+"""
+
+SINGLE_INSERT = """
+INSERT INTO {table} (session_id, turn_number, role, content, total_ms)
+VALUES (%s, %s, 'assistant', 'hello', 42)
+"""
+
+PURGE_BATCH_SQL = """
+DELETE FROM turns_plain WHERE id IN (
+    SELECT id FROM turns_plain WHERE created_at < %s LIMIT %s)
+"""
+
+
+def _uptime() -> str:
+    try:
+        out = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+    except OSError:
+        return f"loadavg {os.getloadavg()}"
+
+
+def _timed(conn: psycopg.Connection, statement: str, params: Any = None) -> float:
+    start = time.perf_counter()
+    conn.execute(statement, params)
+    return time.perf_counter() - start
+
+
+def run(rows: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"rows": rows, "uptime_before": _uptime()}
+    with postgres() as server, psycopg.connect(server.url, autocommit=True) as conn:
+        results["machine"] = machine_info(server.url)
+        conn.execute(PLAIN_TABLE)
+        conn.execute("INSERT INTO users (email, name) VALUES ('bench@example.com', 'Bench')")
+        conn.execute(
+            "INSERT INTO conversation_sessions (user_id) "
+            "SELECT id FROM users, generate_series(1, %s)",
+            (SESSIONS,),
+        )
+        # A partition for each of the last 12 months (migrate made this one and 3 ahead).
+        conn.execute(
+            "SELECT conversation_turns_create_partition(now() - make_interval(months => m)) "
+            "FROM generate_series(1, 12) AS m"
+        )
+        tables = ["turns_plain", "conversation_turns"]
+
+        # -- bulk insert, interleaved batch by batch (order rotates)
+        bulk = dict.fromkeys(tables, 0.0)
+        # One timestamp for both tables, so both hold exactly the same rows.
+        base_row = conn.execute("SELECT now()").fetchone()
+        assert base_row is not None
+        for i, lo in enumerate(range(0, rows, BATCH)):
+            hi = min(rows, lo + BATCH)
+            for table in tables if i % 2 == 0 else tables[::-1]:
+                statement = BULK_INSERT.format(table=table, sessions=SESSIONS)
+                params = {"lo": lo, "hi": hi, "rows": rows, "base": base_row[0]}
+                bulk[table] += _timed(conn, statement, params)
+        conn.execute("ANALYZE turns_plain")
+        conn.execute("ANALYZE conversation_turns")
+        results["bulk_insert"] = {
+            t: {"seconds": round(s, 2), "rows_per_s": round(rows / s)} for t, s in bulk.items()
+        }
+
+        # -- single-row inserts (the add_turn shape), interleaved in rounds
+        session_ids = [r[0] for r in conn.execute("SELECT id FROM conversation_sessions")]
+        latencies: dict[str, list[float]] = {t: [] for t in tables}
+        wall = dict.fromkeys(tables, 0.0)
+        turn = rows // SESSIONS + 10
+        for r in range(SINGLE_ROWS // SINGLE_ROUND):
+            for table in tables if r % 2 == 0 else tables[::-1]:
+                statement = SINGLE_INSERT.format(table=table)
+                start_round = time.perf_counter()
+                for k in range(SINGLE_ROUND):
+                    call_ns = time.perf_counter_ns()
+                    conn.execute(
+                        statement,
+                        (session_ids[k % SESSIONS], turn + r * SINGLE_ROUND + k),
+                        prepare=True,
+                    )
+                    latencies[table].append((time.perf_counter_ns() - call_ns) / 1e6)
+                wall[table] += time.perf_counter() - start_round
+        single: dict[str, Any] = {}
+        for table in tables:
+            ordered = sorted(latencies[table])
+            single[table] = {
+                "ops_per_s": round(len(ordered) / wall[table]),
+                "p50_ms": round(percentile(ordered, 50), 3),
+                "p99_ms": round(percentile(ordered, 99), 3),
+            }
+        results["single_insert"] = single
+
+        # -- purge every month older than 9 months
+        cutoff_row = conn.execute(
+            "SELECT date_trunc('month', now() AT TIME ZONE 'UTC' - interval '9 months') "
+            "AT TIME ZONE 'UTC'"
+        ).fetchone()
+        assert cutoff_row is not None
+        cutoff = cutoff_row[0]
+        to_purge = conn.execute(
+            "SELECT count(*) FROM turns_plain WHERE created_at < %s", (cutoff,)
+        ).fetchone()
+        start = time.perf_counter()
+        removed = 0
+        while True:
+            cur = conn.execute(PURGE_BATCH_SQL, (cutoff, PURGE_BATCH))
+            removed += cur.rowcount
+            if cur.rowcount < PURGE_BATCH:
+                break
+        delete_s = time.perf_counter() - start
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        dead = conn.execute(
+            "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'turns_plain'"
+        ).fetchone()
+        vacuum_s = _timed(conn, "VACUUM turns_plain")
+        start = time.perf_counter()
+        dropped_row = conn.execute(
+            "SELECT conversation_turns_drop_partitions(%s)", (cutoff,)
+        ).fetchone()
+        drop_s = time.perf_counter() - start
+        assert dropped_row is not None and to_purge is not None
+        assert removed == to_purge[0] == dropped_row[0], (removed, to_purge, dropped_row)
+        results["purge"] = {
+            "rows": removed,
+            "turns_plain": {
+                "delete_seconds": round(delete_s, 2),
+                "dead_tuples_left": int(dead[0]) if dead else None,
+                "vacuum_seconds": round(vacuum_s, 2),
+            },
+            "conversation_turns": {"drop_partitions_seconds": round(drop_s, 3)},
+        }
+    results["uptime_after"] = _uptime()
+    return results
+
+
+def render(results: dict[str, Any]) -> str:
+    bulk, single, purge = results["bulk_insert"], results["single_insert"], results["purge"]
+    plain_total = purge["turns_plain"]["delete_seconds"] + purge["turns_plain"]["vacuum_seconds"]
+    lines = [
+        f"rows: {results['rows']:,}; before: {results['uptime_before']}",
+        f"after: {results['uptime_after']}",
+        "",
+        "| measurement | unpartitioned (`turns_plain`) | partitioned (`conversation_turns`) "
+        "| ratio (partitioned ÷ unpartitioned) |",
+        "|---|---|---|---|",
+        f"| bulk insert {results['rows']:,} rows (rows/s) | "
+        f"{bulk['turns_plain']['rows_per_s']:,} | {bulk['conversation_turns']['rows_per_s']:,} | "
+        f"{bulk['conversation_turns']['rows_per_s'] / bulk['turns_plain']['rows_per_s']:.2f} |",
+        f"| single-row insert (ops/s) | {single['turns_plain']['ops_per_s']:,} | "
+        f"{single['conversation_turns']['ops_per_s']:,} | "
+        f"{single['conversation_turns']['ops_per_s'] / single['turns_plain']['ops_per_s']:.2f} |",
+        f"| single-row insert p50 / p99 (ms) | {single['turns_plain']['p50_ms']} / "
+        f"{single['turns_plain']['p99_ms']} | {single['conversation_turns']['p50_ms']} / "
+        f"{single['conversation_turns']['p99_ms']} | |",
+        f"| purge months older than 9 months ({purge['rows']:,} rows) | DELETE "
+        f"{purge['turns_plain']['delete_seconds']} s + VACUUM "
+        f"{purge['turns_plain']['vacuum_seconds']} s ({purge['turns_plain']['dead_tuples_left']:,}"
+        f" dead tuples until then) | drop partitions "
+        f"{purge['conversation_turns']['drop_partitions_seconds']} s | "
+        f"{plain_total / max(purge['conversation_turns']['drop_partitions_seconds'], 1e-6):.0f}"
+        "x faster |",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per table")
+    parser.add_argument(
+        "--json", type=Path, default=Path("bench/results/partitions.json"), help="output file"
+    )
+    args = parser.parse_args(argv)
+    if args.rows < SESSIONS:
+        parser.error(f"--rows must be at least {SESSIONS}")
+    results = run(args.rows)
+    print(render(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+# WARNING: generated file, do not edit. Edit its async source and run
+# scripts/generate_sync.sh (tools/generate_sync.py). Generated from:
+# src/digitwin_db/_async/partitions.py
+"""Month partitions of ``conversation_turns``: created ahead, dropped for retention.
+
+Attached to the factory as ``factory.partitions``; ``digitwin-db migrate`` and the cleanup
+job call :meth:`Partitions.ensure_ahead` so that next months' partitions exist before
+the first row of the month arrives (a row with no partition lands in the default
+partition, it never fails). Retention (``Settings.turn_retention_days``) drops whole month
+partitions: no DELETE, no dead tuples.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from psycopg.rows import class_row
+
+from digitwin_db._sync.database import Database
+from digitwin_db.errors import ValidationError
+from digitwin_db.models.partitions import Partition
+from digitwin_db.sql import partitions as q
+
+__all__ = ["DEFAULT_MONTHS_AHEAD", "PARTITIONED_TABLES", "Partitions"]
+
+logger = logging.getLogger("digitwin_db.partitions")
+
+#: Months prepared ahead of the current one: a deploy or cleanup pass missed for a quarter
+#: still leaves every insert a partition of its own month.
+DEFAULT_MONTHS_AHEAD = 3
+
+#: The tables partitioned by month (``created_at``, UTC months).
+PARTITIONED_TABLES: tuple[str, ...] = ("conversation_turns",)
+
+
+class Partitions:
+    """``ensure_ahead()``, ``drop_turns_older_than(cutoff)`` and ``list(table)``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def installed(self) -> bool:
+        """True once the migration that partitions ``conversation_turns`` is applied."""
+        with self.db.connection("partitions.installed") as conn:
+            cur = conn.execute(q.TURNS_PARTITIONED)
+            row = cur.fetchone()
+        return bool(row and row[0])
+
+    def ensure_ahead(self, months_ahead: int = DEFAULT_MONTHS_AHEAD) -> dict[str, int]:
+        """Create the partitions from this UTC month to ``months_ahead`` months ahead.
+
+        Returns the number created per table (0 when they exist; idempotent, safe from
+        several hosts at once: the creation is serialised by the table's lock).
+        """
+        if isinstance(months_ahead, bool) or not isinstance(months_ahead, int):
+            raise ValidationError(f"months_ahead must be an integer, got {months_ahead!r}")
+        if not 0 <= months_ahead <= 120:
+            raise ValidationError(f"months_ahead must be between 0 and 120, got {months_ahead}")
+        with self.db.connection("partitions.ensure_ahead") as conn:
+            cur = conn.execute(q.ENSURE_TURN_PARTITIONS, {"months_ahead": months_ahead})
+            row = cur.fetchone()
+        created = int(row[0]) if row else 0
+        if created:
+            logger.info("created %d month partition(s) of conversation_turns", created)
+        return {"conversation_turns": created}
+
+    def drop_turns_older_than(self, cutoff: datetime) -> int:
+        """Retention: drop every month partition of ``conversation_turns`` that ends at or
+        before ``cutoff`` (and delete older rows of the default partition). Returns the
+        rows removed. The sessions keep their counters (``turn_count`` etc.)."""
+        if not isinstance(cutoff, datetime) or cutoff.utcoffset() is None:
+            raise ValidationError("cutoff must be a timezone-aware datetime")
+        with self.db.connection("partitions.drop_turns_older_than") as conn:
+            cur = conn.execute(q.DROP_TURN_PARTITIONS, {"older_than": cutoff})
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def list(self, table: str = "conversation_turns") -> list[Partition]:
+        """The partitions of ``table``, oldest first, the default partition last."""
+        if table not in PARTITIONED_TABLES:
+            raise ValidationError(
+                f"{table!r} is not partitioned; partitioned: {', '.join(PARTITIONED_TABLES)}"
+            )
+        with self.db.connection("partitions.list") as conn:
+            cur = conn.cursor(row_factory=class_row(Partition))
+            cur.execute(q.LIST_PARTITIONS, {"table": table})
+            return cur.fetchall()
