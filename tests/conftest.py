@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from digitwin_db import migrations
+from digitwin_db import Database, RepositoryFactory, migrations
 from digitwin_db.testing import EmbeddedPostgres, embedded_postgres
 
 
@@ -65,3 +65,14 @@ def raw_conn(pg_url: str) -> Iterator[psycopg.Connection]:
     """A plain autocommit psycopg connection, for checking what is really stored."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def sync_factory(pg_url: str) -> Iterator[RepositoryFactory]:
+    """A sync repository factory with room for many threads (a pool of up to 40)."""
+    db = Database(url=pg_url, pool_min_size=1, pool_max_size=40, pool_timeout=30.0)
+    db.open()
+    factory = RepositoryFactory(db)
+    yield factory
+    factory.close()
+    db.close()

@@ -5,35 +5,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import psycopg
 import pytest
 
-from digitwin_db import Database, RepositoryFactory, ValidationError
+from digitwin_db import RepositoryFactory, ValidationError
+from tests.helpers import run_threads
 
 
 @pytest.fixture
-def factory(pg_url: str) -> Iterator[RepositoryFactory]:
-    db = Database(url=pg_url, pool_min_size=2, pool_max_size=40, pool_timeout=30.0)
-    db.open()
-    repositories = RepositoryFactory(db)
-    yield repositories
-    repositories.close()
-
-
-def _run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run work(0..count-1) on ``count`` threads released at the same instant."""
-    barrier = threading.Barrier(count)
-
-    def task(i: int) -> Any:
-        barrier.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(task, range(count)))
+def factory(sync_factory: RepositoryFactory) -> RepositoryFactory:
+    return sync_factory
 
 
 def test_32_threads_incr_100_times_gives_3200(factory: RepositoryFactory) -> None:
@@ -42,7 +24,7 @@ def test_32_threads_incr_100_times_gives_3200(factory: RepositoryFactory) -> Non
     def work(_: int) -> list[int]:
         return [kv.incr("counter") for _ in range(100)]
 
-    results = _run_together(32, work)
+    results = run_threads(32, work)
     assert kv.get("counter") == 3200
     seen = sorted(v for r in results for v in r)
     assert seen == list(range(1, 3201))  # every increment saw a distinct value
@@ -59,7 +41,7 @@ def test_16_concurrent_get_or_set_run_the_loader_once(factory: RepositoryFactory
         time.sleep(0.3)  # a slow computation: every other caller misses meanwhile
         return {"computed": "once"}
 
-    results = _run_together(16, lambda _: kv.get_or_set("hot", loader, ttl=60))
+    results = run_threads(16, lambda _: kv.get_or_set("hot", loader, ttl=60))
     assert len(calls) == 1
     assert results == [{"computed": "once"}] * 16
     assert kv.get("hot") == {"computed": "once"}
@@ -79,7 +61,7 @@ def test_get_or_set_waiters_load_themselves_after_lock_timeout(
         time.sleep(1.0)
         return n
 
-    results = _run_together(2, lambda _: kv.get_or_set("slow", slow_loader, lock_timeout=0.2))
+    results = run_threads(2, lambda _: kv.get_or_set("slow", slow_loader, lock_timeout=0.2))
     # The waiter gave up after 0.2 s and loaded the value itself: nothing was dropped.
     assert len(calls) == 2
     assert sorted(results) == [1, 2]
@@ -103,7 +85,7 @@ def test_two_concurrent_cleaners_delete_every_expired_row_once(
     )
     expired_kv, live_kv = 18000, 2000
 
-    reports = _run_together(2, lambda _: cache.cleanup_expired(batch_size=500))
+    reports = run_threads(2, lambda _: cache.cleanup_expired(batch_size=500))
     assert sum(r.removed["kv_cache"] for r in reports) == expired_kv
     assert sum(r.removed["embedding_cache"] for r in reports) == 3000
     row = raw_conn.execute(
@@ -126,7 +108,7 @@ def test_statistics_from_many_threads_are_exact_after_flush(
             cache.kv.get(f"absent-{i}")
             cache.get_llm_response("p", model="m")
 
-    _run_together(8, work)
+    run_threads(8, work)
     cache.flush_stats()
     stats = cache.stats()
     assert (stats.kv.hits, stats.kv.misses) == (400, 400)

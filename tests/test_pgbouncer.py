@@ -231,25 +231,30 @@ def test_prepared_statements_left_on_break_behind_transaction_pooling(
     bouncer: PgBouncer,
 ) -> None:
     """What SETUP.md warns about: with psycopg preparing statements (prepare_threshold=0)
-    two client connections that share a server connection both send ``PREPARE _pg3_0``;
-    the second is refused by the server (PgBouncer 1.18 does not track prepared statements)
-    — the call fails with a ``QueryError`` wrapping ``DuplicatePreparedStatement``."""
-    broken = ddb.Database(url=bouncer.url_for("tiny"), prepare_threshold=0, pool_min_size=2)
+    every client connection names its first statement ``_pg3_0``; behind transaction
+    pooling they all share the alias's single server connection, where the first PREPARE
+    wins and every other one is refused (PgBouncer 1.18 does not track prepared
+    statements): those calls fail with a ``QueryError`` wrapping ``DuplicatePreparedStatement``.
+    """
+    broken = ddb.Database(
+        url=bouncer.url_for("tiny"), prepare_threshold=0, pool_min_size=4, pool_max_size=4
+    )
     with broken:
-        factory = ddb.RepositoryFactory(broken)
-        # Two different pooled client connections (the pool hands out its two in turn
-        # while the first is held), both behind the alias's single server connection.
-        with broken.connection() as first:
-            first.execute("SELECT 1")
-        failures: list[ddb.DigitwinDBError] = []
-        for i in range(4):
+        kv = ddb.RepositoryFactory(broken).cache.kv
+
+        def set_one(i: int) -> ddb.DigitwinDBError | None:
+            # Each thread works on a client connection of its own (connection affinity).
             try:
-                factory.cache.kv.set(f"k{i}", i)
+                kv.set(f"k{i}", i)
             except ddb.DigitwinDBError as exc:
-                failures.append(exc)
-        assert failures, "prepared statements behind transaction pooling did not fail"
+                return exc
+            return None
+
+        outcomes = run_threads(4, set_one)
+        failures = [o for o in outcomes if o is not None]
+        assert len(failures) == 3, "prepared statements behind transaction pooling did not fail"
         assert all(isinstance(f, ddb.QueryError) for f in failures)
-        assert any(
+        assert all(
             isinstance(f.__cause__, psycopg.errors.DuplicatePreparedStatement) for f in failures
         )
     # The same calls with prepared statements off (as configured above) all succeed.

@@ -12,11 +12,14 @@ from digitwin_db._sync.repositories.ai_models import FaceModelRepository, VoiceM
 from digitwin_db._sync.repositories.audit_logs import AuditLogRepository
 from digitwin_db._sync.repositories.cache import CacheRepository
 from digitwin_db._sync.repositories.cache_kv import KVNamespace
+from digitwin_db._sync.repositories.cache_lock import CacheLock
 from digitwin_db._sync.repositories.documents import KnowledgeDocumentRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
 from digitwin_db._sync.repositories.users import UserRepository
 from digitwin_db._version import __version__
+from digitwin_db.cache_lock_policy import LockError, LockNotOwnedError, LockTimeoutError
+from digitwin_db.cached import cached
 from digitwin_db.errors import (
     ConfigurationError,
     ConflictError,
@@ -64,6 +67,7 @@ __all__ = [
     "AuditStatistics",
     "AuditUserCount",
     "CacheCounts",
+    "CacheLock",
     "CacheRepository",
     "CacheStats",
     "CachedLLMResponse",
@@ -88,6 +92,9 @@ __all__ = [
     "KnowledgeDocument",
     "KnowledgeDocumentRepository",
     "Limit",
+    "LockError",
+    "LockNotOwnedError",
+    "LockTimeoutError",
     "Maintenance",
     "NotFoundError",
     "OperationStats",
@@ -113,4 +120,5 @@ __all__ = [
     "VoiceModel",
     "VoiceModelRepository",
     "__version__",
+    "cached",
 ]

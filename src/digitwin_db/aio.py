@@ -12,10 +12,12 @@ from digitwin_db._async.repositories.ai_models import (
 from digitwin_db._async.repositories.audit_logs import AsyncAuditLogRepository
 from digitwin_db._async.repositories.cache import AsyncCacheRepository
 from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
+from digitwin_db._async.repositories.cache_lock import AsyncCacheLock
 from digitwin_db._async.repositories.documents import AsyncKnowledgeDocumentRepository
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db._async.repositories.users import AsyncUserRepository
+from digitwin_db.cache_lock_policy import LockError, LockNotOwnedError, LockTimeoutError
 from digitwin_db.errors import (
     ConfigurationError,
     ConflictError,
@@ -59,6 +61,7 @@ from digitwin_db.settings import Settings
 
 __all__ = [
     "AsyncAuditLogRepository",
+    "AsyncCacheLock",
     "AsyncCacheRepository",
     "AsyncCleanupJob",
     "AsyncConversationSessionRepository",
@@ -93,6 +96,9 @@ __all__ = [
     "HealthReport",
     "KnowledgeDocument",
     "Limit",
+    "LockError",
+    "LockNotOwnedError",
+    "LockTimeoutError",
     "NotFoundError",
     "OperationStats",
     "Page",

@@ -2,8 +2,8 @@
 
 Keys are hashed in Python to a signed 64-bit ``key_hash`` (blake2b, 8 bytes, with a
 per-cache personalisation) so that every lookup is a primary-key probe; the full key is
-stored beside it and compared on read. Values are JSON (canonical, no NaN) or bytes,
-never pickle. Embeddings are float32 little-endian bytes.
+stored beside it and compared on read. kv values are encoded by ``digitwin_db.kv_codec``.
+Embeddings are float32 little-endian bytes.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ __all__ = [
     "check_text",
     "check_ttl",
     "encode_text",
-    "encode_value",
     "hash_key",
+    "is_empty_batch",
+    "like_prefix_pattern",
     "pack_embedding",
     "unpack_embedding",
 ]
@@ -98,9 +99,12 @@ def encode_text(value: str, what: str) -> bytes:
 
 
 def check_key(value: object, what: str = "key") -> str:
-    """A key of any length and content (a string without NUL)."""
+    """A key of any length and content (a string without NUL). A ``str`` subclass (a
+    ``str`` enum member…) is accepted as its plain string value."""
     if type(value) is not str:
-        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
+        if not isinstance(value, str):
+            raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
+        value = str.__str__(value)
     encode_text(value, what)
     return value
 
@@ -119,7 +123,7 @@ def check_name(value: object, what: str) -> str:
     if len(value) > MAX_NAME_LENGTH:
         raise ValidationError(f"{what} is too long ({len(value)} > {MAX_NAME_LENGTH})")
     encode_text(value, what)
-    return value
+    return str.__str__(value)
 
 
 def check_keys(keys: object, what: str = "keys") -> list[str]:
@@ -183,18 +187,6 @@ def canonical_params(params: object, what: str = "params") -> str:
     return canonical_json(dict(params), what)
 
 
-def encode_value(value: object) -> tuple[str | None, bytes | None, int]:
-    """(JSON text, bytes, size in bytes) of a kv value: bytes-like values are stored as
-    bytes, anything else as JSON."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        return None, raw, len(raw)
-    text = canonical_json(value, "value")
-    if "\\u0000" in text:
-        raise ValidationError("value must not contain NUL characters (jsonb cannot hold them)")
-    return text, None, len(text.encode())
-
-
 def pack_embedding(values: object, what: str = "embedding") -> bytes:
     """float32 little-endian bytes of a non-empty vector of finite numbers."""
     if isinstance(values, str | bytes | bytearray | Mapping) or not isinstance(values, Iterable):
@@ -225,6 +217,18 @@ def unpack_embedding(data: bytes) -> list[float]:
     if _SWAP:
         vector.byteswap()
     return vector.tolist()
+
+
+def like_prefix_pattern(prefix: str) -> str:
+    """A LIKE pattern on ``left(key, 256)`` matching keys that start with ``prefix``
+    (``%``, ``_`` and ``\\`` escaped: compared literally)."""
+    head = prefix[:256].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return head + "%"
+
+
+def is_empty_batch(keys: object) -> bool:
+    """An empty batch (list, tuple, set, dict…): batch methods do nothing for it."""
+    return isinstance(keys, list | tuple | set | frozenset | Mapping) and not keys
 
 
 def check_mapping_items(mapping: object, what: str) -> list[tuple[Any, Any]]:

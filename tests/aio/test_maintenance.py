@@ -25,6 +25,7 @@ APP_TABLES = {
     "llm_response_cache",
     "kv_cache",
     "cache_stats",
+    "cache_locks",
     "rate_limits",
     "limits_counters",
     "limits_windows",

@@ -18,11 +18,14 @@ counts are kept for the next flush. Only :meth:`CacheCore.flush` (``flush_stats(
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
-from psycopg import sql
+from psycopg import Connection, sql
 
 from digitwin_db._sync.database import Database
 from digitwin_db._sync.repositories.cache_near import NearReads
+from digitwin_db.cache_codec import advisory_lock_ids
 from digitwin_db.cache_counters import CacheCounters
 from digitwin_db.cache_registry import CACHE_NAMES, CACHES, cache_spec
 from digitwin_db.errors import DatabaseUnavailableError, DigitwinDBError, TransientError
@@ -154,3 +157,14 @@ class CacheCore:
                 logger.debug("cache statistics flush skipped: no idle connection")
         except DigitwinDBError as exc:
             logger.warning("cache statistics flush failed (will retry): %s", exc)
+
+    def lock_key(self, conn: Connection[Any], key_hash: int, wait: float) -> None:
+        """Take the single-flight lock of a key on ``conn`` (inside its transaction):
+        ``pg_advisory_xact_lock`` on the key's ids, released at COMMIT/ROLLBACK (so it works
+        behind PgBouncer in transaction mode), waiting at most ``wait`` seconds
+        (``TransientError`` after that)."""
+        class_id, object_id = advisory_lock_ids(key_hash)
+        # At least 1 ms: PostgreSQL reads lock_timeout = 0 as "wait forever".
+        timeout_ms = max(1, math.ceil(wait * 1000))
+        conn.execute(q.SET_LOCK_TIMEOUT, {"lock_timeout": f"{timeout_ms}"})
+        conn.execute(q.ADVISORY_XACT_LOCK, {"class_id": class_id, "object_id": object_id})

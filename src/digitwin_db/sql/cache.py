@@ -197,7 +197,7 @@ WHERE c.key_hash = victims.key_hash
 
 # One live value: JSON or bytes.
 KV_GET: LiteralString = """
-SELECT value_json, value_bytes
+SELECT value_json::text, value_bytes
 FROM kv_cache
 WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s AND
     (expires_at IS NULL OR expires_at > now())
@@ -206,7 +206,7 @@ WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s AN
 # Live values of many keys of one namespace: one primary-key probe per hash (= ANY); the
 # caller keeps the rows whose full key it asked for (a hash collision is dropped there).
 KV_GET_MANY: LiteralString = """
-SELECT key, value_json, value_bytes
+SELECT key, value_json::text, value_bytes
 FROM kv_cache
 WHERE key_hash = ANY (%(key_hashes)s::bigint[]) AND namespace = %(namespace)s AND
     (expires_at IS NULL OR expires_at > now())
@@ -216,7 +216,7 @@ WHERE key_hash = ANY (%(key_hashes)s::bigint[]) AND namespace = %(namespace)s AN
 KV_SET: LiteralString = """
 INSERT INTO kv_cache AS c (key_hash, namespace, key, value_json, value_bytes, tags,
     byte_size, created_at, updated_at, expires_at)
-VALUES (%(key_hash)s, %(namespace)s, %(key)s, %(value_json)s::jsonb, %(value_bytes)s,
+VALUES (%(key_hash)s, %(namespace)s, %(key)s, %(value_json)s::json, %(value_bytes)s,
     %(tags)s::text[], %(byte_size)s, now(), now(), now() + %(ttl)s::float8 *
     interval '1 second')
 ON CONFLICT (key_hash)
@@ -231,7 +231,7 @@ DO UPDATE SET namespace = EXCLUDED.namespace, key = EXCLUDED.key,
 KV_ADD: LiteralString = """
 INSERT INTO kv_cache AS c (key_hash, namespace, key, value_json, value_bytes, tags,
     byte_size, created_at, updated_at, expires_at)
-VALUES (%(key_hash)s, %(namespace)s, %(key)s, %(value_json)s::jsonb, %(value_bytes)s,
+VALUES (%(key_hash)s, %(namespace)s, %(key)s, %(value_json)s::json, %(value_bytes)s,
     %(tags)s::text[], %(byte_size)s, now(), now(), now() + %(ttl)s::float8 *
     interval '1 second')
 ON CONFLICT (key_hash)
@@ -247,7 +247,7 @@ RETURNING 1
 KV_SET_MANY: LiteralString = """
 INSERT INTO kv_cache AS c (key_hash, namespace, key, value_json, value_bytes, tags,
     byte_size, created_at, updated_at, expires_at)
-SELECT k.key_hash, %(namespace)s, k.key, k.value_json::jsonb, k.value_bytes,
+SELECT k.key_hash, %(namespace)s, k.key, k.value_json::json, k.value_bytes,
     %(tags)s::text[], k.byte_size, now(), now(), now() + %(ttl)s::float8 *
     interval '1 second'
 FROM unnest(%(key_hashes)s::bigint[], %(keys)s::text[], %(values_json)s::text[],
@@ -261,19 +261,19 @@ DO UPDATE SET namespace = EXCLUDED.namespace, key = EXCLUDED.key,
 """
 
 # Add %(amount)s to an integer value atomically (one upsert, row-locked), creating it at 0
-# (with the default TTL) when absent or expired; the TTL and tags of a live key are kept.
-# A non-integer stored value makes value_json NULL, which kv_cache_one_value refuses.
+# (with %(ttl)s: the caller's or the default TTL) when absent or expired; the TTL and tags of
+# a live key are kept. A stored value that is not an integer's JSON text (a float such as
+# 1e16 included) makes value_json NULL, which kv_cache_one_value refuses.
 KV_INCR: LiteralString = """
 INSERT INTO kv_cache AS c (key_hash, namespace, key, value_json, value_bytes, byte_size,
     created_at, updated_at, expires_at)
-VALUES (%(key_hash)s, %(namespace)s, %(key)s, to_jsonb(%(amount)s::bigint), NULL, 8, now(),
+VALUES (%(key_hash)s, %(namespace)s, %(key)s, to_json(%(amount)s::bigint), NULL, 8, now(),
     now(), now() + %(ttl)s::float8 * interval '1 second')
 ON CONFLICT (key_hash)
 DO UPDATE SET value_json = CASE WHEN c.namespace = EXCLUDED.namespace AND
     c.key = EXCLUDED.key AND (c.expires_at IS NULL OR c.expires_at > now()) THEN CASE WHEN
-    jsonb_typeof(c.value_json) = 'number' AND
-    (c.value_json)::numeric = trunc((c.value_json)::numeric) THEN
-    to_jsonb((c.value_json)::numeric::bigint + %(amount)s::bigint) END ELSE
+    (c.value_json)::text ~ '^-?[0-9]{1,19}$' THEN
+    to_json((c.value_json)::text::bigint + %(amount)s::bigint) END ELSE
     EXCLUDED.value_json END, value_bytes = NULL, byte_size = 8, updated_at = now(),
     tags = CASE WHEN c.namespace = EXCLUDED.namespace AND c.key = EXCLUDED.key AND
     (c.expires_at IS NULL OR c.expires_at > now()) THEN c.tags ELSE '{}' END,
@@ -282,7 +282,7 @@ DO UPDATE SET value_json = CASE WHEN c.namespace = EXCLUDED.namespace AND
     expires_at = CASE WHEN c.namespace = EXCLUDED.namespace AND c.key = EXCLUDED.key AND
     (c.expires_at IS NULL OR c.expires_at > now()) THEN c.expires_at ELSE
     EXCLUDED.expires_at END, namespace = EXCLUDED.namespace, key = EXCLUDED.key
-RETURNING (value_json)::bigint
+RETURNING (value_json)::text::bigint
 """
 
 # Delete one key; returns whether the deleted row was live.
@@ -383,7 +383,7 @@ ADVISORY_XACT_LOCK: LiteralString = "SELECT pg_advisory_xact_lock(%(class_id)s, 
 # A live value by key hash alone (cache.kv.get): one bigint parameter; the caller compares
 # namespace and key (a row that merely shares the hash is no hit).
 KV_GET_BY_HASH: LiteralString = """
-SELECT namespace, key, value_json, value_bytes
+SELECT namespace, key, value_json::text, value_bytes
 FROM kv_cache
 WHERE key_hash = %s AND (expires_at IS NULL OR expires_at > now())
 """
@@ -391,8 +391,102 @@ WHERE key_hash = %s AND (expires_at IS NULL OR expires_at > now())
 # Concurrent cache.kv.get calls batched (digitwin_db.batching.HashProbe): KV_GET_BY_HASH for
 # many hashes, one primary-key probe each.
 KV_GET_BY_HASHES: LiteralString = """
-SELECT namespace, key, value_json, value_bytes
+SELECT namespace, key, value_json::text, value_bytes
 FROM kv_cache
 WHERE key_hash = ANY (%(key_hashes)s::bigint[])
     AND (expires_at IS NULL OR expires_at > now())
 """
+
+# ---------------------------------------------------------------- kv: keys, compare-and-set
+
+# One page of live keys of a namespace starting with %(prefix)s, after %(after)s in key_hash
+# order (keyset pagination on the primary key: a key live through the whole walk is listed
+# exactly once, and no connection or cursor is held between pages).
+KV_KEYS_PAGE: LiteralString = """
+SELECT key_hash, key
+FROM kv_cache
+WHERE namespace = %(namespace)s AND key_hash > %(after)s AND left(key, 256) LIKE %(pattern)s
+    AND starts_with(key, %(prefix)s) AND (expires_at IS NULL OR expires_at > now())
+ORDER BY key_hash
+LIMIT %(page_size)s
+"""
+
+# compare_and_set / delete_if: the live value of one key, row-locked until the transaction
+# ends (the comparison runs in Python, with the namespace's serializer).
+KV_GET_FOR_UPDATE: LiteralString = """
+SELECT value_json::text, value_bytes
+FROM kv_cache
+WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s
+    AND (expires_at IS NULL OR expires_at > now())
+FOR UPDATE
+"""
+
+# compare_and_set: replace the value of the locked row; a NULL %(ttl)s keeps its expiry.
+KV_REPLACE_VALUE: LiteralString = """
+UPDATE kv_cache
+SET value_json = %(value_json)s::json, value_bytes = %(value_bytes)s,
+    byte_size = %(byte_size)s, updated_at = now(),
+    expires_at = CASE WHEN %(ttl)s::float8 IS NULL THEN expires_at
+        ELSE now() + %(ttl)s::float8 * interval '1 second' END
+WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s
+"""
+
+# delete_if: delete the locked row.
+KV_DELETE_LOCKED: LiteralString = """
+DELETE FROM kv_cache
+WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s
+"""
+
+# ---------------------------------------------------------------- cache.lock()
+
+# Take the lock %(name)s for %(owner)s unless another owner holds it unexpired; an expired
+# holder's row is taken over in the same statement. One autocommit statement: safe behind
+# PgBouncer in transaction mode. Returns a row when taken.
+LOCK_ACQUIRE: LiteralString = """
+INSERT INTO cache_locks AS l (name, owner, acquired_at, expires_at)
+VALUES (%(name)s, %(owner)s, now(), now() + %(ttl)s::float8 * interval '1 second')
+ON CONFLICT (name)
+DO UPDATE SET owner = EXCLUDED.owner, acquired_at = EXCLUDED.acquired_at,
+    expires_at = EXCLUDED.expires_at
+    WHERE l.expires_at <= now()
+RETURNING 1
+"""
+
+# Release the lock if %(owner)s still holds it; returns whether it was still unexpired.
+LOCK_RELEASE: LiteralString = """
+DELETE FROM cache_locks
+WHERE name = %(name)s AND owner = %(owner)s
+RETURNING expires_at > now()
+"""
+
+# Extend the lock to %(ttl)s from now if %(owner)s still holds it unexpired.
+LOCK_EXTEND: LiteralString = """
+UPDATE cache_locks
+SET expires_at = now() + %(ttl)s::float8 * interval '1 second'
+WHERE name = %(name)s AND owner = %(owner)s AND expires_at > now()
+RETURNING 1
+"""
+
+# Whether anyone holds the lock unexpired, and whether it is %(owner)s.
+LOCK_STATE: LiteralString = """
+SELECT owner = %(owner)s
+FROM cache_locks
+WHERE name = %(name)s AND expires_at > now()
+"""
+
+# ---------------------------------------------------------------- delete / clear by kind
+
+# Delete one LLM response by its full key; returns whether the deleted row was live.
+LLM_DELETE: LiteralString = """
+DELETE FROM llm_response_cache
+WHERE key_hash = %(key_hash)s AND model = %(model)s AND prompt = %(prompt)s
+    AND params = %(params)s::jsonb
+RETURNING expires_at > now()
+"""
+
+# Delete every row of {table}; returns how many were live.
+CLEAR_TABLE = sql.SQL("""
+WITH d AS (DELETE FROM {table} RETURNING expires_at)
+SELECT count(*) FILTER (WHERE expires_at IS NULL OR expires_at > now())
+FROM d
+""")

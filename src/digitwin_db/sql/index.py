@@ -37,6 +37,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         )
     },
     "cache.CLEANUP_BATCH": CACHE_TABLES,
+    "cache.CLEAR_TABLE": CACHE_TABLES,
     "cache.EVICT_OVER_CAPS": CACHE_TABLES,
     **{
         f"soft_delete.{name}": _SOFT_DELETE_TABLES
@@ -66,6 +67,12 @@ TABLES: dict[str, tuple[str, ...]] = {
         "users.ERASE_AUDIT_PERSONAL_DATA",
         "users.EXPORT",
     ),
+    "cache_locks": (
+        "cache.LOCK_ACQUIRE",
+        "cache.LOCK_EXTEND",
+        "cache.LOCK_RELEASE",
+        "cache.LOCK_STATE",
+    ),
     "cache_stats": (
         "cache.FLUSH_STATS",
         "cache.STATS_COUNTERS",
@@ -91,6 +98,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "embedding_cache": (
         "cache.CLEANUP_BATCH",
+        "cache.CLEAR_TABLE",
         "cache.EMBEDDING_GET",
         "cache.EMBEDDING_GET_MANY",
         "cache.EMBEDDING_SET",
@@ -143,10 +151,12 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "kv_cache": (
         "cache.CLEANUP_BATCH",
+        "cache.CLEAR_TABLE",
         "cache.EVICT_OVER_CAPS",
         "cache.KV_ADD",
         "cache.KV_CLEAR",
         "cache.KV_DELETE",
+        "cache.KV_DELETE_LOCKED",
         "cache.KV_DELETE_MANY",
         "cache.KV_DELETE_PREFIX",
         "cache.KV_EXISTS",
@@ -154,10 +164,13 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.KV_GET",
         "cache.KV_GET_BY_HASH",
         "cache.KV_GET_BY_HASHES",
+        "cache.KV_GET_FOR_UPDATE",
         "cache.KV_GET_MANY",
         "cache.KV_INCR",
         "cache.KV_INVALIDATE_TAGS",
+        "cache.KV_KEYS_PAGE",
         "cache.KV_PERSIST",
+        "cache.KV_REPLACE_VALUE",
         "cache.KV_SET",
         "cache.KV_SET_MANY",
         "cache.KV_TTL",
@@ -190,8 +203,10 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "llm_response_cache": (
         "cache.CLEANUP_BATCH",
+        "cache.CLEAR_TABLE",
         "cache.EVICT_OVER_CAPS",
         "cache.FLUSH_STATS",
+        "cache.LLM_DELETE",
         "cache.LLM_GET",
         "cache.LLM_SET",
         "cache.STATS_SIZES",
@@ -238,6 +253,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "vector_search_cache": (
         "cache.CLEANUP_BATCH",
+        "cache.CLEAR_TABLE",
         "cache.EVICT_OVER_CAPS",
         "cache.SEARCH_GET",
         "cache.SEARCH_SET",

@@ -12,7 +12,7 @@ from typing import LiteralString
 
 # One live kv value with its time left (NULL: no expiry).
 KV_GET: LiteralString = """
-SELECT value_json, value_bytes, EXTRACT(EPOCH FROM expires_at - now())::float8
+SELECT value_json::text, value_bytes, EXTRACT(EPOCH FROM expires_at - now())::float8
 FROM kv_cache
 WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s
     AND (expires_at IS NULL OR expires_at > now())
@@ -21,7 +21,7 @@ WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s
 # Live kv values of many keys of one namespace, with their time left; the caller keeps the
 # rows whose full key it asked for.
 KV_GET_MANY: LiteralString = """
-SELECT key, value_json, value_bytes, EXTRACT(EPOCH FROM expires_at - now())::float8
+SELECT key, value_json::text, value_bytes, EXTRACT(EPOCH FROM expires_at - now())::float8
 FROM kv_cache
 WHERE key_hash = ANY (%(key_hashes)s::bigint[]) AND namespace = %(namespace)s
     AND (expires_at IS NULL OR expires_at > now())

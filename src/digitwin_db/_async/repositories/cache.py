@@ -22,6 +22,7 @@ from digitwin_db._async.cache_core import AsyncCacheCore
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
+from digitwin_db._async.repositories.cache_lock import AsyncCacheLock
 from digitwin_db.cache_codec import (
     EMBEDDING_PERSON,
     LLM_PERSON,
@@ -32,6 +33,7 @@ from digitwin_db.cache_codec import (
     check_hits,
     check_mapping_items,
     check_name,
+    check_positive_seconds,
     check_text,
     check_ttl,
     encode_text,
@@ -39,11 +41,12 @@ from digitwin_db.cache_codec import (
     pack_embedding,
     unpack_embedding,
 )
-from digitwin_db.cache_registry import CACHE_NAMES, CACHE_TABLES, STATS_TABLE
+from digitwin_db.cache_registry import CACHE_NAMES, CACHE_TABLES, STATS_TABLE, cache_spec
 from digitwin_db.errors import (
     TRANSIENT_ERRORS,
     DigitwinDBError,
     QueryError,
+    TransientError,
     ValidationError,
 )
 from digitwin_db.key_hash import PrefixHasher
@@ -83,7 +86,7 @@ class AsyncCacheRepository(AsyncRepository):
     """
 
     name: ClassVar[str] = "cache"
-    tables: ClassVar[tuple[str, ...]] = (*CACHE_TABLES, STATS_TABLE)
+    tables: ClassVar[tuple[str, ...]] = (*CACHE_TABLES, STATS_TABLE, "cache_locks")
 
     def __init__(self, db: AsyncDatabase) -> None:
         super().__init__(db)
@@ -93,11 +96,15 @@ class AsyncCacheRepository(AsyncRepository):
         self.near = self._core.near
         self.kv = AsyncKVNamespace(self._core, DEFAULT_NAMESPACE)
 
-    def namespace(self, name: str, *, near: bool = True) -> AsyncKVNamespace:
-        """A key/value view on another namespace (``cache.kv`` is ``"default"``).
+    def namespace(
+        self, name: str, *, serializer: object = "json", near: bool = True
+    ) -> AsyncKVNamespace:
+        """A key/value view on another namespace (``cache.kv`` is ``"default"``) whose
+        values go through ``serializer``: ``"json"`` (default), ``"pickle"`` (trusted data
+        only) or an object with ``dumps``/``loads`` (see ``digitwin_db.kv_codec``).
         ``near=False`` keeps this view out of the near cache (every read goes to the
         table)."""
-        return AsyncKVNamespace(self._core, name, near=near)
+        return AsyncKVNamespace(self._core, name, serializer=serializer, near=near)
 
     # ------------------------------------------------------------------ shared helpers
     @staticmethod
@@ -128,13 +135,14 @@ class AsyncCacheRepository(AsyncRepository):
         return None if row is None else unpack_embedding(row[0])
 
     async def get_embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float] | None]:
-        """The cached vectors of ``texts`` (None where missing), in order, in one round trip."""
+        """The cached vectors of ``texts`` (None where missing), in order, in one round trip.
+        An empty list returns ``[]`` without a query."""
         model = check_name(model, "model")
         if isinstance(texts, str) or not isinstance(texts, Iterable):
             raise ValidationError("texts must be a list of strings")
         texts = [check_text(t, "text") for t in texts]
         if not texts:
-            raise ValidationError("texts must not be empty")
+            return []
         if self.near is not None:
             return await self.near.get_embeddings(texts, model=model)
         hashes = PrefixHasher(EMBEDDING_PERSON, model.encode() + b"\x00").array(texts)
@@ -194,8 +202,11 @@ class AsyncCacheRepository(AsyncRepository):
         ttl: Seconds | None = None,
     ) -> None:
         """Cache several embeddings of one model in one statement (all or none); every
-        vector must have the same dimension. Same checks as :meth:`set_embedding`."""
+        vector must have the same dimension. Same checks as :meth:`set_embedding`. An empty
+        mapping does nothing."""
         model = check_name(model, "model")
+        if isinstance(mapping, Mapping) and not mapping:
+            return
         items = check_mapping_items(mapping, "mapping")
         texts: list[str] = []
         packed: list[bytes] = []
@@ -479,3 +490,138 @@ class AsyncCacheRepository(AsyncRepository):
             logger.warning("cache statistics lost at close: %s", exc)
         if self.near is not None:
             self.near.close()
+
+    # ------------------------------------------------------------------ locks, deletes
+    def lock(self, name: str, *, ttl: Seconds, timeout: Seconds | None = None) -> AsyncCacheLock:
+        """A distributed lock named ``name`` (``async with cache.lock("job", ttl=30):``):
+        an owner-token row with an expiry, safe behind PgBouncer in transaction mode,
+        released only by its owner and taken over by another after ``ttl`` seconds.
+        ``timeout``: how long entering the block waits (None: for ever)."""
+        return AsyncCacheLock(self.db, name, ttl=ttl, timeout=timeout)
+
+    async def delete_llm_response(
+        self, prompt: str, *, model: str, params: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Remove the cached response of ``model`` to ``prompt`` with ``params``; True when
+        a live entry was removed."""
+        key = self._llm_params(prompt, model, params)
+        async with self.db.connection("cache.delete_llm_response") as conn:
+            cur = await conn.execute(q.LLM_DELETE, key)
+            row = await cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_LLM, [key["key_hash"]])
+        return bool(row and row[0])
+
+    async def clear(self, kind: str) -> int:
+        """Remove every entry of one cache — ``"embedding"``, ``"search"``, ``"llm"`` or
+        ``"kv"`` (every namespace) — and return how many live entries were removed."""
+        name = _CLEAR_KINDS.get(kind) if isinstance(kind, str) else None
+        if name is None:
+            raise ValidationError(
+                f"kind must be one of {', '.join(sorted(_CLEAR_KINDS))}, got {str(kind)[:50]!r}"
+            )
+        statement = q.CLEAR_TABLE.format(table=sql.Identifier(cache_spec(name).table))
+        async with self.db.connection("cache.clear") as conn:
+            cur = await conn.execute(statement)
+            row = await cur.fetchone()
+        if self.near is not None:
+            self.near.wrote_scope(name)
+        return int(row[0]) if row else 0
+
+    async def get_or_set_llm_response(
+        self,
+        prompt: str,
+        generate: Callable[[], Any],
+        *,
+        model: str,
+        params: Mapping[str, Any] | None = None,
+        ttl: Seconds | None = None,
+        lock_timeout: Seconds = 30.0,
+    ) -> CachedLLMResponse:
+        """The cached response of ``model`` to ``prompt`` with ``params``, else
+        ``generate()``'s — single-flight: N concurrent misses of one key (threads, tasks,
+        processes, hosts) call ``generate`` once; the others wait at most ``lock_timeout``
+        seconds and get its stored response. The same mechanism as ``kv.get_or_set`` (a
+        transaction-scoped advisory lock on the key: PgBouncer-safe). ``generate`` returns
+        the response text, or ``(text, metadata)``; it may return an awaitable (asyncio API).
+        If it raises, nothing is cached and the error propagates. After a timed-out wait the
+        caller generates and stores the response itself."""
+        key = self._llm_params(prompt, model, params)
+        ttl_seconds = check_ttl(ttl, self._ttl[_LLM])
+        wait = check_positive_seconds(lock_timeout, "lock_timeout")
+        if not callable(generate):
+            raise ValidationError("generate must be callable")
+        found = await self.get_llm_response(prompt, model=model, params=params)
+        if found is not None:
+            return found
+        locked = False
+        try:
+            async with self.db.transaction("cache.get_or_set_llm_response") as conn:
+                await self._core.lock_key(conn, key["key_hash"], wait)
+                locked = True
+                cur = await conn.execute(q.LLM_GET, key, binary=True)
+                row = await cur.fetchone()
+                if row is None:
+                    stored = await self._generated(key, generate, ttl_seconds)
+                    await conn.execute(q.LLM_SET, stored)
+                    cur = await conn.execute(q.LLM_GET, key, binary=True)
+                    row = await cur.fetchone()
+        except TransientError:
+            if locked:
+                raise
+            logger.warning(
+                "cache.get_or_set_llm_response: lock wait exceeded %.3gs; generating anyway", wait
+            )
+            found = await self.get_llm_response(prompt, model=model, params=params)
+            if found is not None:
+                return found
+            stored = await self._generated(key, generate, ttl_seconds)
+            async with self.db.connection("cache.set_llm_response") as conn:
+                await conn.execute(q.LLM_SET, stored)
+                cur = await conn.execute(q.LLM_GET, key, binary=True)
+                row = await cur.fetchone()
+        if row is None:  # stored in this transaction, or found under the lock
+            raise QueryError("cache.get_or_set_llm_response: the stored response is not there")
+        if self.near is not None:
+            self.near.wrote(_LLM, [key["key_hash"]])
+        await self._core.wrote(_LLM)
+        response, metadata, hit_count, created_at, expires_at = row
+        return CachedLLMResponse.model_construct(
+            model=key["model"],
+            prompt=key["prompt"],
+            params=dict(params or {}),
+            response=response,
+            metadata=metadata,
+            hit_count=hit_count,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+
+    async def _generated(
+        self, key: dict[str, Any], generate: Callable[[], Any], ttl: float | None
+    ) -> dict[str, Any]:
+        """The LLM_SET parameters of ``generate()``'s result (validated)."""
+        result = await self.kv._load(generate)
+        metadata: object = None
+        if isinstance(result, tuple) and len(result) == 2:
+            result, metadata = result
+        response = check_text(result, "response")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        metadata_json = canonical_json(dict(metadata or {}), "metadata")
+        return {
+            **key,
+            "response": response,
+            "metadata": metadata_json,
+            "byte_size": len(response.encode()) + len(metadata_json.encode()),
+            "ttl": ttl,
+        }
+
+
+#: ``cache.clear(kind)``: the cache of the registry each kind names.
+_CLEAR_KINDS = {
+    "embedding": "embedding",
+    "search": "vector_search",
+    "llm": "llm_response",
+    "kv": "kv",
+}

@@ -1,30 +1,30 @@
 """The generic TTL key/value store: ``cache.kv`` and ``cache.namespace(name)``.
 
-One namespace is a view on ``kv_cache`` rows of that namespace. Values are JSON-serialisable
-data or bytes (never pickle); keys are strings of any length and content.
+One namespace is a view on ``kv_cache`` rows of that namespace. Values go through the
+namespace's serializer (``digitwin_db.kv_codec``: JSON by default, bytes kept raw); keys are
+strings (``str`` subclasses such as a ``str`` enum included) of any length and content.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import math
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, LiteralString
 
 from digitwin_db._async.cache_core import AsyncCacheCore
 from digitwin_db.batching import HashProbe
 from digitwin_db.cache_codec import (
     KV_PERSON,
     Seconds,
-    advisory_lock_ids,
     check_key,
     check_keys,
     check_name,
     check_positive_seconds,
     check_tags,
     check_ttl,
-    encode_value,
+    is_empty_batch,
+    like_prefix_pattern,
 )
 from digitwin_db.errors import (
     TRANSIENT_ERRORS,
@@ -33,6 +33,7 @@ from digitwin_db.errors import (
     ValidationError,
 )
 from digitwin_db.key_hash import PrefixHasher
+from digitwin_db.kv_codec import resolve_codec, values_equal
 from digitwin_db.sql import cache as q
 
 __all__ = ["AsyncKVNamespace"]
@@ -53,8 +54,12 @@ class AsyncKVNamespace:
     absent for every method, even before cleanup removes its row.
     """
 
-    def __init__(self, core: AsyncCacheCore, name: str, *, near: bool = True) -> None:
+    def __init__(
+        self, core: AsyncCacheCore, name: str, *, serializer: object = "json", near: bool = True
+    ) -> None:
         self.name = check_name(name, "namespace")
+        #: Encodes and decodes this namespace's values (``digitwin_db.kv_codec``).
+        self.codec = resolve_codec(serializer)
         self._core = core
         self._near = core.near if near else None
         self._db = core.db
@@ -70,7 +75,7 @@ class AsyncKVNamespace:
     def _key_hash(self, key: str) -> int:
         """The key's hash (validated: a string without NUL or lone surrogates)."""
         if type(key) is not str or "\x00" in key:
-            check_key(key)
+            key = check_key(key)
         try:
             data = key.encode()
         except UnicodeEncodeError:
@@ -79,6 +84,8 @@ class AsyncKVNamespace:
         return self._hash(data)
 
     def _params(self, key: str) -> dict[str, Any]:
+        if type(key) is not str:
+            key = check_key(key)  # a str subclass (a str enum…) as its plain value
         return {"key_hash": self._key_hash(key), "namespace": self.name, "key": key}
 
     def _many(self, keys: object) -> dict[str, Any]:
@@ -100,7 +107,7 @@ class AsyncKVNamespace:
         params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         params = self._params(key) if params is None else dict(params)
-        value_json, value_bytes, size = encode_value(value)
+        value_json, value_bytes, size = self.codec.encode(value)
         params.update(
             value_json=value_json,
             value_bytes=value_bytes,
@@ -128,6 +135,8 @@ class AsyncKVNamespace:
 
         With ``Settings.cache_fail_open`` a transient database error is a logged miss.
         """
+        if type(key) is not str:
+            key = check_key(key)  # a str subclass (a str enum…) as its plain value
         if self._near is not None:
             return await self._near.kv_get(self, key, default)
         probe = (self._key_hash(key),)
@@ -143,11 +152,13 @@ class AsyncKVNamespace:
             await self._core.counted(_CACHE, misses=1)
             return default
         await self._core.counted(_CACHE, hits=1)
-        return row[0] if row[1] is None else row[1]
+        return self.codec.decode(row[0], row[1])
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The live keys among ``keys`` with their values (absent keys are left out), in one
-        round trip. An empty list is a ``ValidationError``."""
+        round trip. An empty list returns ``{}`` without a query."""
+        if is_empty_batch(keys):
+            return {}
         if self._near is not None:
             return await self._near.kv_get_many(self, keys)
         wanted, params = self._get_many_params(keys)
@@ -159,7 +170,8 @@ class AsyncKVNamespace:
             self._core.read_failed("cache.kv.get_many", exc)
             rows = []
         # The full key is compared here: a row whose key merely shares a hash is dropped.
-        found = {key: (vj if vb is None else vb) for key, vj, vb in rows if key in wanted}
+        decode = self.codec.decode
+        found = {key: decode(vj, vb) for key, vj, vb in rows if key in wanted}
         await self._core.counted(_CACHE, hits=len(found), misses=len(wanted) - len(found))
         return found
 
@@ -182,7 +194,8 @@ class AsyncKVNamespace:
     async def set(
         self, key: str, value: Any, *, ttl: Seconds | None = None, tags: Iterable[str] = ()
     ) -> None:
-        """Store ``value`` (JSON-serialisable or bytes) under ``key``, replacing any value.
+        """Store ``value`` under ``key`` (encoded by the namespace's serializer; bytes are kept
+        raw by ``"json"``), replacing any value.
 
         ``tags`` label the entry for :meth:`invalidate_tags`.
         """
@@ -212,16 +225,18 @@ class AsyncKVNamespace:
         ttl: Seconds | None = None,
         tags: Iterable[str] = (),
     ) -> None:
-        """Store several values in one statement (all or none). An empty mapping is a
-        ``ValidationError``."""
+        """Store several values in one statement (all or none). An empty mapping does
+        nothing."""
         if not isinstance(mapping, Mapping):
             raise ValidationError(f"mapping must be a mapping, got {type(mapping).__name__}")
+        if not mapping:
+            return
         params = self._many(list(mapping))
         values_json: list[str | None] = []
         values_bytes: list[bytes | None] = []
         sizes: list[int] = []
-        for key, value in mapping.items():
-            value_json, value_bytes, size = encode_value(value)
+        for key, value in zip(params["keys"], mapping.values(), strict=True):
+            value_json, value_bytes, size = self.codec.encode(value)
             values_json.append(value_json)
             values_bytes.append(value_bytes)
             sizes.append(size + len(key))
@@ -248,7 +263,9 @@ class AsyncKVNamespace:
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Remove several keys in one statement; returns how many live values were removed.
-        An empty list is a ``ValidationError``."""
+        An empty list returns 0 without a query."""
+        if is_empty_batch(keys):
+            return 0
         params = self._many(keys)
         async with self._db.connection("cache.kv.delete_many") as conn:
             cur = await conn.execute(q.KV_DELETE_MANY, params)
@@ -275,13 +292,16 @@ class AsyncKVNamespace:
         self._near_wrote(params["key_hash"])
         return found
 
-    async def incr(self, key: str, amount: int = 1) -> int:
+    async def incr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
         """Add ``amount`` atomically (one upsert) and return the new value; an absent or
-        expired key starts at 0. A live non-integer value is a ``ValidationError``."""
+        expired key starts at 0. ``ttl`` applies only when this call creates the key (in the
+        same statement: a fixed-window counter created right after its key expired gets its
+        expiry); a live key keeps its TTL. A live non-integer value (a float included) is a
+        ``ValidationError``."""
         if type(amount) is not int:
             raise ValidationError(f"amount must be an integer, got {type(amount).__name__}")
         params = self._params(key)
-        params.update(amount=amount, ttl=self._default_ttl)
+        params.update(amount=amount, ttl=check_ttl(ttl, self._default_ttl))
         try:
             async with self._db.connection("cache.kv.incr") as conn:
                 cur = await conn.execute(q.KV_INCR, params)
@@ -297,11 +317,11 @@ class AsyncKVNamespace:
             raise QueryError("cache.kv.incr: the upsert returned no row")
         return int(row[0])
 
-    async def decr(self, key: str, amount: int = 1) -> int:
+    async def decr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
         """Subtract ``amount`` atomically; same rules as :meth:`incr`."""
         if type(amount) is not int:
             raise ValidationError(f"amount must be an integer, got {type(amount).__name__}")
-        return await self.incr(key, -amount)
+        return await self.incr(key, -amount, ttl=ttl)
 
     async def delete_prefix(self, prefix: str) -> int:
         """Remove every key starting with ``prefix`` (compared literally: ``%`` and ``_``
@@ -309,8 +329,7 @@ class AsyncKVNamespace:
         prefix = check_key(prefix, "prefix")
         if not prefix:
             raise ValidationError("prefix must not be empty (use clear() to empty a namespace)")
-        head = prefix[:256].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params = {"namespace": self.name, "prefix": prefix, "pattern": head + "%"}
+        params = {"namespace": self.name, "prefix": prefix, "pattern": like_prefix_pattern(prefix)}
         async with self._db.connection("cache.kv.delete_prefix") as conn:
             cur = await conn.execute(q.KV_DELETE_PREFIX, params)
             row = await cur.fetchone()
@@ -355,7 +374,9 @@ class AsyncKVNamespace:
         transaction. N concurrent callers run the loader once; the others wait (at most
         ``lock_timeout`` seconds) and return the stored value. After a timed-out wait the
         caller loads and stores the value itself. In the asyncio API ``loader`` may be a
-        coroutine function. If it raises, nothing is cached and the error propagates.
+        coroutine function. If it raises, nothing is cached and the error propagates. A miss
+        returns the loaded value as a hit will return it (decoded from what was stored: with
+        ``"json"`` a tuple comes back as a list either way).
 
         Each waiting caller holds a pooled connection (in its transaction) until the lock is
         granted, and the loader runs while its caller holds one: size the pool for the
@@ -371,27 +392,22 @@ class AsyncKVNamespace:
         if found is not _MISSING:
             await self._core.counted(_CACHE, hits=1)
             return found
-        class_id, object_id = advisory_lock_ids(params["key_hash"])
         locked = False
         try:
             async with self._db.transaction("cache.kv.get_or_set") as conn:
-                # At least 1 ms: PostgreSQL reads lock_timeout = 0 as "wait forever".
-                timeout_ms = max(1, math.ceil(wait * 1000))
-                await conn.execute(q.SET_LOCK_TIMEOUT, {"lock_timeout": f"{timeout_ms}"})
-                await conn.execute(
-                    q.ADVISORY_XACT_LOCK, {"class_id": class_id, "object_id": object_id}
-                )
+                await self._core.lock_key(conn, params["key_hash"], wait)
                 locked = True
                 cur = await conn.execute(q.KV_GET, params, binary=True)
                 row = await cur.fetchone()
                 if row is not None:
                     self._counters.hit(_CACHE)
-                    return row[0] if row[1] is None else row[1]
+                    return self.codec.decode(row[0], row[1])
                 self._counters.miss(_CACHE)
                 value = await self._load(loader)
-                await conn.execute(
-                    q.KV_SET, self._value_params(key, value, ttl_seconds, (), params)
-                )
+                stored = self._value_params(key, value, ttl_seconds, (), params)
+                await conn.execute(q.KV_SET, stored)
+                # Return what a hit will return (``"json"``: a tuple as a list...).
+                value = self.codec.decode(stored["value_json"], stored["value_bytes"])
         except TransientError:
             if locked:
                 raise
@@ -409,7 +425,7 @@ class AsyncKVNamespace:
             self._counters.miss(_CACHE)
             value = await self._load(loader)
             await self.set(key, value, ttl=ttl_seconds)
-            return value
+            return self.codec.normalize(value)
         self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
         await self._core.wrote(_CACHE)
         return value
@@ -441,4 +457,79 @@ class AsyncKVNamespace:
             return _MISSING
         if row is None:
             return _MISSING
-        return row[0] if row[1] is None else row[1]
+        return self.codec.decode(row[0], row[1])
+
+    # ------------------------------------------------------------------ listing
+    async def keys(self, prefix: str = "", *, page_size: int = 1000) -> AsyncIterator[str]:
+        """The live keys of this namespace starting with ``prefix`` (all keys by default),
+        in no particular order, fetched ``page_size`` at a time (asyncio API: an
+        asynchronous iterator). Each page is one statement: no connection is held between
+        pages. A key live for the whole walk is listed exactly once; one written or deleted
+        meanwhile may or may not be."""
+        prefix = check_key(prefix, "prefix")
+        if type(page_size) is not int or not 1 <= page_size <= 100_000:
+            raise ValidationError("page_size must be an integer in 1..100000")
+        params: dict[str, Any] = {
+            "namespace": self.name,
+            "prefix": prefix,
+            "pattern": like_prefix_pattern(prefix),
+            "page_size": page_size,
+            "after": -(2**63) - 1,
+        }
+        while True:
+            async with self._db.connection("cache.kv.keys") as conn:
+                cur = await conn.execute(q.KV_KEYS_PAGE, params)
+                rows = await cur.fetchall()
+            for _, key in rows:
+                yield key
+            if len(rows) < page_size:
+                return
+            params["after"] = rows[-1][0]
+
+    # ------------------------------------------------------------------ compare-and-X
+    async def compare_and_set(
+        self, key: str, expected: Any, new: Any, *, ttl: Seconds | None = None
+    ) -> bool:
+        """Replace the value of ``key`` with ``new`` only if its live value equals
+        ``expected`` (Python ``==`` between the stored value as read and ``expected`` as it
+        would be read back: with ``"json"`` a tuple matches the stored list); True when
+        replaced. An absent or expired key is never replaced (use :meth:`add` to create
+        one). ``ttl`` sets a new expiry; None keeps the key's current one. Atomic: the row
+        is locked while compared, so among concurrent callers with the same ``expected``
+        exactly one wins."""
+        params = self._params(key)
+        expected = self.codec.normalize(expected)
+        value_json, value_bytes, size = self.codec.encode(new)
+        params.update(
+            value_json=value_json,
+            value_bytes=value_bytes,
+            byte_size=size + len(params["key"]),
+            ttl=None if ttl is None else check_positive_seconds(ttl, "ttl"),
+        )
+        if not await self._if_equal(
+            "cache.kv.compare_and_set", q.KV_REPLACE_VALUE, params, expected
+        ):
+            return False
+        await self._core.wrote(_CACHE)
+        return True
+
+    async def delete_if(self, key: str, expected: Any) -> bool:
+        """Delete ``key`` only if its live value equals ``expected`` (Python ``==``);
+        True when deleted. Atomic like :meth:`compare_and_set`."""
+        params = self._params(key)
+        expected = self.codec.normalize(expected)
+        return await self._if_equal("cache.kv.delete_if", q.KV_DELETE_LOCKED, params, expected)
+
+    async def _if_equal(
+        self, op: str, statement: LiteralString, params: dict[str, Any], expected: Any
+    ) -> bool:
+        """Run ``statement`` if the key's live value equals ``expected``, in one transaction
+        holding the row lock from the read to the write; True when it ran."""
+        async with self._db.transaction(op) as conn:
+            cur = await conn.execute(q.KV_GET_FOR_UPDATE, params, binary=True)
+            row = await cur.fetchone()
+            if row is None or not values_equal(self.codec.decode(row[0], row[1]), expected):
+                return False
+            await conn.execute(statement, params)
+        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
+        return True

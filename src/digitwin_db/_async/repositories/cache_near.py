@@ -25,6 +25,7 @@ from digitwin_db.cache_codec import (
 from digitwin_db.cache_counters import CacheCounters
 from digitwin_db.cache_registry import CACHE_NAMES
 from digitwin_db.errors import TRANSIENT_ERRORS, DatabaseUnavailableError, TransientError
+from digitwin_db.kv_codec import KVCodec
 from digitwin_db.models.cache import CachedLLMResponse, SearchHit
 from digitwin_db.near_cache import FillToken, NearCache, freeze, thaw
 from digitwin_db.near_listener import NearListener
@@ -46,6 +47,7 @@ class KVView(Protocol):
     """What the kv reads use of a namespace view (``cache_kv.AsyncKVNamespace``)."""
 
     name: str
+    codec: KVCodec
 
     def _params(self, key: str) -> dict[str, Any]: ...
 
@@ -97,7 +99,7 @@ class AsyncNearReads:
             if entry is not None:
                 if tier.flush_due:
                     await self._core.try_flush()
-                return thaw(entry.stored)
+                return ns.codec.decode(*entry.stored)  # type: ignore[misc]
         params = ns._params(key)
         token = tier.begin(_KV, params["key_hash"])
         row = await self._read_one("cache.kv.get", nq.KV_GET, params, token)
@@ -105,10 +107,13 @@ class AsyncNearReads:
             if count and self._core.counters.miss(_KV):
                 await self._core.try_flush()
             return default
-        value = row[0] if row[1] is None else row[1]
+        # The stored form (JSON text or bytes: immutable) is kept and decoded on every hit
+        # by the view's codec, exactly as a read from the table is.
+        stored = (row[0], row[1])
+        value = ns.codec.decode(row[0], row[1])
         if token is not None:
-            stored, size = freeze(value)
-            tier.fill(token, ("k", ns.name, key), stored, size + len(key), row[2], ns.name)
+            size = len(row[0] if row[1] is None else row[1]) + len(key)
+            tier.fill(token, ("k", ns.name, key), stored, size, row[2], ns.name)
         if count and self._core.counters.hit(_KV):
             await self._core.try_flush()
         return value
@@ -122,13 +127,13 @@ class AsyncNearReads:
             [("k", name, key) for key in checked],
             lambda key: hash_key(KV_PERSON, prefix + key.encode()),
         )
-        found = {key: thaw(stored) for key, stored in found.items()}
+        decode = ns.codec.decode
+        found = {key: decode(*stored) for key, stored in found.items()}  # type: ignore[misc]
 
         def value_of(row: Any) -> tuple[Any, object, int]:
             key, value_json, value_bytes = row[0], row[1], row[2]
-            value = value_json if value_bytes is None else value_bytes
-            stored, size = freeze(value)
-            return value, stored, size + len(key)
+            size = len(value_json if value_bytes is None else value_bytes) + len(key)
+            return decode(value_json, value_bytes), (value_json, value_bytes), size
 
         params = {"key_hashes": bigint_array(missing.values()), "namespace": name}
         found.update(

@@ -3,31 +3,31 @@
 # src/digitwin_db/_async/repositories/cache_kv.py
 """The generic TTL key/value store: ``cache.kv`` and ``cache.namespace(name)``.
 
-One namespace is a view on ``kv_cache`` rows of that namespace. Values are JSON-serialisable
-data or bytes (never pickle); keys are strings of any length and content.
+One namespace is a view on ``kv_cache`` rows of that namespace. Values go through the
+namespace's serializer (``digitwin_db.kv_codec``: JSON by default, bytes kept raw); keys are
+strings (``str`` subclasses such as a ``str`` enum included) of any length and content.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import math
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, LiteralString
 
 from digitwin_db._sync.cache_core import CacheCore
 from digitwin_db.batching import HashProbe
 from digitwin_db.cache_codec import (
     KV_PERSON,
     Seconds,
-    advisory_lock_ids,
     check_key,
     check_keys,
     check_name,
     check_positive_seconds,
     check_tags,
     check_ttl,
-    encode_value,
+    is_empty_batch,
+    like_prefix_pattern,
 )
 from digitwin_db.errors import (
     TRANSIENT_ERRORS,
@@ -36,6 +36,7 @@ from digitwin_db.errors import (
     ValidationError,
 )
 from digitwin_db.key_hash import PrefixHasher
+from digitwin_db.kv_codec import resolve_codec, values_equal
 from digitwin_db.sql import cache as q
 
 __all__ = ["KVNamespace"]
@@ -56,8 +57,12 @@ class KVNamespace:
     absent for every method, even before cleanup removes its row.
     """
 
-    def __init__(self, core: CacheCore, name: str, *, near: bool = True) -> None:
+    def __init__(
+        self, core: CacheCore, name: str, *, serializer: object = "json", near: bool = True
+    ) -> None:
         self.name = check_name(name, "namespace")
+        #: Encodes and decodes this namespace's values (``digitwin_db.kv_codec``).
+        self.codec = resolve_codec(serializer)
         self._core = core
         self._near = core.near if near else None
         self._db = core.db
@@ -73,7 +78,7 @@ class KVNamespace:
     def _key_hash(self, key: str) -> int:
         """The key's hash (validated: a string without NUL or lone surrogates)."""
         if type(key) is not str or "\x00" in key:
-            check_key(key)
+            key = check_key(key)
         try:
             data = key.encode()
         except UnicodeEncodeError:
@@ -82,6 +87,8 @@ class KVNamespace:
         return self._hash(data)
 
     def _params(self, key: str) -> dict[str, Any]:
+        if type(key) is not str:
+            key = check_key(key)  # a str subclass (a str enum…) as its plain value
         return {"key_hash": self._key_hash(key), "namespace": self.name, "key": key}
 
     def _many(self, keys: object) -> dict[str, Any]:
@@ -103,7 +110,7 @@ class KVNamespace:
         params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         params = self._params(key) if params is None else dict(params)
-        value_json, value_bytes, size = encode_value(value)
+        value_json, value_bytes, size = self.codec.encode(value)
         params.update(
             value_json=value_json,
             value_bytes=value_bytes,
@@ -131,6 +138,8 @@ class KVNamespace:
 
         With ``Settings.cache_fail_open`` a transient database error is a logged miss.
         """
+        if type(key) is not str:
+            key = check_key(key)  # a str subclass (a str enum…) as its plain value
         if self._near is not None:
             return self._near.kv_get(self, key, default)
         probe = (self._key_hash(key),)
@@ -146,11 +155,13 @@ class KVNamespace:
             self._core.counted(_CACHE, misses=1)
             return default
         self._core.counted(_CACHE, hits=1)
-        return row[0] if row[1] is None else row[1]
+        return self.codec.decode(row[0], row[1])
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The live keys among ``keys`` with their values (absent keys are left out), in one
-        round trip. An empty list is a ``ValidationError``."""
+        round trip. An empty list returns ``{}`` without a query."""
+        if is_empty_batch(keys):
+            return {}
         if self._near is not None:
             return self._near.kv_get_many(self, keys)
         wanted, params = self._get_many_params(keys)
@@ -162,7 +173,8 @@ class KVNamespace:
             self._core.read_failed("cache.kv.get_many", exc)
             rows = []
         # The full key is compared here: a row whose key merely shares a hash is dropped.
-        found = {key: (vj if vb is None else vb) for key, vj, vb in rows if key in wanted}
+        decode = self.codec.decode
+        found = {key: decode(vj, vb) for key, vj, vb in rows if key in wanted}
         self._core.counted(_CACHE, hits=len(found), misses=len(wanted) - len(found))
         return found
 
@@ -185,7 +197,8 @@ class KVNamespace:
     def set(
         self, key: str, value: Any, *, ttl: Seconds | None = None, tags: Iterable[str] = ()
     ) -> None:
-        """Store ``value`` (JSON-serialisable or bytes) under ``key``, replacing any value.
+        """Store ``value`` under ``key`` (encoded by the namespace's serializer; bytes are kept
+        raw by ``"json"``), replacing any value.
 
         ``tags`` label the entry for :meth:`invalidate_tags`.
         """
@@ -215,16 +228,18 @@ class KVNamespace:
         ttl: Seconds | None = None,
         tags: Iterable[str] = (),
     ) -> None:
-        """Store several values in one statement (all or none). An empty mapping is a
-        ``ValidationError``."""
+        """Store several values in one statement (all or none). An empty mapping does
+        nothing."""
         if not isinstance(mapping, Mapping):
             raise ValidationError(f"mapping must be a mapping, got {type(mapping).__name__}")
+        if not mapping:
+            return
         params = self._many(list(mapping))
         values_json: list[str | None] = []
         values_bytes: list[bytes | None] = []
         sizes: list[int] = []
-        for key, value in mapping.items():
-            value_json, value_bytes, size = encode_value(value)
+        for key, value in zip(params["keys"], mapping.values(), strict=True):
+            value_json, value_bytes, size = self.codec.encode(value)
             values_json.append(value_json)
             values_bytes.append(value_bytes)
             sizes.append(size + len(key))
@@ -251,7 +266,9 @@ class KVNamespace:
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove several keys in one statement; returns how many live values were removed.
-        An empty list is a ``ValidationError``."""
+        An empty list returns 0 without a query."""
+        if is_empty_batch(keys):
+            return 0
         params = self._many(keys)
         with self._db.connection("cache.kv.delete_many") as conn:
             cur = conn.execute(q.KV_DELETE_MANY, params)
@@ -278,13 +295,16 @@ class KVNamespace:
         self._near_wrote(params["key_hash"])
         return found
 
-    def incr(self, key: str, amount: int = 1) -> int:
+    def incr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
         """Add ``amount`` atomically (one upsert) and return the new value; an absent or
-        expired key starts at 0. A live non-integer value is a ``ValidationError``."""
+        expired key starts at 0. ``ttl`` applies only when this call creates the key (in the
+        same statement: a fixed-window counter created right after its key expired gets its
+        expiry); a live key keeps its TTL. A live non-integer value (a float included) is a
+        ``ValidationError``."""
         if type(amount) is not int:
             raise ValidationError(f"amount must be an integer, got {type(amount).__name__}")
         params = self._params(key)
-        params.update(amount=amount, ttl=self._default_ttl)
+        params.update(amount=amount, ttl=check_ttl(ttl, self._default_ttl))
         try:
             with self._db.connection("cache.kv.incr") as conn:
                 cur = conn.execute(q.KV_INCR, params)
@@ -300,11 +320,11 @@ class KVNamespace:
             raise QueryError("cache.kv.incr: the upsert returned no row")
         return int(row[0])
 
-    def decr(self, key: str, amount: int = 1) -> int:
+    def decr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
         """Subtract ``amount`` atomically; same rules as :meth:`incr`."""
         if type(amount) is not int:
             raise ValidationError(f"amount must be an integer, got {type(amount).__name__}")
-        return self.incr(key, -amount)
+        return self.incr(key, -amount, ttl=ttl)
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every key starting with ``prefix`` (compared literally: ``%`` and ``_``
@@ -312,8 +332,7 @@ class KVNamespace:
         prefix = check_key(prefix, "prefix")
         if not prefix:
             raise ValidationError("prefix must not be empty (use clear() to empty a namespace)")
-        head = prefix[:256].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params = {"namespace": self.name, "prefix": prefix, "pattern": head + "%"}
+        params = {"namespace": self.name, "prefix": prefix, "pattern": like_prefix_pattern(prefix)}
         with self._db.connection("cache.kv.delete_prefix") as conn:
             cur = conn.execute(q.KV_DELETE_PREFIX, params)
             row = cur.fetchone()
@@ -358,7 +377,9 @@ class KVNamespace:
         transaction. N concurrent callers run the loader once; the others wait (at most
         ``lock_timeout`` seconds) and return the stored value. After a timed-out wait the
         caller loads and stores the value itself. In the asyncio API ``loader`` may be a
-        coroutine function. If it raises, nothing is cached and the error propagates.
+        coroutine function. If it raises, nothing is cached and the error propagates. A miss
+        returns the loaded value as a hit will return it (decoded from what was stored: with
+        ``"json"`` a tuple comes back as a list either way).
 
         Each waiting caller holds a pooled connection (in its transaction) until the lock is
         granted, and the loader runs while its caller holds one: size the pool for the
@@ -374,23 +395,22 @@ class KVNamespace:
         if found is not _MISSING:
             self._core.counted(_CACHE, hits=1)
             return found
-        class_id, object_id = advisory_lock_ids(params["key_hash"])
         locked = False
         try:
             with self._db.transaction("cache.kv.get_or_set") as conn:
-                # At least 1 ms: PostgreSQL reads lock_timeout = 0 as "wait forever".
-                timeout_ms = max(1, math.ceil(wait * 1000))
-                conn.execute(q.SET_LOCK_TIMEOUT, {"lock_timeout": f"{timeout_ms}"})
-                conn.execute(q.ADVISORY_XACT_LOCK, {"class_id": class_id, "object_id": object_id})
+                self._core.lock_key(conn, params["key_hash"], wait)
                 locked = True
                 cur = conn.execute(q.KV_GET, params, binary=True)
                 row = cur.fetchone()
                 if row is not None:
                     self._counters.hit(_CACHE)
-                    return row[0] if row[1] is None else row[1]
+                    return self.codec.decode(row[0], row[1])
                 self._counters.miss(_CACHE)
                 value = self._load(loader)
-                conn.execute(q.KV_SET, self._value_params(key, value, ttl_seconds, (), params))
+                stored = self._value_params(key, value, ttl_seconds, (), params)
+                conn.execute(q.KV_SET, stored)
+                # Return what a hit will return (``"json"``: a tuple as a list...).
+                value = self.codec.decode(stored["value_json"], stored["value_bytes"])
         except TransientError:
             if locked:
                 raise
@@ -408,7 +428,7 @@ class KVNamespace:
             self._counters.miss(_CACHE)
             value = self._load(loader)
             self.set(key, value, ttl=ttl_seconds)
-            return value
+            return self.codec.normalize(value)
         self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
         self._core.wrote(_CACHE)
         return value
@@ -436,4 +456,77 @@ class KVNamespace:
             return _MISSING
         if row is None:
             return _MISSING
-        return row[0] if row[1] is None else row[1]
+        return self.codec.decode(row[0], row[1])
+
+    # ------------------------------------------------------------------ listing
+    def keys(self, prefix: str = "", *, page_size: int = 1000) -> Iterator[str]:
+        """The live keys of this namespace starting with ``prefix`` (all keys by default),
+        in no particular order, fetched ``page_size`` at a time (asyncio API: an
+        asynchronous iterator). Each page is one statement: no connection is held between
+        pages. A key live for the whole walk is listed exactly once; one written or deleted
+        meanwhile may or may not be."""
+        prefix = check_key(prefix, "prefix")
+        if type(page_size) is not int or not 1 <= page_size <= 100_000:
+            raise ValidationError("page_size must be an integer in 1..100000")
+        params: dict[str, Any] = {
+            "namespace": self.name,
+            "prefix": prefix,
+            "pattern": like_prefix_pattern(prefix),
+            "page_size": page_size,
+            "after": -(2**63) - 1,
+        }
+        while True:
+            with self._db.connection("cache.kv.keys") as conn:
+                cur = conn.execute(q.KV_KEYS_PAGE, params)
+                rows = cur.fetchall()
+            for _, key in rows:
+                yield key
+            if len(rows) < page_size:
+                return
+            params["after"] = rows[-1][0]
+
+    # ------------------------------------------------------------------ compare-and-X
+    def compare_and_set(
+        self, key: str, expected: Any, new: Any, *, ttl: Seconds | None = None
+    ) -> bool:
+        """Replace the value of ``key`` with ``new`` only if its live value equals
+        ``expected`` (Python ``==`` between the stored value as read and ``expected`` as it
+        would be read back: with ``"json"`` a tuple matches the stored list); True when
+        replaced. An absent or expired key is never replaced (use :meth:`add` to create
+        one). ``ttl`` sets a new expiry; None keeps the key's current one. Atomic: the row
+        is locked while compared, so among concurrent callers with the same ``expected``
+        exactly one wins."""
+        params = self._params(key)
+        expected = self.codec.normalize(expected)
+        value_json, value_bytes, size = self.codec.encode(new)
+        params.update(
+            value_json=value_json,
+            value_bytes=value_bytes,
+            byte_size=size + len(params["key"]),
+            ttl=None if ttl is None else check_positive_seconds(ttl, "ttl"),
+        )
+        if not self._if_equal("cache.kv.compare_and_set", q.KV_REPLACE_VALUE, params, expected):
+            return False
+        self._core.wrote(_CACHE)
+        return True
+
+    def delete_if(self, key: str, expected: Any) -> bool:
+        """Delete ``key`` only if its live value equals ``expected`` (Python ``==``);
+        True when deleted. Atomic like :meth:`compare_and_set`."""
+        params = self._params(key)
+        expected = self.codec.normalize(expected)
+        return self._if_equal("cache.kv.delete_if", q.KV_DELETE_LOCKED, params, expected)
+
+    def _if_equal(
+        self, op: str, statement: LiteralString, params: dict[str, Any], expected: Any
+    ) -> bool:
+        """Run ``statement`` if the key's live value equals ``expected``, in one transaction
+        holding the row lock from the read to the write; True when it ran."""
+        with self._db.transaction(op) as conn:
+            cur = conn.execute(q.KV_GET_FOR_UPDATE, params, binary=True)
+            row = cur.fetchone()
+            if row is None or not values_equal(self.codec.decode(row[0], row[1]), expected):
+                return False
+            conn.execute(statement, params)
+        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
+        return True
