@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bench import async_concurrency, baselines, security, workers
+from bench import async_concurrency, baselines, near_cache, security, workers
 from bench.harness import Measurement, measure_async, measure_sync, summarize_latencies
 from bench.limits_storage import limits_storage
 from bench.results import Scenario, Target
@@ -730,6 +730,7 @@ SCENARIOS: dict[str, Callable[[Env], list[Scenario]]] = {
     "audit_chain": security.audit_chain,
     "rls": security.rls,
     "limits_storage": limits_storage,
+    **near_cache.GROUPS,
 }
 
 # Every scenario key a complete run reports (the smoke test checks them).
@@ -755,6 +756,7 @@ SCENARIO_KEYS = [
     "rls_users_get",
     "limits_storage_1_client",
     "limits_storage_8_threads",
+    *near_cache.SCENARIO_KEYS,
 ]
 
 

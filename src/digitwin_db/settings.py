@@ -113,6 +113,17 @@ class Settings(BaseSettings):
     # Writes to one cache (per process) between two checks of its caps.
     cache_cap_check_writes: int = Field(default=100, ge=1)
 
+    # Near cache (SPEC §2.10): an in-process copy of hot cache entries, kept coherent by
+    # LISTEN/NOTIFY. Off by default. Bounds: entries, bytes (values + keys + ~200 bytes of
+    # bookkeeping each) and seconds a copy may live in memory (never past its expires_at).
+    near_cache: bool = False
+    near_cache_max_entries: int = Field(default=10_000, ge=1)
+    near_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    near_cache_max_age: float = Field(default=60.0, gt=0, le=86_400)
+    # A direct connection for LISTEN (behind PgBouncer in transaction mode LISTEN does not
+    # work, NOTIFY does); None = DATABASE_URL. A secret like DATABASE_URL.
+    listen_url: SecretStr | None = None
+
     # What the rate limiter answers when the database cannot decide.
     rate_limit_on_error: Literal["raise", "allow", "deny"] = "raise"
 
@@ -208,6 +219,19 @@ class Settings(BaseSettings):
             raise ValueError("DATABASE_URL must be a postgresql:// URL or a libpq key=value string")
         return value
 
+    @field_validator("listen_url")
+    @classmethod
+    def _check_listen_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # After SecretStr wrapping: a refused value is never echoed in the error.
+        raw = "" if value is None else value.get_secret_value().strip()
+        if not raw:
+            return None
+        if not (
+            raw.startswith(("postgresql://", "postgres://")) or ("://" not in raw and "=" in raw)
+        ):
+            raise ValueError("LISTEN_URL must be a postgresql:// URL or a libpq key=value string")
+        return value
+
     @model_validator(mode="after")
     def _check_pool(self) -> Settings:
         if self.pool_min_size > self.pool_max_size:
@@ -234,6 +258,11 @@ class Settings(BaseSettings):
         DATABASE_URL."""
         url = self.maintenance_database_url
         return self.url if url is None else url.get_secret_value()
+
+    @property
+    def near_listen_url(self) -> str:
+        """The near cache listener's URL: ``listen_url``, else the database URL (secret)."""
+        return self.url if self.listen_url is None else self.listen_url.get_secret_value()
 
     @property
     def safe_url(self) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from digitwin_db._async.database import AsyncDatabase
+from digitwin_db._async.repositories.cache_near import AsyncNearReads
 from digitwin_db.cache_codec import advisory_lock_ids
 from digitwin_db.cache_counters import CacheCounters
 from digitwin_db.cache_registry import CACHE_NAMES, CACHES, cache_spec
@@ -61,6 +62,9 @@ class AsyncCacheCore:
         }
         self._cap_check_writes = settings.cache_cap_check_writes
         self._writes = dict.fromkeys(CACHE_NAMES, 0)
+        #: The near cache (``Settings.near_cache``; SPEC §2.10): process memory in front of
+        #: the tables, shared by the repository and every namespace view.
+        self.near = AsyncNearReads(self) if settings.near_cache else None
 
     # ------------------------------------------------------------------ reads
     def read_failed(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None:
@@ -116,6 +120,9 @@ class AsyncCacheCore:
         With ``wait`` the pool's usual timeout applies and a failure is raised. Without it
         the flush only runs if a connection is free at once; when none is, the counts stay
         for the next flush and False is returned. Either way failed counts are kept."""
+        timeout = None if wait else FLUSH_TRY_TIMEOUT
+        if self.near is not None and not await self.near.flush_counts(timeout):
+            return False
         snapshot = self.counters.take()
         if snapshot.empty:
             return True
@@ -128,7 +135,6 @@ class AsyncCacheCore:
             "llm_hashes": [h for h, _ in llm],
             "llm_hits": [c for _, c in llm],
         }
-        timeout = None if wait else FLUSH_TRY_TIMEOUT
         try:
             async with self.db.connection("cache.flush_stats", timeout=timeout) as conn:
                 await conn.execute(q.FLUSH_STATS, params)

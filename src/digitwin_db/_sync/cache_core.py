@@ -24,6 +24,7 @@ from typing import Any
 from psycopg import Connection, sql
 
 from digitwin_db._sync.database import Database
+from digitwin_db._sync.repositories.cache_near import NearReads
 from digitwin_db.cache_codec import advisory_lock_ids
 from digitwin_db.cache_counters import CacheCounters
 from digitwin_db.cache_registry import CACHE_NAMES, CACHES, cache_spec
@@ -64,6 +65,9 @@ class CacheCore:
         }
         self._cap_check_writes = settings.cache_cap_check_writes
         self._writes = dict.fromkeys(CACHE_NAMES, 0)
+        #: The near cache (``Settings.near_cache``; SPEC §2.10): process memory in front of
+        #: the tables, shared by the repository and every namespace view.
+        self.near = NearReads(self) if settings.near_cache else None
 
     # ------------------------------------------------------------------ reads
     def read_failed(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None:
@@ -117,6 +121,9 @@ class CacheCore:
         With ``wait`` the pool's usual timeout applies and a failure is raised. Without it
         the flush only runs if a connection is free at once; when none is, the counts stay
         for the next flush and False is returned. Either way failed counts are kept."""
+        timeout = None if wait else FLUSH_TRY_TIMEOUT
+        if self.near is not None and not self.near.flush_counts(timeout):
+            return False
         snapshot = self.counters.take()
         if snapshot.empty:
             return True
@@ -129,7 +136,6 @@ class CacheCore:
             "llm_hashes": [h for h, _ in llm],
             "llm_hits": [c for _, c in llm],
         }
-        timeout = None if wait else FLUSH_TRY_TIMEOUT
         try:
             with self.db.connection("cache.flush_stats", timeout=timeout) as conn:
                 conn.execute(q.FLUSH_STATS, params)

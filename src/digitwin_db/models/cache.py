@@ -78,6 +78,12 @@ class CacheCounts(BaseModel):
     misses: int
     entries: int
     bytes: int
+    # Near cache (SPEC §2.10): flushed counters of every process, and this process's copies.
+    near_hits: int = 0
+    near_misses: int = 0
+    near_invalidations: int = 0
+    near_evictions: int = 0
+    near_entries: int = 0
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -79,6 +79,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     "cache_stats": (
         "cache.FLUSH_STATS",
         "cache.STATS_COUNTERS",
+        "near_cache.COUNTS",
+        "near_cache.FLUSH_COUNTS",
     ),
     "conversation_sessions": (
         "sessions.ADD_TURN",
@@ -106,6 +108,8 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.EMBEDDING_SET_MANY",
         "cache.EVICT_OVER_CAPS",
         "cache.STATS_SIZES",
+        "near_cache.EMBEDDING_GET",
+        "near_cache.EMBEDDING_GET_MANY",
     ),
     "face_models": (
         "ai_models.ACTIVATE",
@@ -174,6 +178,8 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.KV_SET_MANY",
         "cache.KV_TTL",
         "cache.STATS_SIZES",
+        "near_cache.KV_GET",
+        "near_cache.KV_GET_MANY",
     ),
     "limits_counters": (
         "limits_storage.CLEAR",
@@ -207,6 +213,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.LLM_GET",
         "cache.LLM_SET",
         "cache.STATS_SIZES",
+        "near_cache.LLM_GET",
     ),
     "rate_limits": (
         "maintenance.RATE_LIMIT_SUMMARY",
@@ -254,6 +261,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.SEARCH_GET",
         "cache.SEARCH_SET",
         "cache.STATS_SIZES",
+        "near_cache.SEARCH_GET",
     ),
     "voice_models": (
         "ai_models.ACTIVATE",

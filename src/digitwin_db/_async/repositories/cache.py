@@ -9,6 +9,7 @@ cleanup. Counters, fail-open reads, default TTLs and caps live in the internal c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -57,7 +58,9 @@ from digitwin_db.models.cache import (
     CleanupReport,
     SearchHit,
 )
+from digitwin_db.models.common import RepositoryCheck
 from digitwin_db.sql import cache as q
+from digitwin_db.sql import near_cache as nq
 from digitwin_db.validation import shown
 
 __all__ = ["DEFAULT_NAMESPACE", "AsyncCacheRepository"]
@@ -91,13 +94,19 @@ class AsyncCacheRepository(AsyncRepository):
         super().__init__(db)
         self._core = AsyncCacheCore(db)
         self._ttl = self._core.default_ttl
+        #: The near cache (``Settings.near_cache``): memory in front of these tables.
+        self.near = self._core.near
         self.kv = AsyncKVNamespace(self._core, DEFAULT_NAMESPACE)
 
-    def namespace(self, name: str, *, serializer: object = "json") -> AsyncKVNamespace:
+    def namespace(
+        self, name: str, *, serializer: object = "json", near: bool = True
+    ) -> AsyncKVNamespace:
         """A key/value view on another namespace (``cache.kv`` is ``"default"``) whose
         values go through ``serializer``: ``"json"`` (default), ``"pickle"`` (trusted data
-        only) or an object with ``dumps``/``loads`` (see ``digitwin_db.kv_codec``)."""
-        return AsyncKVNamespace(self._core, name, serializer=serializer)
+        only) or an object with ``dumps``/``loads`` (see ``digitwin_db.kv_codec``).
+        ``near=False`` keeps this view out of the near cache (every read goes to the
+        table)."""
+        return AsyncKVNamespace(self._core, name, serializer=serializer, near=near)
 
     # ------------------------------------------------------------------ shared helpers
     @staticmethod
@@ -115,6 +124,8 @@ class AsyncCacheRepository(AsyncRepository):
             check_name(model, "model")
         data = encode_text(model, "model") + b"\x00" + encode_text(text, "text")
         params = {"key_hash": hash_key(EMBEDDING_PERSON, data), "model": model, "text": text}
+        if self.near is not None:
+            return await self.near.get_embedding(params)
         try:
             async with self.db.connection("cache.get_embedding") as conn:
                 cur = await conn.execute(q.EMBEDDING_GET, params, binary=True)
@@ -134,6 +145,8 @@ class AsyncCacheRepository(AsyncRepository):
         texts = [check_text(t, "text") for t in texts]
         if not texts:
             return []
+        if self.near is not None:
+            return await self.near.get_embeddings(texts, model=model)
         hashes = PrefixHasher(EMBEDDING_PERSON, model.encode() + b"\x00").array(texts)
         params = {"key_hashes": hashes, "model": model}
         try:
@@ -175,6 +188,8 @@ class AsyncCacheRepository(AsyncRepository):
         async with self.db.connection("cache.set_embedding") as conn:
             cur = await conn.execute(q.EMBEDDING_SET, params)
             row = await cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_EMB, [params["key_hash"]])
         if row is None:
             raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
@@ -218,6 +233,8 @@ class AsyncCacheRepository(AsyncRepository):
         async with self.db.connection("cache.set_embeddings") as conn:
             cur = await conn.execute(q.EMBEDDING_SET_MANY, params)
             row = await cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_EMB, params["key_hashes"])  # type: ignore[arg-type]
         if row is None:
             raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
@@ -242,6 +259,8 @@ class AsyncCacheRepository(AsyncRepository):
     ) -> list[SearchHit] | None:
         """The cached ranked hits of ``query`` on ``index`` with ``params``, or None."""
         key = self._search_params(query, index, params)
+        if self.near is not None:
+            return await self.near.get_search_results(key)
         try:
             async with self.db.connection("cache.get_search_results") as conn:
                 cur = await conn.execute(q.SEARCH_GET, key, binary=True)
@@ -276,6 +295,8 @@ class AsyncCacheRepository(AsyncRepository):
         )
         async with self.db.connection("cache.set_search_results") as conn:
             await conn.execute(q.SEARCH_SET, key)
+        if self.near is not None:
+            self.near.wrote(_SEARCH, [key["key_hash"]])
         await self._core.wrote(_SEARCH)
 
     # ------------------------------------------------------------------ LLM responses
@@ -301,6 +322,8 @@ class AsyncCacheRepository(AsyncRepository):
         flushed); the stored count is exact after :meth:`flush_stats`.
         """
         key = self._llm_params(prompt, model, params)
+        if self.near is not None:
+            return await self.near.get_llm_response(key, params)
         try:
             async with self.db.connection("cache.get_llm_response") as conn:
                 cur = await conn.execute(q.LLM_GET, key, binary=True)
@@ -352,6 +375,8 @@ class AsyncCacheRepository(AsyncRepository):
         )
         async with self.db.connection("cache.set_llm_response") as conn:
             await conn.execute(q.LLM_SET, key)
+        if self.near is not None:
+            self.near.wrote(_LLM, [key["key_hash"]])
         await self._core.wrote(_LLM)
 
     # ------------------------------------------------------------------ statistics
@@ -359,6 +384,17 @@ class AsyncCacheRepository(AsyncRepository):
         """Write this process's hit/miss counters and LLM hit counts in one statement.
         On failure the counts are kept for the next flush and the error is raised."""
         await self._core.flush()
+
+    def _near_fields(self, name: str, flushed: list[int] | None) -> dict[str, int]:
+        """near_* of one cache: flushed counters of all processes, this process's copies."""
+        hits, misses, invalidations, evictions = flushed or (0, 0, 0, 0)
+        return {
+            "near_hits": hits,
+            "near_misses": misses,
+            "near_invalidations": invalidations,
+            "near_evictions": evictions,
+            "near_entries": 0 if self.near is None else self.near.tier.entries_of(name),
+        }
 
     async def stats(self) -> CacheStats:
         """Per cache: hits, misses, hit_rate (all processes, after flushing this one's
@@ -370,6 +406,8 @@ class AsyncCacheRepository(AsyncRepository):
             counters = {name: (hits, misses) for name, hits, misses in await cur.fetchall()}
             cur = await conn.execute(q.STATS_SIZES)
             sizes = {name: (entries, size) for name, entries, size in await cur.fetchall()}
+            cur = await conn.execute(nq.COUNTS)
+            near = {name: counts for name, *counts in await cur.fetchall()}
         per_cache = {
             name: CacheCounts(
                 name=name,
@@ -377,6 +415,7 @@ class AsyncCacheRepository(AsyncRepository):
                 misses=counters.get(name, (0, 0))[1],
                 entries=sizes.get(name, (0, 0))[0],
                 bytes=sizes.get(name, (0, 0))[1],
+                **self._near_fields(name, near.get(name)),
             )
             for name in CACHE_NAMES
         }
@@ -431,12 +470,28 @@ class AsyncCacheRepository(AsyncRepository):
         return {cache: await self._core.evict(cache) for cache in self._core.caps}
 
     # ------------------------------------------------------------------ lifecycle
+    async def check_health(self) -> RepositoryCheck:
+        """The tables' probe, plus the near cache listener's state when it is on."""
+        check = await super().check_health()
+        if self.near is None:
+            return check
+        # Just started (e.g. the health command): give the listener its first connection.
+        # Polled: the state belongs to the listener's thread, not to this event loop.
+        deadline = time.monotonic() + self.db.settings.connect_timeout
+        while self.near.listener.state == "starting" and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        details = {**check.details, "near_cache": self.near.health()}
+        return check.model_copy(update={"details": details})
+
     async def close(self) -> None:
-        """Flush the in-process statistics (a failure is logged, not raised)."""
+        """Flush the in-process statistics (a failure is logged, not raised); stop the
+        near cache's listener."""
         try:
             await self.flush_stats()
         except DigitwinDBError as exc:
             logger.warning("cache statistics lost at close: %s", exc)
+        if self.near is not None:
+            self.near.close()
 
     # ------------------------------------------------------------------ locks, deletes
     def lock(self, name: str, *, ttl: Seconds, timeout: Seconds | None = None) -> AsyncCacheLock:
@@ -455,6 +510,8 @@ class AsyncCacheRepository(AsyncRepository):
         async with self.db.connection("cache.delete_llm_response") as conn:
             cur = await conn.execute(q.LLM_DELETE, key)
             row = await cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_LLM, [key["key_hash"]])
         return bool(row and row[0])
 
     async def clear(self, kind: str) -> int:
@@ -469,6 +526,8 @@ class AsyncCacheRepository(AsyncRepository):
         async with self.db.connection("cache.clear") as conn:
             cur = await conn.execute(statement)
             row = await cur.fetchone()
+        if self.near is not None:
+            self.near.wrote_scope(name)
         return int(row[0]) if row else 0
 
     async def get_or_set_llm_response(
@@ -525,6 +584,8 @@ class AsyncCacheRepository(AsyncRepository):
                 row = await cur.fetchone()
         if row is None:  # stored in this transaction, or found under the lock
             raise QueryError("cache.get_or_set_llm_response: the stored response is not there")
+        if self.near is not None:
+            self.near.wrote(_LLM, [key["key_hash"]])
         await self._core.wrote(_LLM)
         response, metadata, hit_count, created_at, expires_at = row
         return CachedLLMResponse.model_construct(

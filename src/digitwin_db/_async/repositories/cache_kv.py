@@ -54,11 +54,14 @@ class AsyncKVNamespace:
     absent for every method, even before cleanup removes its row.
     """
 
-    def __init__(self, core: AsyncCacheCore, name: str, *, serializer: object = "json") -> None:
+    def __init__(
+        self, core: AsyncCacheCore, name: str, *, serializer: object = "json", near: bool = True
+    ) -> None:
         self.name = check_name(name, "namespace")
         #: Encodes and decodes this namespace's values (``digitwin_db.kv_codec``).
         self.codec = resolve_codec(serializer)
         self._core = core
+        self._near = core.near if near else None
         self._db = core.db
         self._counters = core.counters
         self._prefix = self.name.encode() + b"\x00"
@@ -114,6 +117,18 @@ class AsyncKVNamespace:
         )
         return params
 
+    def _near_wrote(self, key_hashes: int | list[int] | None) -> None:
+        """Drop this process's copies of keys it just wrote (None: the whole namespace):
+        a read after a write sees it without waiting for the write's notification. The
+        notification then drops the copies of every other process."""
+        near = self._core.near
+        if near is None:
+            return
+        if key_hashes is None:
+            near.wrote_scope(_CACHE, self.name)
+        else:
+            near.wrote(_CACHE, [key_hashes] if isinstance(key_hashes, int) else key_hashes)
+
     # ------------------------------------------------------------------ reads
     async def get(self, key: str, default: Any = None) -> Any:
         """The value of a live key, else ``default``. One primary-key probe.
@@ -122,6 +137,8 @@ class AsyncKVNamespace:
         """
         if type(key) is not str:
             key = check_key(key)  # a str subclass (a str enum…) as its plain value
+        if self._near is not None:
+            return await self._near.kv_get(self, key, default)
         probe = (self._key_hash(key),)
         try:
             # Concurrent gets share one probe statement (the batcher); alone, it runs at once.
@@ -142,6 +159,8 @@ class AsyncKVNamespace:
         round trip. An empty list returns ``{}`` without a query."""
         if is_empty_batch(keys):
             return {}
+        if self._near is not None:
+            return await self._near.kv_get_many(self, keys)
         wanted, params = self._get_many_params(keys)
         try:
             async with self._db.connection("cache.kv.get_many") as conn:
@@ -183,6 +202,7 @@ class AsyncKVNamespace:
         params = self._value_params(key, value, ttl, tags)
         async with self._db.connection("cache.kv.set") as conn:
             await conn.execute(q.KV_SET, params)
+        self._near_wrote(params["key_hash"])
         await self._core.wrote(_CACHE)
 
     async def add(
@@ -193,6 +213,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.add") as conn:
             cur = await conn.execute(q.KV_ADD, params)
             stored = await cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
         if stored:
             await self._core.wrote(_CACHE)
         return stored
@@ -228,6 +249,7 @@ class AsyncKVNamespace:
         )
         async with self._db.connection("cache.kv.set_many") as conn:
             await conn.execute(q.KV_SET_MANY, params)
+        self._near_wrote(params["key_hashes"])
         await self._core.wrote(_CACHE, len(sizes))
 
     async def delete(self, key: str) -> bool:
@@ -236,6 +258,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.delete") as conn:
             cur = await conn.execute(q.KV_DELETE, params)
             row = await cur.fetchone()
+        self._near_wrote(params["key_hash"])
         return bool(row and row[0])
 
     async def delete_many(self, keys: Iterable[str]) -> int:
@@ -247,6 +270,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.delete_many") as conn:
             cur = await conn.execute(q.KV_DELETE_MANY, params)
             row = await cur.fetchone()
+        self._near_wrote(params["key_hashes"])
         return int(row[0]) if row else 0
 
     async def expire(self, key: str, ttl: Seconds) -> bool:
@@ -255,14 +279,18 @@ class AsyncKVNamespace:
         params["ttl"] = check_positive_seconds(ttl, "ttl")
         async with self._db.connection("cache.kv.expire") as conn:
             cur = await conn.execute(q.KV_EXPIRE, params)
-            return await cur.fetchone() is not None
+            found = await cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
+        return found
 
     async def persist(self, key: str) -> bool:
         """Remove a live key's expiry; False when it is absent."""
         params = self._params(key)
         async with self._db.connection("cache.kv.persist") as conn:
             cur = await conn.execute(q.KV_PERSIST, params)
-            return await cur.fetchone() is not None
+            found = await cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
+        return found
 
     async def incr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
         """Add ``amount`` atomically (one upsert) and return the new value; an absent or
@@ -278,6 +306,7 @@ class AsyncKVNamespace:
             async with self._db.connection("cache.kv.incr") as conn:
                 cur = await conn.execute(q.KV_INCR, params)
                 row = await cur.fetchone()
+            self._near_wrote(params["key_hash"])
         except ValidationError as exc:
             if exc.constraint == "kv_cache_one_value":
                 raise ValidationError(
@@ -304,6 +333,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.delete_prefix") as conn:
             cur = await conn.execute(q.KV_DELETE_PREFIX, params)
             row = await cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     async def invalidate_tags(self, *tags: str) -> int:
@@ -316,6 +346,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.invalidate_tags") as conn:
             cur = await conn.execute(q.KV_INVALIDATE_TAGS, params)
             row = await cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     async def clear(self) -> int:
@@ -323,6 +354,7 @@ class AsyncKVNamespace:
         async with self._db.connection("cache.kv.clear") as conn:
             cur = await conn.execute(q.KV_CLEAR, {"namespace": self.name})
             row = await cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     # ------------------------------------------------------------------ cache-aside
@@ -394,6 +426,7 @@ class AsyncKVNamespace:
             value = await self._load(loader)
             await self.set(key, value, ttl=ttl_seconds)
             return self.codec.normalize(value)
+        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
         await self._core.wrote(_CACHE)
         return value
 
@@ -413,6 +446,8 @@ class AsyncKVNamespace:
 
     async def _lookup(self, params: dict[str, Any]) -> Any:
         """The live value, or ``_MISSING`` (a stored None is a value). Fail-open."""
+        if self._near is not None:
+            return await self._near.kv_get(self, params["key"], _MISSING, count=False)
         try:
             async with self._db.connection("cache.kv.get") as conn:
                 cur = await conn.execute(q.KV_GET, params, binary=True)
@@ -496,4 +531,5 @@ class AsyncKVNamespace:
             if row is None or not values_equal(self.codec.decode(row[0], row[1]), expected):
                 return False
             await conn.execute(statement, params)
+        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
         return True

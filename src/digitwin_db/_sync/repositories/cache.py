@@ -60,7 +60,9 @@ from digitwin_db.models.cache import (
     CleanupReport,
     SearchHit,
 )
+from digitwin_db.models.common import RepositoryCheck
 from digitwin_db.sql import cache as q
+from digitwin_db.sql import near_cache as nq
 from digitwin_db.validation import shown
 
 __all__ = ["DEFAULT_NAMESPACE", "CacheRepository"]
@@ -94,13 +96,19 @@ class CacheRepository(Repository):
         super().__init__(db)
         self._core = CacheCore(db)
         self._ttl = self._core.default_ttl
+        #: The near cache (``Settings.near_cache``): memory in front of these tables.
+        self.near = self._core.near
         self.kv = KVNamespace(self._core, DEFAULT_NAMESPACE)
 
-    def namespace(self, name: str, *, serializer: object = "json") -> KVNamespace:
+    def namespace(
+        self, name: str, *, serializer: object = "json", near: bool = True
+    ) -> KVNamespace:
         """A key/value view on another namespace (``cache.kv`` is ``"default"``) whose
         values go through ``serializer``: ``"json"`` (default), ``"pickle"`` (trusted data
-        only) or an object with ``dumps``/``loads`` (see ``digitwin_db.kv_codec``)."""
-        return KVNamespace(self._core, name, serializer=serializer)
+        only) or an object with ``dumps``/``loads`` (see ``digitwin_db.kv_codec``).
+        ``near=False`` keeps this view out of the near cache (every read goes to the
+        table)."""
+        return KVNamespace(self._core, name, serializer=serializer, near=near)
 
     # ------------------------------------------------------------------ shared helpers
     @staticmethod
@@ -118,6 +126,8 @@ class CacheRepository(Repository):
             check_name(model, "model")
         data = encode_text(model, "model") + b"\x00" + encode_text(text, "text")
         params = {"key_hash": hash_key(EMBEDDING_PERSON, data), "model": model, "text": text}
+        if self.near is not None:
+            return self.near.get_embedding(params)
         try:
             with self.db.connection("cache.get_embedding") as conn:
                 cur = conn.execute(q.EMBEDDING_GET, params, binary=True)
@@ -137,6 +147,8 @@ class CacheRepository(Repository):
         texts = [check_text(t, "text") for t in texts]
         if not texts:
             return []
+        if self.near is not None:
+            return self.near.get_embeddings(texts, model=model)
         hashes = PrefixHasher(EMBEDDING_PERSON, model.encode() + b"\x00").array(texts)
         params = {"key_hashes": hashes, "model": model}
         try:
@@ -178,6 +190,8 @@ class CacheRepository(Repository):
         with self.db.connection("cache.set_embedding") as conn:
             cur = conn.execute(q.EMBEDDING_SET, params)
             row = cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_EMB, [params["key_hash"]])
         if row is None:
             raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
@@ -221,6 +235,8 @@ class CacheRepository(Repository):
         with self.db.connection("cache.set_embeddings") as conn:
             cur = conn.execute(q.EMBEDDING_SET_MANY, params)
             row = cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_EMB, params["key_hashes"])  # type: ignore[arg-type]
         if row is None:
             raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
@@ -245,6 +261,8 @@ class CacheRepository(Repository):
     ) -> list[SearchHit] | None:
         """The cached ranked hits of ``query`` on ``index`` with ``params``, or None."""
         key = self._search_params(query, index, params)
+        if self.near is not None:
+            return self.near.get_search_results(key)
         try:
             with self.db.connection("cache.get_search_results") as conn:
                 cur = conn.execute(q.SEARCH_GET, key, binary=True)
@@ -279,6 +297,8 @@ class CacheRepository(Repository):
         )
         with self.db.connection("cache.set_search_results") as conn:
             conn.execute(q.SEARCH_SET, key)
+        if self.near is not None:
+            self.near.wrote(_SEARCH, [key["key_hash"]])
         self._core.wrote(_SEARCH)
 
     # ------------------------------------------------------------------ LLM responses
@@ -304,6 +324,8 @@ class CacheRepository(Repository):
         flushed); the stored count is exact after :meth:`flush_stats`.
         """
         key = self._llm_params(prompt, model, params)
+        if self.near is not None:
+            return self.near.get_llm_response(key, params)
         try:
             with self.db.connection("cache.get_llm_response") as conn:
                 cur = conn.execute(q.LLM_GET, key, binary=True)
@@ -355,6 +377,8 @@ class CacheRepository(Repository):
         )
         with self.db.connection("cache.set_llm_response") as conn:
             conn.execute(q.LLM_SET, key)
+        if self.near is not None:
+            self.near.wrote(_LLM, [key["key_hash"]])
         self._core.wrote(_LLM)
 
     # ------------------------------------------------------------------ statistics
@@ -362,6 +386,17 @@ class CacheRepository(Repository):
         """Write this process's hit/miss counters and LLM hit counts in one statement.
         On failure the counts are kept for the next flush and the error is raised."""
         self._core.flush()
+
+    def _near_fields(self, name: str, flushed: list[int] | None) -> dict[str, int]:
+        """near_* of one cache: flushed counters of all processes, this process's copies."""
+        hits, misses, invalidations, evictions = flushed or (0, 0, 0, 0)
+        return {
+            "near_hits": hits,
+            "near_misses": misses,
+            "near_invalidations": invalidations,
+            "near_evictions": evictions,
+            "near_entries": 0 if self.near is None else self.near.tier.entries_of(name),
+        }
 
     def stats(self) -> CacheStats:
         """Per cache: hits, misses, hit_rate (all processes, after flushing this one's
@@ -373,6 +408,8 @@ class CacheRepository(Repository):
             counters = {name: (hits, misses) for name, hits, misses in cur.fetchall()}
             cur = conn.execute(q.STATS_SIZES)
             sizes = {name: (entries, size) for name, entries, size in cur.fetchall()}
+            cur = conn.execute(nq.COUNTS)
+            near = {name: counts for name, *counts in cur.fetchall()}
         per_cache = {
             name: CacheCounts(
                 name=name,
@@ -380,6 +417,7 @@ class CacheRepository(Repository):
                 misses=counters.get(name, (0, 0))[1],
                 entries=sizes.get(name, (0, 0))[0],
                 bytes=sizes.get(name, (0, 0))[1],
+                **self._near_fields(name, near.get(name)),
             )
             for name in CACHE_NAMES
         }
@@ -434,12 +472,28 @@ class CacheRepository(Repository):
         return {cache: self._core.evict(cache) for cache in self._core.caps}
 
     # ------------------------------------------------------------------ lifecycle
+    def check_health(self) -> RepositoryCheck:
+        """The tables' probe, plus the near cache listener's state when it is on."""
+        check = super().check_health()
+        if self.near is None:
+            return check
+        # Just started (e.g. the health command): give the listener its first connection.
+        # Polled: the state belongs to the listener's thread, not to this event loop.
+        deadline = time.monotonic() + self.db.settings.connect_timeout
+        while self.near.listener.state == "starting" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        details = {**check.details, "near_cache": self.near.health()}
+        return check.model_copy(update={"details": details})
+
     def close(self) -> None:
-        """Flush the in-process statistics (a failure is logged, not raised)."""
+        """Flush the in-process statistics (a failure is logged, not raised); stop the
+        near cache's listener."""
         try:
             self.flush_stats()
         except DigitwinDBError as exc:
             logger.warning("cache statistics lost at close: %s", exc)
+        if self.near is not None:
+            self.near.close()
 
     # ------------------------------------------------------------------ locks, deletes
     def lock(self, name: str, *, ttl: Seconds, timeout: Seconds | None = None) -> CacheLock:
@@ -458,6 +512,8 @@ class CacheRepository(Repository):
         with self.db.connection("cache.delete_llm_response") as conn:
             cur = conn.execute(q.LLM_DELETE, key)
             row = cur.fetchone()
+        if self.near is not None:
+            self.near.wrote(_LLM, [key["key_hash"]])
         return bool(row and row[0])
 
     def clear(self, kind: str) -> int:
@@ -472,6 +528,8 @@ class CacheRepository(Repository):
         with self.db.connection("cache.clear") as conn:
             cur = conn.execute(statement)
             row = cur.fetchone()
+        if self.near is not None:
+            self.near.wrote_scope(name)
         return int(row[0]) if row else 0
 
     def get_or_set_llm_response(
@@ -528,6 +586,8 @@ class CacheRepository(Repository):
                 row = cur.fetchone()
         if row is None:  # stored in this transaction, or found under the lock
             raise QueryError("cache.get_or_set_llm_response: the stored response is not there")
+        if self.near is not None:
+            self.near.wrote(_LLM, [key["key_hash"]])
         self._core.wrote(_LLM)
         response, metadata, hit_count, created_at, expires_at = row
         return CachedLLMResponse.model_construct(

@@ -57,11 +57,14 @@ class KVNamespace:
     absent for every method, even before cleanup removes its row.
     """
 
-    def __init__(self, core: CacheCore, name: str, *, serializer: object = "json") -> None:
+    def __init__(
+        self, core: CacheCore, name: str, *, serializer: object = "json", near: bool = True
+    ) -> None:
         self.name = check_name(name, "namespace")
         #: Encodes and decodes this namespace's values (``digitwin_db.kv_codec``).
         self.codec = resolve_codec(serializer)
         self._core = core
+        self._near = core.near if near else None
         self._db = core.db
         self._counters = core.counters
         self._prefix = self.name.encode() + b"\x00"
@@ -117,6 +120,18 @@ class KVNamespace:
         )
         return params
 
+    def _near_wrote(self, key_hashes: int | list[int] | None) -> None:
+        """Drop this process's copies of keys it just wrote (None: the whole namespace):
+        a read after a write sees it without waiting for the write's notification. The
+        notification then drops the copies of every other process."""
+        near = self._core.near
+        if near is None:
+            return
+        if key_hashes is None:
+            near.wrote_scope(_CACHE, self.name)
+        else:
+            near.wrote(_CACHE, [key_hashes] if isinstance(key_hashes, int) else key_hashes)
+
     # ------------------------------------------------------------------ reads
     def get(self, key: str, default: Any = None) -> Any:
         """The value of a live key, else ``default``. One primary-key probe.
@@ -125,6 +140,8 @@ class KVNamespace:
         """
         if type(key) is not str:
             key = check_key(key)  # a str subclass (a str enum…) as its plain value
+        if self._near is not None:
+            return self._near.kv_get(self, key, default)
         probe = (self._key_hash(key),)
         try:
             # Concurrent gets share one probe statement (the batcher); alone, it runs at once.
@@ -145,6 +162,8 @@ class KVNamespace:
         round trip. An empty list returns ``{}`` without a query."""
         if is_empty_batch(keys):
             return {}
+        if self._near is not None:
+            return self._near.kv_get_many(self, keys)
         wanted, params = self._get_many_params(keys)
         try:
             with self._db.connection("cache.kv.get_many") as conn:
@@ -186,6 +205,7 @@ class KVNamespace:
         params = self._value_params(key, value, ttl, tags)
         with self._db.connection("cache.kv.set") as conn:
             conn.execute(q.KV_SET, params)
+        self._near_wrote(params["key_hash"])
         self._core.wrote(_CACHE)
 
     def add(
@@ -196,6 +216,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.add") as conn:
             cur = conn.execute(q.KV_ADD, params)
             stored = cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
         if stored:
             self._core.wrote(_CACHE)
         return stored
@@ -231,6 +252,7 @@ class KVNamespace:
         )
         with self._db.connection("cache.kv.set_many") as conn:
             conn.execute(q.KV_SET_MANY, params)
+        self._near_wrote(params["key_hashes"])
         self._core.wrote(_CACHE, len(sizes))
 
     def delete(self, key: str) -> bool:
@@ -239,6 +261,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.delete") as conn:
             cur = conn.execute(q.KV_DELETE, params)
             row = cur.fetchone()
+        self._near_wrote(params["key_hash"])
         return bool(row and row[0])
 
     def delete_many(self, keys: Iterable[str]) -> int:
@@ -250,6 +273,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.delete_many") as conn:
             cur = conn.execute(q.KV_DELETE_MANY, params)
             row = cur.fetchone()
+        self._near_wrote(params["key_hashes"])
         return int(row[0]) if row else 0
 
     def expire(self, key: str, ttl: Seconds) -> bool:
@@ -258,14 +282,18 @@ class KVNamespace:
         params["ttl"] = check_positive_seconds(ttl, "ttl")
         with self._db.connection("cache.kv.expire") as conn:
             cur = conn.execute(q.KV_EXPIRE, params)
-            return cur.fetchone() is not None
+            found = cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
+        return found
 
     def persist(self, key: str) -> bool:
         """Remove a live key's expiry; False when it is absent."""
         params = self._params(key)
         with self._db.connection("cache.kv.persist") as conn:
             cur = conn.execute(q.KV_PERSIST, params)
-            return cur.fetchone() is not None
+            found = cur.fetchone() is not None
+        self._near_wrote(params["key_hash"])
+        return found
 
     def incr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
         """Add ``amount`` atomically (one upsert) and return the new value; an absent or
@@ -281,6 +309,7 @@ class KVNamespace:
             with self._db.connection("cache.kv.incr") as conn:
                 cur = conn.execute(q.KV_INCR, params)
                 row = cur.fetchone()
+            self._near_wrote(params["key_hash"])
         except ValidationError as exc:
             if exc.constraint == "kv_cache_one_value":
                 raise ValidationError(
@@ -307,6 +336,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.delete_prefix") as conn:
             cur = conn.execute(q.KV_DELETE_PREFIX, params)
             row = cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     def invalidate_tags(self, *tags: str) -> int:
@@ -319,6 +349,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.invalidate_tags") as conn:
             cur = conn.execute(q.KV_INVALIDATE_TAGS, params)
             row = cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     def clear(self) -> int:
@@ -326,6 +357,7 @@ class KVNamespace:
         with self._db.connection("cache.kv.clear") as conn:
             cur = conn.execute(q.KV_CLEAR, {"namespace": self.name})
             row = cur.fetchone()
+        self._near_wrote(None)
         return int(row[0]) if row else 0
 
     # ------------------------------------------------------------------ cache-aside
@@ -397,6 +429,7 @@ class KVNamespace:
             value = self._load(loader)
             self.set(key, value, ttl=ttl_seconds)
             return self.codec.normalize(value)
+        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
         self._core.wrote(_CACHE)
         return value
 
@@ -412,6 +445,8 @@ class KVNamespace:
 
     def _lookup(self, params: dict[str, Any]) -> Any:
         """The live value, or ``_MISSING`` (a stored None is a value). Fail-open."""
+        if self._near is not None:
+            return self._near.kv_get(self, params["key"], _MISSING, count=False)
         try:
             with self._db.connection("cache.kv.get") as conn:
                 cur = conn.execute(q.KV_GET, params, binary=True)
@@ -493,4 +528,5 @@ class KVNamespace:
             if row is None or not values_equal(self.codec.decode(row[0], row[1]), expected):
                 return False
             conn.execute(statement, params)
+        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
         return True
