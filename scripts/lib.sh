@@ -56,6 +56,22 @@ ensure_pgbouncer() {
   macOS:         brew install pgbouncer"
 }
 
+# ensure_redis_server: the benchmarks' Redis baselines (never a dependency of the package;
+# the bench smoke test runs them when redis-server is there). Installed when root on Debian.
+ensure_redis_server() {
+    if command -v redis-server >/dev/null 2>&1; then return 0; fi
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "redis-server missing (benchmark baselines only): installing Debian's redis-server"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq redis-server >/dev/null
+        # The package enables a system service; the benchmarks start their own instances.
+        systemctl disable --now redis-server >/dev/null 2>&1 || true
+        command -v redis-server >/dev/null 2>&1 && return 0
+    fi
+    log "redis-server not found: the benchmarks will report their Redis baselines as unavailable"
+}
+
 # ensure_venv [EXTRA]: create .venv and install the package (with extras EXTRA, e.g. "dev")
 # when missing or when pyproject.toml changed since the last install.
 ensure_venv() {

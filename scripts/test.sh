@@ -8,6 +8,7 @@ cd "$ROOT"
 
 ensure_pg_binaries
 ensure_pgbouncer
+ensure_redis_server
 ensure_venv dev
 
 log "ruff"
