@@ -368,7 +368,7 @@ def mixed_worker(
             client = redis.Redis.from_url(redis_url or "")
 
             def redis_get(k: str) -> object:
-                raw = client.get(k)
+                raw: Any = client.get(k)  # bytes (sync client); typed as maybe-awaitable
                 return None if raw is None else json.loads(raw)
 
             def redis_put(k: str, v: object) -> object:
