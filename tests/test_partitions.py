@@ -19,6 +19,10 @@ from tests.helpers import insert_user, scratch_database
 
 MIGRATION = "0013_turn_partitions"
 
+POLICIES = (
+    "SELECT polname FROM pg_policy WHERE polrelid = 'conversation_turns'::regclass ORDER BY 1"
+)
+
 ROWS_DIGEST = (
     "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t.id)) FROM conversation_turns t"
 )
@@ -96,6 +100,7 @@ def test_the_migration_converts_a_table_with_data_in_place(scratch_url: str) -> 
             "TO turns_reader USING (role <> 'system')"
         )
         before = conn.execute(ROWS_DIGEST).fetchone()
+        policies = conn.execute(POLICIES).fetchall()
         months = conn.execute(
             "SELECT count(DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC')) "
             "FROM conversation_turns"
@@ -125,9 +130,9 @@ def test_the_migration_converts_a_table_with_data_in_place(scratch_url: str) -> 
             assert conn.execute(
                 "SELECT has_table_privilege('turns_reader', 'conversation_turns', 'SELECT')"
             ).fetchone() == (True,)
-            assert conn.execute(
-                "SELECT polname FROM pg_policy WHERE polrelid = 'conversation_turns'::regclass"
-            ).fetchall() == [("turns_reader_no_system",)]
+            # Every policy survives: ours and those of other migrations (tenant isolation).
+            assert conn.execute(POLICIES).fetchall() == policies
+            assert ("turns_reader_no_system",) in policies
             assert conn.execute(
                 "SELECT count(*) FROM pg_indexes WHERE tablename = 'conversation_turns' "
                 "AND indexname = 'conversation_turns_role_idx'"
