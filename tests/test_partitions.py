@@ -126,7 +126,8 @@ def test_the_migration_converts_a_table_with_data_in_place(scratch_url: str) -> 
                 "SELECT has_table_privilege('turns_reader', 'conversation_turns', 'SELECT')"
             ).fetchone() == (True,)
             assert conn.execute(
-                "SELECT polname FROM pg_policy WHERE polrelid = 'conversation_turns'::regclass"
+                "SELECT polname FROM pg_policy WHERE polrelid = 'conversation_turns'::regclass "
+                "AND polname <> 'conversation_turns_tenant'"  # the tenant policy (0007) too
             ).fetchall() == [("turns_reader_no_system",)]
             assert conn.execute(
                 "SELECT count(*) FROM pg_indexes WHERE tablename = 'conversation_turns' "
