@@ -185,7 +185,8 @@ def test_caches_and_rate_limits_pointed_at_a_standby_fail_typed(
             repositories.cache.kv.get("k")
         with pytest.raises(ddb.QueryError):
             repositories.cache.kv.set("k", 1)
-        with pytest.raises(ddb.RateLimitUnavailableError):  # RATE_LIMIT_ON_ERROR=raise
+        # Every database failure follows rate_limit_on_error (default "raise"): typed.
+        with pytest.raises(ddb.RateLimitUnavailableError, match="ReadOnlySqlTransaction"):
             repositories.rate_limits.check_and_consume(
                 uuid.uuid4(), "e", capacity=1, window_seconds=60
             )
