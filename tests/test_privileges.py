@@ -201,6 +201,35 @@ def test_queued_erasures_are_anonymised_by_the_maintenance_job(
     assert CleanupJob(maintenance_factory).run_once().audit_erasures == 0
 
 
+def test_turn_retention_runs_as_the_maintenance_role(
+    role_urls: RoleUrls, raw_conn: psycopg.Connection
+) -> None:
+    # An old month of turns, in its own partition (created ahead of the insert).
+    user_id = raw_conn.execute(
+        "INSERT INTO users (email, name) VALUES ('old@example.com', 'Old') RETURNING id"
+    ).fetchone()[0]  # type: ignore[index]
+    session_id = raw_conn.execute(
+        "INSERT INTO conversation_sessions (user_id) VALUES (%s) RETURNING id", (user_id,)
+    ).fetchone()[0]  # type: ignore[index]
+    raw_conn.execute("SELECT conversation_turns_create_partition(now() - interval '400 days')")
+    raw_conn.execute(
+        "INSERT INTO conversation_turns (session_id, turn_number, role, content, created_at) "
+        "VALUES (%s, 1, 'user', 'hi', now() - interval '400 days')",
+        (session_id,),
+    )
+    db = Database(
+        url=role_urls.maintenance, pool_min_size=0, pool_max_size=2, turn_retention_days=90
+    )
+    db.open()
+    try:
+        report = CleanupJob(RepositoryFactory(db)).run_once()
+    finally:
+        db.close()
+    assert report.errors == {}
+    assert report.removed["conversation_turns"] == 1
+    assert raw_conn.execute("SELECT count(*) FROM conversation_turns").fetchone() == (0,)
+
+
 def test_anonymise_refuses_a_user_who_still_exists(
     app_factory: RepositoryFactory, role_urls: RoleUrls, raw_conn: psycopg.Connection
 ) -> None:

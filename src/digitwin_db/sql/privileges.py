@@ -44,4 +44,6 @@ MAINTENANCE_FUNCTIONS: tuple[LiteralString, ...] = (
     "digitwin_audit_purge(double precision, integer)",
     "digitwin_audit_anonymise(uuid)",
     "digitwin_audit_process_erasures(integer)",
+    # Turn retention (migration 0013): the cleanup job drops whole month partitions.
+    "conversation_turns_drop_partitions(timestamp with time zone)",
 )
