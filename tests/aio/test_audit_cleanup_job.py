@@ -81,17 +81,6 @@ async def test_a_failing_step_does_not_stop_the_others(
     assert _left(raw_conn) == (4, 2, 1)
 
 
-async def test_a_missing_repository_is_skipped_with_a_reason(
-    factory: AsyncRepositoryFactory, raw_conn: psycopg.Connection
-) -> None:
-    _seed(raw_conn)
-    del factory.cache  # as in a build without the cache
-    report = await AsyncCleanupJob(factory).run_once()
-    assert "cache" in report.skipped and "not available" in report.skipped["cache"]
-    assert report.removed["audit_logs"] == 7
-    assert _left(raw_conn)[0] == 10
-
-
 @pytest.mark.parametrize("batch_size", [0, -5, 2.5, True])
 async def test_bad_batch_size(factory: AsyncRepositoryFactory, batch_size: object) -> None:
     with pytest.raises(ValidationError, match="batch_size"):

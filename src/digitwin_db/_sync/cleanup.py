@@ -134,9 +134,7 @@ class CleanupJob:
         return report
 
     def _cache(self, removed: dict[str, int], stop: Callable[[], bool]) -> str | None:
-        cache = getattr(self.factory, "cache", None)
-        if cache is None or not hasattr(cache, "cleanup_expired"):
-            return "the cache repository is not available in this version"
+        cache = self.factory.cache
         per_table = rows_per_table(
             cache.cleanup_expired(batch_size=self.batch_size, should_stop=stop)
         )
@@ -146,9 +144,7 @@ class CleanupJob:
         return None
 
     def _rate_limits(self, removed: dict[str, int]) -> str | None:
-        rate_limits = getattr(self.factory, "rate_limits", None)
-        if rate_limits is None or not hasattr(rate_limits, "cleanup_idle"):
-            return "the rate-limit repository is not available in this version"
+        rate_limits = self.factory.rate_limits
         count = int(
             rate_limits.cleanup_idle(older_than=timedelta(seconds=self.rate_limit_idle_seconds))
         )

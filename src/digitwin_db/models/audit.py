@@ -98,7 +98,7 @@ class CleanupJobReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     removed: dict[str, int] = Field(default_factory=dict)
-    #: Steps that did not run, with the reason (e.g. a repository that is not available).
+    #: Steps that did not run, with the reason (e.g. the partitions step before migration 0013).
     skipped: dict[str, str] = Field(default_factory=dict)
     #: Steps that failed, with the error message (the other steps still ran).
     errors: dict[str, str] = Field(default_factory=dict)
