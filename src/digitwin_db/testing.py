@@ -275,6 +275,7 @@ def embedded_pgbouncer(
     pool_mode: str = "transaction",
     default_pool_size: int = 20,
     aliases: dict[str, int] | None = None,
+    users: tuple[str, ...] = (),
 ) -> Iterator[PgBouncer]:
     """Start ``pgbouncer`` on a free loopback port in front of ``server``; stop it on exit.
 
@@ -282,7 +283,9 @@ def embedded_pgbouncer(
     ``options`` startup parameter (which carries statement/lock timeouts) is ignored, no
     reset query is needed in transaction mode. ``aliases`` maps extra database names to a
     server pool size of their own (e.g. ``{"tiny": 1}``), all pointing at the server's
-    database. As root, pgbouncer (which refuses to run as root) runs as ``postgres``.
+    database; ``users`` names more roles the bouncer lets through (e.g. the application
+    role; the server authenticates them as it would directly). As root, pgbouncer (which
+    refuses to run as root) runs as ``postgres``.
     """
     binary = find_pgbouncer()
     parts = urlsplit(server.url)
@@ -294,7 +297,9 @@ def embedded_pgbouncer(
     databases = [f"{dbname} = {target}"]
     for alias, size in (aliases or {}).items():
         databases.append(f"{alias} = {target} pool_size={size}")
-    (workdir / "userlist.txt").write_text(f'"{user}" ""\n', encoding="utf-8")
+    (workdir / "userlist.txt").write_text(
+        "".join(f'"{name}" ""\n' for name in (user, *users)), encoding="utf-8"
+    )
     ini = workdir / "pgbouncer.ini"
     log = workdir / "pgbouncer.log"
     ini.write_text(
