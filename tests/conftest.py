@@ -5,6 +5,7 @@ generated from them (tests/sync) live here; the API-specific ones in each tree's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,7 +15,15 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from digitwin_db import Database, RepositoryFactory, migrations
+from digitwin_db.settings import ENV_FILE_VARIABLE
 from digitwin_db.testing import EmbeddedPostgres, embedded_postgres
+
+# The checkout's own .env (written by scripts/init_db.sh: DATABASE_URL, OWNER_DATABASE_URL,
+# MAINTENANCE_DATABASE_URL of the embedded demo server) must never reach the tests or the
+# CLI processes they start: a migrate or cleanup would run against the demo server. Point
+# every Settings() of this session, and of its subprocesses, at an empty env file; a test of
+# the .env rules sets the variable itself (monkeypatch).
+os.environ[ENV_FILE_VARIABLE] = os.devnull
 
 
 @pytest.fixture(scope="session")
