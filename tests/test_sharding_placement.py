@@ -50,7 +50,7 @@ def test_30k_keys_spread_evenly_over_three_shards() -> None:
         f"\nkeys per shard ({KEYS} keys): "
         + ", ".join(f"{n}: {c} ({c / KEYS:.2%})" for n, c in zip(THREE, counts, strict=True))
         + f"; slots: {[round(s, 4) for s in ring.slot_shares()]}; "
-        f"bound ±{tolerance:.0f} keys (6σ, {tolerance / expected:.1%})"
+        f"bound ±{tolerance:.0f} keys (6 sigma, {tolerance / expected:.1%})"
     )
     assert sum(counts) == KEYS
     for count in counts:

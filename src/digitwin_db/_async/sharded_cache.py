@@ -55,7 +55,7 @@ from digitwin_db.models.cache import (
     CleanupReport,
     SearchHit,
 )
-from digitwin_db.models.common import RepositoryCheck
+from digitwin_db.models.common import DatabaseHealth, RepositoryCheck
 
 __all__ = ["AsyncShardedCache", "AsyncShardedKVNamespace"]
 
@@ -510,16 +510,30 @@ class AsyncShardedCache(AsyncCacheRepository):
 
     # ------------------------------------------------------------------ lifecycle
     async def check_health(self) -> RepositoryCheck:
-        """ok when every shard's cache tables answer; ``details["shards"]`` has each
-        shard's check (and its near cache listener when the near cache is on)."""
-        checks = await self._each(lambda s: s.cache.check_health())
+        """ok when every shard answers with no pending migration and its cache tables
+        answer; ``details["shards"]`` has each shard's check, its database health (latency,
+        pending migrations, pool) and its near cache listener when the near cache is on."""
+
+        async def one(shard: AsyncCacheShard) -> tuple[RepositoryCheck, DatabaseHealth]:
+            return await shard.cache.check_health(), await shard.db.health_check()
+
+        results = await self._each(one)
+        shards = self.shards.shards
         details = {
             "shards": {
-                s.name: c.model_dump(mode="json", exclude={"name"})
-                for s, c in zip(self.shards.shards, checks, strict=True)
+                s.name: {
+                    **check.model_dump(mode="json", exclude={"name"}),
+                    "database": database.model_dump(mode="json"),
+                }
+                for s, (check, database) in zip(shards, results, strict=True)
             }
         }
-        down = [s.name for s, c in zip(self.shards.shards, checks, strict=True) if not c.ok]
+        checks = [check for check, _ in results]
+        down = [
+            s.name
+            for s, (check, database) in zip(shards, results, strict=True)
+            if not (check.ok and database.ok)
+        ]
         latencies = [c.latency_ms for c in checks if c.latency_ms is not None]
         return RepositoryCheck(
             name=self.name,
