@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from digitwin_db._async.database import AsyncDatabase
+from digitwin_db._async.maintenance import AsyncMaintenance
 from digitwin_db._async.repositories.cache import AsyncCacheRepository
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db.errors import DatabaseUnavailableError
@@ -37,6 +38,8 @@ class AsyncCacheShard:
         self.db = db
         self.cache = AsyncCacheRepository(db)
         self.rate_limits = AsyncRateLimitRepository(db)
+        #: VACUUM and table statistics of this shard (``factory.maintenance`` is the primary's).
+        self.maintenance = AsyncMaintenance(db)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

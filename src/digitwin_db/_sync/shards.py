@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from digitwin_db._sync.database import Database
+from digitwin_db._sync.maintenance import Maintenance
 from digitwin_db._sync.repositories.cache import CacheRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db.errors import DatabaseUnavailableError
@@ -40,6 +41,8 @@ class CacheShard:
         self.db = db
         self.cache = CacheRepository(db)
         self.rate_limits = RateLimitRepository(db)
+        #: VACUUM and table statistics of this shard (``factory.maintenance`` is the primary's).
+        self.maintenance = Maintenance(db)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
