@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.timeout(300)
 def test_sharding_benchmark_runs(tmp_path: Path) -> None:
     out = tmp_path / "sharding.json"
+    argv = ["--keys", "1000", "--rounds", "1", "--json", str(out)]
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.sharding", "--keys", "1000", "--rounds", "1"]
-        + ["--json", str(out)],
+        [sys.executable, "-m", "bench.sharding", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
