@@ -8,6 +8,7 @@ shard that is down fails open for its own keys only."""
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -299,3 +300,36 @@ def test_a_shard_that_is_down_fails_open_for_its_keys_only(
         assert kv.get_many(mapping) == mapping  # back: every key hits again
     finally:
         factory.close()
+
+
+def _closed_port_url() -> str:
+    """A URL whose port has nothing listening (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+def test_a_shard_down_at_start_leaves_the_others_working(
+    pg_url: str, shard_servers: list[EmbeddedPostgres]
+) -> None:
+    _truncate(shard_servers)
+    db = Database(
+        url=pg_url,
+        cache_shard_urls=[shard_servers[0].url, shard_servers[1].url, _closed_port_url()],
+        pool_min_size=1,
+        connect_timeout=1.0,
+    )
+    factory = RepositoryFactory.instance(db)  # opens the shards: one fails
+    try:
+        kv = factory.cache.kv
+        keys = [f"up{i}" for i in range(60)]
+        up = [k for k in keys if _kv_shard(factory, k) != 2]
+        kv.set_many({k: 1 for k in up})
+        assert kv.get_many(keys) == dict.fromkeys(up, 1)
+        with pytest.raises(DatabaseUnavailableError):
+            kv.set_many({k: 1 for k in keys})
+        report = factory.health()
+        assert not next(c for c in report.repositories if c.name == "cache").ok
+    finally:
+        RepositoryFactory.reset()

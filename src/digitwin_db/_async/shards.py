@@ -22,6 +22,7 @@ from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.maintenance import AsyncMaintenance
 from digitwin_db._async.repositories.cache import AsyncCacheRepository
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
+from digitwin_db.circuit import CLOSED
 from digitwin_db.errors import DatabaseUnavailableError
 from digitwin_db.sharding import ShardRing, shard_identity
 
@@ -112,6 +113,8 @@ class AsyncCacheShards:
                         exc,
                     )
                     await shard.db.open(wait=False)
+                    # Its first calls fail fast instead of each waiting for the pool.
+                    shard.db.breaker.record_failure("unreachable when the shards were opened")
             self._open = True
 
     async def close(self) -> None:
@@ -122,7 +125,10 @@ class AsyncCacheShards:
         for shard in self.shards:
             await shard.cache.close()
             await shard.rate_limits.close()
-            await shard.db.close()
+            # A shard known to be down has nothing to wait for (its pool would keep
+            # trying to connect until the close timeout).
+            down = shard.db.breaker.state != CLOSED
+            await shard.db.close(timeout=0.0 if down else None)
         if True:  # ASYNC
             pass
         else:

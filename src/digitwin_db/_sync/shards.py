@@ -25,6 +25,7 @@ from digitwin_db._sync.database import Database
 from digitwin_db._sync.maintenance import Maintenance
 from digitwin_db._sync.repositories.cache import CacheRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
+from digitwin_db.circuit import CLOSED
 from digitwin_db.errors import DatabaseUnavailableError
 from digitwin_db.sharding import ShardRing, shard_identity
 
@@ -112,6 +113,8 @@ class CacheShards:
                         exc,
                     )
                     shard.db.open(wait=False)
+                    # Its first calls fail fast instead of each waiting for the pool.
+                    shard.db.breaker.record_failure("unreachable when the shards were opened")
             self._open = True
 
     def close(self) -> None:
@@ -122,7 +125,10 @@ class CacheShards:
         for shard in self.shards:
             shard.cache.close()
             shard.rate_limits.close()
-            shard.db.close()
+            # A shard known to be down has nothing to wait for (its pool would keep
+            # trying to connect until the close timeout).
+            down = shard.db.breaker.state != CLOSED
+            shard.db.close(timeout=0.0 if down else None)
         self._executor.shutdown(wait=False)
 
     # ------------------------------------------------------------------ fan-out
