@@ -16,10 +16,8 @@ import psycopg
 import pytest
 
 from digitwin_db import Database, RepositoryFactory
-from digitwin_db.cache_codec import KV_PERSON
-from digitwin_db.key_hash import PrefixHasher
 from digitwin_db.models.rate_limits import Limit
-from digitwin_db.sharding import ShardRing, shard_identity, subject_hash
+from digitwin_db.sharding import SUBJECT_SEED, ShardRing, key_seed, shard_identity
 from digitwin_db.testing import EmbeddedPostgres
 
 CAPACITY = 40
@@ -52,7 +50,7 @@ def _subjects_one_per_shard(urls: list[str]) -> list[str]:
     i = 0
     while len(chosen) < len(urls):
         subject = f"tenant-{os.getpid()}-{time.monotonic_ns()}-{i}"
-        chosen.setdefault(ring.shard_of(subject_hash(subject)), subject)
+        chosen.setdefault(ring.shard_of(subject.encode(), SUBJECT_SEED), subject)
         i += 1
     return [chosen[k] for k in sorted(chosen)]
 
@@ -111,7 +109,7 @@ def test_rate_limits_are_exact_per_bucket_from_several_processes(
     for subject in subjects:
         admitted = sum(r[subject] for r in results)
         assert admitted == CAPACITY, (subject, [r[subject] for r in results])
-        server = shard_servers[ring.shard_of(subject_hash(subject))]
+        server = shard_servers[ring.shard_of(subject.encode(), SUBJECT_SEED)]
         with psycopg.connect(server.url) as conn:
             rows = conn.execute(
                 "SELECT endpoint, allowed_count, denied_count FROM rate_limits "
@@ -159,9 +157,9 @@ def test_near_cache_invalidation_from_a_write_on_one_shard_reaches_another_proce
 ) -> None:
     urls = [s.url for s in shard_servers]
     ring = _ring(urls)
-    hasher = PrefixHasher(KV_PERSON, b"default\x00")
+    seed = key_seed(b"default\x00")
     key = next(
-        k for k in (f"near-{i}" for i in range(1000)) if ring.shard_of(hasher(k.encode())) == 2
+        k for k in (f"near-{i}" for i in range(1000)) if ring.shard_of(k.encode(), seed) == 2
     )
     writer = _open(pg_url, urls)
     try:

@@ -9,11 +9,16 @@ import random
 import pydantic
 import pytest
 
-from digitwin_db.cache_codec import KV_PERSON
 from digitwin_db.errors import ConfigurationError
-from digitwin_db.key_hash import PrefixHasher
 from digitwin_db.settings import Settings
-from digitwin_db.sharding import SLOTS, ShardRing, shard_identity, shard_urls, subject_hash
+from digitwin_db.sharding import (
+    SLOTS,
+    SUBJECT_SEED,
+    ShardRing,
+    key_seed,
+    shard_identity,
+    shard_urls,
+)
 
 KEYS = 30_000
 # Three shards as a deployment would name them (random ports: a fresh set every run).
@@ -23,10 +28,14 @@ THREE = [f"10.0.0.{i + 1}:{PORTS[i]}/cache" for i in range(3)]
 FOURTH = f"10.0.0.9:{PORTS[3]}/cache"
 
 
-def _key_hashes(count: int) -> list[int]:
-    """The real ``kv_cache.key_hash`` of ``count`` random keys of namespace "default"."""
-    hasher = PrefixHasher(KV_PERSON, b"default\x00")
-    return [hasher(f"user:{_rng.getrandbits(64):x}:{i}".encode()) for i in range(count)]
+SEED = key_seed(b"default\x00")  # kv keys of namespace "default", as the cache places them
+
+
+def _keys(count: int) -> list[bytes]:
+    """``count`` keys: half random, half sequential (``user:<n>``, the common shape)."""
+    start = _rng.randrange(10**9)
+    random_keys = [f"{_rng.getrandbits(64):x}".encode() for _ in range(count // 2)]
+    return random_keys + [f"user:{start + i}".encode() for i in range(count - count // 2)]
 
 
 def _six_sigma(count: int, shards: int) -> float:
@@ -40,10 +49,10 @@ def _six_sigma(count: int, shards: int) -> float:
 
 def test_30k_keys_spread_evenly_over_three_shards() -> None:
     ring = ShardRing(THREE)
-    hashes = _key_hashes(KEYS)
+    keys = _keys(KEYS)
     counts = [0, 0, 0]
-    for h in hashes:
-        counts[ring.shard_of(h)] += 1
+    for h in keys:
+        counts[ring.shard_of(h, SEED)] += 1
     expected = KEYS / 3
     tolerance = _six_sigma(KEYS, 3)
     print(
@@ -59,31 +68,33 @@ def test_30k_keys_spread_evenly_over_three_shards() -> None:
 
 def test_adding_a_fourth_shard_moves_a_quarter_of_the_keys_all_to_it() -> None:
     three, four = ShardRing(THREE), ShardRing([*THREE, FOURTH])
-    hashes = _key_hashes(KEYS)
+    keys = _keys(KEYS)
     moved = 0
-    for h in hashes:
-        before, after = THREE[three.shard_of(h)], four.identities[four.shard_of(h)]
+    for h in keys:
+        before, after = THREE[three.shard_of(h, SEED)], four.identities[four.shard_of(h, SEED)]
         if before != after:
             moved += 1
             assert after == FOURTH  # a key only ever moves to the new shard
     print(f"\nadding a 4th shard moved {moved}/{KEYS} keys ({moved / KEYS:.2%}; ideal 25%)")
     assert 0.20 <= moved / KEYS <= 0.30
     # Removing it again puts every key back where it was.
-    assert all(THREE[three.shard_of(h)] == THREE[ShardRing(THREE).shard_of(h)] for h in hashes)
+    assert all(
+        THREE[three.shard_of(h, SEED)] == THREE[ShardRing(THREE).shard_of(h, SEED)] for h in keys
+    )
 
 
 def test_removing_a_shard_moves_only_its_keys() -> None:
     three, two = ShardRing(THREE), ShardRing(THREE[:2])
-    for h in _key_hashes(5000):
-        before = THREE[three.shard_of(h)]
+    for h in _keys(5000):
+        before = THREE[three.shard_of(h, SEED)]
         if before != THREE[2]:
-            assert two.identities[two.shard_of(h)] == before
+            assert two.identities[two.shard_of(h, SEED)] == before
 
 
 def test_reordering_the_list_moves_nothing() -> None:
     rings = [ShardRing(order) for order in (THREE, THREE[::-1], [THREE[1], THREE[2], THREE[0]])]
-    for h in _key_hashes(5000):
-        owners = {ring.identities[ring.shard_of(h)] for ring in rings}
+    for h in _keys(5000):
+        owners = {ring.identities[ring.shard_of(h, SEED)] for ring in rings}
         assert len(owners) == 1
     for slot in range(SLOTS):
         assert len({r.identities[r.owner_of_slot(slot)] for r in rings}) == 1
@@ -91,11 +102,11 @@ def test_reordering_the_list_moves_nothing() -> None:
 
 def test_group_keeps_positions_per_shard() -> None:
     ring = ShardRing(THREE)
-    hashes = _key_hashes(100)
-    groups = ring.group(hashes)
+    keys = [k.decode() for k in _keys(100)]
+    groups = ring.group(keys, SEED)
     assert sorted(p for positions in groups.values() for p in positions) == list(range(100))
     for shard, positions in groups.items():
-        assert all(ring.shard_of(hashes[p]) == shard for p in positions)
+        assert all(ring.shard_of(keys[p].encode(), SEED) == shard for p in positions)
 
 
 def test_identity_is_host_port_dbname_never_credentials() -> None:
@@ -113,12 +124,11 @@ def test_identity_is_host_port_dbname_never_credentials() -> None:
     assert "pw-in-bad-url" not in str(info.value)
 
 
-def test_subject_hash_is_stable_and_spreads() -> None:
-    assert subject_hash("user-1") == subject_hash("user-1")
+def test_subjects_spread() -> None:
     ring = ShardRing(THREE)
     counts = [0, 0, 0]
     for i in range(3000):
-        counts[ring.shard_of(subject_hash(f"subject-{i}"))] += 1
+        counts[ring.shard_of(f"subject-{i}".encode(), SUBJECT_SEED)] += 1
     assert all(abs(c - 1000) <= _six_sigma(3000, 3) for c in counts)
 
 

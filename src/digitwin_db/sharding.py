@@ -6,8 +6,12 @@ its URL (never the user or password, never its position in the list), and a key 
 the server chosen by **rendezvous (highest-random-weight) hashing** over a fixed set of
 :data:`SLOTS` slots:
 
-* a key's slot is the low 14 bits of its 64-bit hash (the cache's own ``key_hash``, a
-  blake2b digest, or for a rate-limit subject a blake2b digest of the subject);
+* a key's slot is the low 14 bits of the CRC-32 of its bytes (as Redis Cluster's key
+  slots use CRC16): for a kv entry ``namespace NUL key``, for an embedding ``model NUL
+  text``, for a search or LLM entry the bytes its ``key_hash`` digests, for a rate-limit
+  subject its canonical text — each behind a fixed prefix (:func:`key_seed`). CRC-32 is not
+  a secure hash, it need not be: it spreads keys evenly (sequential keys more evenly than
+  chance) and costs a quarter of a blake2b digest, which shows in ``get_many``;
 * each slot goes to the shard whose ``blake2b(identity ‖ slot)`` score is highest. The
   table of 16,384 owners is computed once per set of shards (about 50k digests for three
   shards: a few tens of milliseconds), so placing a key is one table lookup.
@@ -22,6 +26,7 @@ host, port and database name.
 from __future__ import annotations
 
 import functools
+import zlib
 from collections.abc import Sequence
 from hashlib import blake2b
 
@@ -31,11 +36,13 @@ from psycopg.conninfo import conninfo_to_dict
 from digitwin_db.errors import ConfigurationError
 
 __all__ = [
+    "LOCK_SEED",
     "SLOTS",
+    "SUBJECT_SEED",
     "ShardRing",
+    "key_seed",
     "shard_identity",
     "shard_urls",
-    "subject_hash",
 ]
 
 #: Number of slots (a power of two): fine enough that N shards get equal shares within a
@@ -43,7 +50,6 @@ __all__ = [
 SLOTS = 16_384
 _SLOT_MASK = SLOTS - 1
 _SCORE_PERSON = b"dtw-shard-hrw"
-_SUBJECT_PERSON = b"dtw-rl-subject"
 
 
 def shard_identity(url: str) -> str:
@@ -73,10 +79,15 @@ def shard_urls(urls: Sequence[object]) -> list[tuple[str, str]]:
     return out
 
 
-def subject_hash(subject: str) -> int:
-    """The 64-bit placement hash of a rate-limit subject (its canonical text form)."""
-    digest = blake2b(subject.encode(), digest_size=8, person=_SUBJECT_PERSON).digest()
-    return int.from_bytes(digest, "big", signed=True)
+def key_seed(prefix: bytes) -> int:
+    """The running CRC-32 of ``prefix``: ``ShardRing.shard_of(data, key_seed(prefix))``
+    places ``prefix + data`` without concatenating them."""
+    return zlib.crc32(prefix)
+
+
+#: Seed of rate-limit subjects (their canonical text) and of lock names.
+SUBJECT_SEED = key_seed(b"rate-limit subject\x00")
+LOCK_SEED = key_seed(b"lock\x00")
 
 
 @functools.lru_cache(maxsize=16)
@@ -132,23 +143,30 @@ class ShardRing:
         return f"<ShardRing {list(self.identities)!r}>"
 
     @staticmethod
-    def slot_of(key_hash: int) -> int:
-        """The slot of a 64-bit key hash (signed or unsigned)."""
-        return key_hash & _SLOT_MASK
+    def slot_of(data: bytes, seed: int = 0) -> int:
+        """The slot of ``data`` (behind the prefix whose :func:`key_seed` is ``seed``)."""
+        return zlib.crc32(data, seed) & _SLOT_MASK
 
-    def shard_of(self, key_hash: int) -> int:
-        """Index (into ``identities``) of the shard that holds ``key_hash``."""
-        return self._owners[key_hash & _SLOT_MASK]
+    def shard_of(self, data: bytes, seed: int = 0) -> int:
+        """Index (into ``identities``) of the shard that holds ``data``."""
+        return self._owners[zlib.crc32(data, seed) & _SLOT_MASK]
 
     def owner_of_slot(self, slot: int) -> int:
         return self._owners[slot]
 
-    def group(self, key_hashes: Sequence[int]) -> dict[int, list[int]]:
-        """Positions in ``key_hashes`` grouped by shard index (shards without keys left out)."""
+    def group(self, texts: Sequence[str], seed: int = 0) -> dict[int, list[int]]:
+        """Positions in ``texts`` (valid UTF-8 strings) grouped by shard index (shards
+        without any left out)."""
         owners = self._owners
+        crc = zlib.crc32
         groups: dict[int, list[int]] = {}
-        for position, key_hash in enumerate(key_hashes):
-            groups.setdefault(owners[key_hash & _SLOT_MASK], []).append(position)
+        for position, text in enumerate(texts):
+            owner = owners[crc(text.encode(), seed) & _SLOT_MASK]
+            found = groups.get(owner)
+            if found is None:
+                groups[owner] = [position]
+            else:
+                found.append(position)
         return groups
 
     def slot_shares(self) -> list[float]:

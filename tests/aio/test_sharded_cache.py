@@ -22,11 +22,9 @@ from digitwin_db._async.repositories.cache import AsyncCacheRepository
 from digitwin_db._async.sharded_cache import AsyncShardedCache
 from digitwin_db._async.sharded_rate_limits import AsyncShardedRateLimits
 from digitwin_db._async.shards import AsyncCacheShards
-from digitwin_db.cache_codec import KV_PERSON
 from digitwin_db.errors import DatabaseUnavailableError, DigitwinDBError, ValidationError
-from digitwin_db.key_hash import PrefixHasher
 from digitwin_db.models.rate_limits import Limit
-from digitwin_db.sharding import subject_hash
+from digitwin_db.sharding import SUBJECT_SEED, key_seed
 from digitwin_db.testing import EmbeddedPostgres
 
 CACHE_TABLES = "kv_cache, embedding_cache, vector_search_cache, llm_response_cache"
@@ -80,8 +78,11 @@ def _cache(factory: AsyncRepositoryFactory) -> AsyncShardedCache:
 
 
 def _kv_shard(factory: AsyncRepositoryFactory, key: str, namespace: str = "default") -> int:
-    hasher = PrefixHasher(KV_PERSON, namespace.encode() + b"\x00")
-    return _shards(factory).ring.shard_of(hasher(key.encode()))
+    return _shards(factory).ring.shard_of(key.encode(), key_seed(namespace.encode() + b"\x00"))
+
+
+def _subject_shard(factory: AsyncRepositoryFactory, subject: str) -> int:
+    return _shards(factory).ring.shard_of(subject.encode(), SUBJECT_SEED)
 
 
 async def test_without_shards_nothing_changes(factory: AsyncRepositoryFactory) -> None:
@@ -215,14 +216,13 @@ async def test_rate_limit_buckets_live_on_their_subjects_shard(
     for subject in subjects:
         results = [await rl.check_many(subject, limits) for _ in range(4)]
         assert [r.allowed for r in results] == [True, True, True, False]
-    ring = _shards(sharded).ring
     for index, server in enumerate(shard_servers):
         rows = _rows(server, "SELECT user_id || ' ' || endpoint FROM rate_limits")
         expected = {
             f"{s} {e}"
             for s in subjects
             for e in ("chat", "day")
-            if ring.shard_of(subject_hash(s)) == index
+            if _subject_shard(sharded, s) == index
         }
         assert set(rows) == expected
     one = subjects[0]
@@ -230,7 +230,7 @@ async def test_rate_limit_buckets_live_on_their_subjects_shard(
     assert len(await rl.usage(one)) == 2
     assert await rl.reset(one) == 2
     assert (await rl.check_and_increment(one, "chat", 3, 60)).allowed
-    assert rl.shard_name(one) == _shards(sharded).shards[ring.shard_of(subject_hash(one))].name
+    assert rl.shard_name(one) == _shards(sharded).shards[_subject_shard(sharded, one)].name
     assert await rl.cleanup_idle(older_than=3600) == 0  # every bucket is fresh
     with pytest.raises(ValidationError):
         await rl.check_and_consume("", "chat", capacity=1, refill_rate=1)
@@ -261,10 +261,9 @@ async def test_a_shard_that_is_down_fails_open_for_its_keys_only(
         down = 1
         on_down = [k for k in mapping if _kv_shard(factory, k) == down]
         others = {k: v for k, v in mapping.items() if _kv_shard(factory, k) != down}
-        ring = _shards(factory).ring
         subjects = [f"subject-{i}" for i in range(40)]
-        down_subject = next(s for s in subjects if ring.shard_of(subject_hash(s)) == down)
-        up_subject = next(s for s in subjects if ring.shard_of(subject_hash(s)) != down)
+        down_subject = next(s for s in subjects if _subject_shard(factory, s) == down)
+        up_subject = next(s for s in subjects if _subject_shard(factory, s) != down)
         shard_servers[down].halt()
         try:
             assert await kv.get_many(mapping) == others  # the down shard's keys: misses

@@ -2,14 +2,14 @@
 
 A routing façade with the public API of :class:`AsyncCacheRepository` (the Solid Cache
 shape: one small class that picks a shard): every call on one key goes to the shard that
-holds the key (``digitwin_db.sharding``: rendezvous hashing of the cache's own 64-bit
-``key_hash``); calls on many keys (``get_many``, ``set_many``, ``delete_many``,
-``get_embeddings``, ``set_embeddings``) group the keys by shard and run one statement per
-shard, the shards concurrently; calls on a whole cache (``clear``, ``delete_prefix``,
-``invalidate_tags``, ``cleanup_expired``, ``enforce_caps``, ``flush_stats``) run on every
-shard. Each shard is a full cache repository over its own pool, so fail-open reads, the
-statistics, caps (per shard) and the near cache (a listener per shard) behave per shard
-exactly as with one server.
+holds the key (``digitwin_db.sharding``: rendezvous hashing of the key's slot, the CRC-32
+of the bytes its ``key_hash`` digests); calls on many keys (``get_many``, ``set_many``,
+``delete_many``, ``get_embeddings``, ``set_embeddings``) group the keys by shard and run
+one statement per shard, the shards concurrently; calls on a whole cache (``clear``,
+``delete_prefix``, ``invalidate_tags``, ``cleanup_expired``, ``enforce_caps``,
+``flush_stats``) run on every shard. Each shard is a full cache repository over its own
+pool, so fail-open reads, the statistics, caps (per shard) and the near cache (a listener
+per shard) behave per shard exactly as with one server.
 
 Multi-shard writes are all-or-none *per shard*: ``set_many`` over three shards is three
 statements, and a shard that is down fails its part (``DatabaseUnavailableError``) while
@@ -30,10 +30,6 @@ from digitwin_db._async.repositories.cache_kv import AsyncKVNamespace
 from digitwin_db._async.repositories.cache_lock import AsyncCacheLock
 from digitwin_db._async.shards import AsyncCacheShard, AsyncCacheShards
 from digitwin_db.cache_codec import (
-    EMBEDDING_PERSON,
-    KV_PERSON,
-    LLM_PERSON,
-    SEARCH_PERSON,
     Seconds,
     canonical_params,
     check_key,
@@ -42,12 +38,10 @@ from digitwin_db.cache_codec import (
     check_name,
     check_tags,
     check_text,
-    hash_key,
     is_empty_batch,
 )
 from digitwin_db.cache_registry import CACHE_NAMES
 from digitwin_db.errors import DigitwinDBError, ValidationError
-from digitwin_db.key_hash import PrefixHasher
 from digitwin_db.models.cache import (
     CacheCounts,
     CachedLLMResponse,
@@ -56,6 +50,7 @@ from digitwin_db.models.cache import (
     SearchHit,
 )
 from digitwin_db.models.common import DatabaseHealth, RepositoryCheck
+from digitwin_db.sharding import LOCK_SEED, key_seed
 
 __all__ = ["AsyncShardedCache", "AsyncShardedKVNamespace"]
 
@@ -94,7 +89,7 @@ class AsyncShardedKVNamespace(AsyncKVNamespace):
             for s in shards.shards
         ]
         self.codec = self._views[0].codec
-        self._hash = PrefixHasher(KV_PERSON, self.name.encode() + b"\x00")
+        self._seed = key_seed(self.name.encode() + b"\x00")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} over {len(self._views)} shards>"
@@ -110,13 +105,12 @@ class AsyncShardedKVNamespace(AsyncKVNamespace):
         except UnicodeEncodeError:
             check_key(key)
             raise
-        return self._views[self._shards.ring.shard_of(self._hash(data))]
+        return self._views[self._shards.ring.shard_of(data, self._seed)]
 
     async def _grouped(self, keys: list[str]) -> list[tuple[AsyncKVNamespace, list[str]]]:
         """``keys`` (validated) grouped by the shard view that holds them."""
         await self._shards.ensure_open()
-        hasher = self._hash
-        groups = self._shards.ring.group([hasher(k.encode()) for k in keys])
+        groups = self._shards.ring.group(keys, self._seed)
         return [(self._views[i], [keys[p] for p in positions]) for i, positions in groups.items()]
 
     async def _everywhere(self, call: Callable[[AsyncKVNamespace], Any]) -> list[Any]:
@@ -265,36 +259,33 @@ class AsyncShardedCache(AsyncCacheRepository):
         return AsyncShardedKVNamespace(self.shards, name, serializer=serializer, near=near)
 
     # ------------------------------------------------------------------ placement
-    async def _on(self, key_hash: int) -> AsyncCacheRepository:
+    async def _on(self, data: bytes) -> AsyncCacheRepository:
         await self.shards.ensure_open()
-        return self.shards.shard_of(key_hash).cache
+        return self.shards.shard_of(data).cache
 
     @staticmethod
-    def _embedding_hash(text: object, model: object) -> int:
-        data = _text_bytes(model, "model") + b"\x00" + _text_bytes(text, "text")
-        return hash_key(EMBEDDING_PERSON, data)
+    def _embedding_key(text: object, model: object) -> bytes:
+        return _text_bytes(model, "model") + b"\x00" + _text_bytes(text, "text")
 
     @staticmethod
-    def _search_hash(query: object, index: object, params: object) -> int:
-        data = b"\x00".join(
+    def _search_key(query: object, index: object, params: object) -> bytes:
+        return b"\x00".join(
             (
                 _text_bytes(index, "index"),
                 _text_bytes(query, "query"),
                 canonical_params(params).encode(),
             )
         )
-        return hash_key(SEARCH_PERSON, data)
 
     @staticmethod
-    def _llm_hash(prompt: object, model: object, params: object) -> int:
-        data = b"\x00".join(
+    def _llm_key(prompt: object, model: object, params: object) -> bytes:
+        return b"\x00".join(
             (
                 _text_bytes(model, "model"),
                 _text_bytes(prompt, "prompt"),
                 canonical_params(params).encode(),
             )
         )
-        return hash_key(LLM_PERSON, data)
 
     async def _each(self, call: Callable[[AsyncCacheShard], Any]) -> list[Any]:
         await self.shards.ensure_open()
@@ -302,7 +293,7 @@ class AsyncShardedCache(AsyncCacheRepository):
 
     # ------------------------------------------------------------------ embeddings
     async def get_embedding(self, text: str, *, model: str) -> list[float] | None:
-        shard = await self._on(self._embedding_hash(text, model))
+        shard = await self._on(self._embedding_key(text, model))
         return await shard.get_embedding(text, model=model)
 
     async def get_embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float] | None]:
@@ -314,8 +305,7 @@ class AsyncShardedCache(AsyncCacheRepository):
         if not texts:
             return []
         await self.shards.ensure_open()
-        hasher = PrefixHasher(EMBEDDING_PERSON, model.encode() + b"\x00")
-        groups = self.shards.ring.group([hasher(t.encode()) for t in texts])
+        groups = self.shards.ring.group(texts, key_seed(model.encode() + b"\x00"))
         shards = self.shards.shards
         parts = await self.shards.run(
             [
@@ -332,7 +322,7 @@ class AsyncShardedCache(AsyncCacheRepository):
     async def set_embedding(
         self, text: str, embedding: Sequence[float], *, model: str, ttl: Seconds | None = None
     ) -> None:
-        shard = await self._on(self._embedding_hash(text, model))
+        shard = await self._on(self._embedding_key(text, model))
         await shard.set_embedding(text, embedding, model=model, ttl=ttl)
 
     async def set_embeddings(
@@ -356,8 +346,7 @@ class AsyncShardedCache(AsyncCacheRepository):
                 "all embeddings of one set_embeddings call must have one dimension"
             )
         await self.shards.ensure_open()
-        hasher = PrefixHasher(EMBEDDING_PERSON, model.encode() + b"\x00")
-        groups = self.shards.ring.group([hasher(t.encode()) for t in texts])
+        groups = self.shards.ring.group(texts, key_seed(model.encode() + b"\x00"))
         shards = self.shards.shards
         await self.shards.run(
             [
@@ -375,7 +364,7 @@ class AsyncShardedCache(AsyncCacheRepository):
     async def get_search_results(
         self, query: str, *, index: str, params: Mapping[str, Any] | None = None
     ) -> list[SearchHit] | None:
-        shard = await self._on(self._search_hash(query, index, params))
+        shard = await self._on(self._search_key(query, index, params))
         return await shard.get_search_results(query, index=index, params=params)
 
     async def set_search_results(
@@ -387,14 +376,14 @@ class AsyncShardedCache(AsyncCacheRepository):
         params: Mapping[str, Any] | None = None,
         ttl: Seconds | None = None,
     ) -> None:
-        shard = await self._on(self._search_hash(query, index, params))
+        shard = await self._on(self._search_key(query, index, params))
         await shard.set_search_results(query, hits, index=index, params=params, ttl=ttl)
 
     # ------------------------------------------------------------------ LLM responses
     async def get_llm_response(
         self, prompt: str, *, model: str, params: Mapping[str, Any] | None = None
     ) -> CachedLLMResponse | None:
-        shard = await self._on(self._llm_hash(prompt, model, params))
+        shard = await self._on(self._llm_key(prompt, model, params))
         return await shard.get_llm_response(prompt, model=model, params=params)
 
     async def set_llm_response(
@@ -407,7 +396,7 @@ class AsyncShardedCache(AsyncCacheRepository):
         metadata: Mapping[str, Any] | None = None,
         ttl: Seconds | None = None,
     ) -> None:
-        shard = await self._on(self._llm_hash(prompt, model, params))
+        shard = await self._on(self._llm_key(prompt, model, params))
         await shard.set_llm_response(
             prompt, response, model=model, params=params, metadata=metadata, ttl=ttl
         )
@@ -415,7 +404,7 @@ class AsyncShardedCache(AsyncCacheRepository):
     async def delete_llm_response(
         self, prompt: str, *, model: str, params: Mapping[str, Any] | None = None
     ) -> bool:
-        shard = await self._on(self._llm_hash(prompt, model, params))
+        shard = await self._on(self._llm_key(prompt, model, params))
         return await shard.delete_llm_response(prompt, model=model, params=params)
 
     async def get_or_set_llm_response(
@@ -429,7 +418,7 @@ class AsyncShardedCache(AsyncCacheRepository):
         lock_timeout: Seconds = 30.0,
     ) -> CachedLLMResponse:
         """As on one server, on the key's shard (single-flight there)."""
-        shard = await self._on(self._llm_hash(prompt, model, params))
+        shard = await self._on(self._llm_key(prompt, model, params))
         return await shard.get_or_set_llm_response(
             prompt, generate, model=model, params=params, ttl=ttl, lock_timeout=lock_timeout
         )
@@ -554,7 +543,7 @@ class AsyncShardedCache(AsyncCacheRepository):
         :meth:`AsyncCacheRepository.lock`). Open the shards first (any cache call does)."""
         if type(name) is str and "\x00" not in name:
             try:
-                shard = self.shards.shard_of(hash_key(KV_PERSON, b"lock\x00" + name.encode()))
+                shard = self.shards.shard_of(name.encode(), LOCK_SEED)
             except UnicodeEncodeError:
                 shard = self.shards.shards[0]  # its lock validates the name and refuses it
         else:

@@ -87,9 +87,10 @@ class AsyncCacheShards:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {[s.name for s in self.shards]!r}>"
 
-    def shard_of(self, key_hash: int) -> AsyncCacheShard:
-        """The shard holding a 64-bit key hash."""
-        return self.shards[self.ring.shard_of(key_hash)]
+    def shard_of(self, data: bytes, seed: int = 0) -> AsyncCacheShard:
+        """The shard holding the key ``data`` (behind the prefix of ``seed``: see
+        ``digitwin_db.sharding.key_seed``)."""
+        return self.shards[self.ring.shard_of(data, seed)]
 
     # ------------------------------------------------------------------ lifecycle
     async def ensure_open(self) -> None:

@@ -23,7 +23,7 @@ from digitwin_db._sync.shards import CacheShards
 from digitwin_db.models.common import RepositoryCheck
 from digitwin_db.models.rate_limits import EndpointUsage, Limit, RateLimitResult
 from digitwin_db.ratelimit_policy import check_user_id
-from digitwin_db.sharding import subject_hash
+from digitwin_db.sharding import SUBJECT_SEED
 
 __all__ = ["ShardedRateLimits"]
 
@@ -41,11 +41,11 @@ class ShardedRateLimits(RateLimitRepository):
         for a malformed subject, before any I/O)."""
         subject = check_user_id(user_id)
         self.shards.ensure_open()
-        return self.shards.shard_of(subject_hash(subject)).rate_limits
+        return self.shards.shard_of(subject.encode(), SUBJECT_SEED).rate_limits
 
     def shard_name(self, user_id: Any) -> str:
         """Identity (``host:port/dbname``) of the shard holding ``user_id``'s buckets."""
-        return self.shards.shard_of(subject_hash(check_user_id(user_id))).name
+        return self.shards.shard_of(check_user_id(user_id).encode(), SUBJECT_SEED).name
 
     def check_and_consume(
         self,
