@@ -11,7 +11,8 @@ median over the rounds:
 
 - ``kv.get_many`` of 100 and of 1000 keys, sync API (per-shard statements on a thread per
   shard) and asyncio API (``asyncio.gather``);
-- ``kv.get`` of one key (the routing overhead of a single-key call).
+- ``kv.get`` of one key: random keys (spread over the three servers), and keys that all
+  live on one shard (the routing overhead alone: same work, one server process).
 
 On one machine the three shards share the same CPUs as the single server (and as the
 client), so the ratio shows the cost of routing and the concurrency of the fan-out, not
@@ -35,6 +36,7 @@ from typing import Any
 from bench.servers import BENCH_PG_SETTINGS, machine_info
 from digitwin_db import Database, RepositoryFactory, migrations
 from digitwin_db.aio import AsyncDatabase, AsyncRepositoryFactory
+from digitwin_db.sharding import key_seed
 from digitwin_db.testing import embedded_postgres_servers
 
 SIZES = (100, 1000)
@@ -98,10 +100,16 @@ async def _measure(
     await athree.cache.kv.get_many(names[:10])  # opens the shard pools
     rng = random.Random(16)
 
-    def sync_variant(factory: RepositoryFactory, size: int) -> Callable[[], Any]:
+    assert three.shards is not None
+    seed = key_seed(b"default\x00")
+    first_shard = [k for k in names if three.shards.ring.shard_of(k.encode(), seed) == 0]
+
+    def sync_variant(
+        factory: RepositoryFactory, size: int, pool: list[str] = names
+    ) -> Callable[[], Any]:
         kv = factory.cache.kv
         if size == 1:
-            return lambda: kv.get(rng.choice(names))
+            return lambda: kv.get(rng.choice(pool))
         return lambda: kv.get_many(rng.sample(names, size))
 
     def async_variant(factory: AsyncRepositoryFactory, size: int) -> Callable[[], Any]:
@@ -112,6 +120,10 @@ async def _measure(
     for size in (1, *SIZES):
         variants[("sync", "one server", size)] = (sync_variant(one, size), False)
         variants[("sync", "3 shards", size)] = (sync_variant(three, size), False)
+    variants[("sync", "3 shards, one shard's keys", 1)] = (
+        sync_variant(three, 1, first_shard),
+        False,
+    )
     for size in SIZES:
         variants[("asyncio", "one server", size)] = (async_variant(aone, size), True)
         variants[("asyncio", "3 shards", size)] = (async_variant(athree, size), True)
@@ -160,6 +172,11 @@ def render(results: dict[str, Any]) -> str:
             b = figures[f"{api} | 3 shards | {size}"]["median_ms_per_call"]
             call = "kv.get" if size == 1 else f"kv.get_many({size})"
             lines.append(f"| {call} | {api} | {a:.3f} | {b:.3f} | {b / a:.2f} |")
+            if size == 1:
+                c = figures[f"{api} | 3 shards, one shard's keys | 1"]["median_ms_per_call"]
+                lines.append(
+                    f"| kv.get, keys of one shard | {api} | {a:.3f} | {c:.3f} | {c / a:.2f} |"
+                )
     return "\n".join(lines)
 
 

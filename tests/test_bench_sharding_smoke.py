@@ -30,8 +30,9 @@ def test_sharding_benchmark_runs(tmp_path: Path) -> None:
     document = json.loads(out.read_text(encoding="utf-8"))
     assert "load average" in document["uptime_before"]
     figures = document["figures"]
-    assert len(figures) == 10
+    assert len(figures) == 11
     for api, sizes in (("sync", (1, 100, 1000)), ("asyncio", (100, 1000))):
         for size in sizes:
             for setup in ("one server", "3 shards"):
                 assert figures[f"{api} | {setup} | {size}"]["median_ms_per_call"] > 0
+    assert figures["sync | 3 shards, one shard's keys | 1"]["median_ms_per_call"] > 0
