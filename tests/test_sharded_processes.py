@@ -4,6 +4,7 @@ process, and ``digitwin-db migrate`` covering every shard."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import subprocess
@@ -227,3 +228,46 @@ def test_migrate_command_migrates_every_shard(
     for server in shard_servers:
         with psycopg.connect(server.url, autocommit=True) as conn:
             conn.execute("DROP DATABASE shard_migrate WITH (FORCE)")
+
+
+def _cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "digitwin_db", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_cleanup_and_health_commands_cover_every_shard(
+    pg_url: str, shard_servers: list[EmbeddedPostgres]
+) -> None:
+    urls = [s.url for s in shard_servers]
+    for server in shard_servers:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute("TRUNCATE kv_cache")
+    factory = _open(pg_url, urls)
+    try:
+        factory.cache.kv.set_many({f"gone{i}": i for i in range(90)}, ttl=0.01)
+        factory.cache.kv.set_many({f"kept{i}": i for i in range(30)}, ttl=600)
+    finally:
+        factory.close()
+    time.sleep(0.05)
+    env = {**os.environ, "DATABASE_URL": pg_url, "CACHE_SHARD_URLS": ",".join(urls)}
+    for name in ("OWNER_DATABASE_URL", "MAINTENANCE_DATABASE_URL"):
+        env.pop(name, None)
+    done = _cli(env, "cleanup", "--once", "--json", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1])["removed"]["kv_cache"] == 90
+    for server in shard_servers:
+        with psycopg.connect(server.url) as conn:
+            row = conn.execute("SELECT count(*) FROM kv_cache WHERE key LIKE 'gone%'").fetchone()
+        assert row == (0,)
+    health = _cli(env, "health", "--json")
+    assert health.returncode == 0, health.stdout[-2000:]
+    report = json.loads(health.stdout)
+    cache = next(c for c in report["repositories"] if c["name"] == "cache")
+    assert sorted(cache["details"]["shards"]) == sorted(shard_identity(u) for u in urls)
+    assert all(s["ok"] and s["database"]["ok"] for s in cache["details"]["shards"].values())
