@@ -186,6 +186,17 @@ def test_near_cache_invalidation_from_a_write_on_one_shard_reaches_another_proce
     assert held_after == 1  # refilled with the new value
 
 
+def _cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "digitwin_db", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def test_migrate_command_migrates_every_shard(
     pg_url: str, shard_servers: list[EmbeddedPostgres]
 ) -> None:
@@ -197,14 +208,7 @@ def test_migrate_command_migrates_every_shard(
         urls.append(server.url.rsplit("/", 1)[0] + "/shard_migrate")
     env = {**os.environ, "DATABASE_URL": pg_url, "CACHE_SHARD_URLS": ",".join(urls)}
     env.pop("OWNER_DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "digitwin_db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _cli(env, "migrate")
     assert done.returncode == 0, done.stderr[-2000:]
     for url in urls:
         assert f"cache shard {shard_identity(url)}: applied" in done.stdout
@@ -215,30 +219,12 @@ def test_migrate_command_migrates_every_shard(
                 "'rate_limits', 'cache_stats')"
             ).fetchone()
         assert row == (6,)
-    again = subprocess.run(
-        [sys.executable, "-m", "digitwin_db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    again = _cli(env, "migrate")
     assert again.returncode == 0
     assert again.stdout.count(": up to date") == 3
     for server in shard_servers:
         with psycopg.connect(server.url, autocommit=True) as conn:
             conn.execute("DROP DATABASE shard_migrate WITH (FORCE)")
-
-
-def _cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digitwin_db", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_cleanup_and_health_commands_cover_every_shard(
