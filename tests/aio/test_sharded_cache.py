@@ -24,7 +24,7 @@ from digitwin_db._async.sharded_rate_limits import AsyncShardedRateLimits
 from digitwin_db._async.shards import AsyncCacheShards
 from digitwin_db.errors import DatabaseUnavailableError, DigitwinDBError, ValidationError
 from digitwin_db.models.rate_limits import Limit
-from digitwin_db.sharding import SUBJECT_SEED, key_seed
+from digitwin_db.sharding import LOCK_SEED, SUBJECT_SEED, key_seed
 from digitwin_db.testing import EmbeddedPostgres
 
 CACHE_TABLES = "kv_cache, embedding_cache, vector_search_cache, llm_response_cache"
@@ -148,6 +148,29 @@ async def test_single_key_calls_and_whole_namespace_calls(
     assert await ns.delete("job:2") is True
     assert await ns.clear() == 30 - 1 - 11 - 1 + 3  # + new, counter, lazy
     assert await sharded.cache.kv.get("job:3") is None  # another namespace
+
+
+async def test_a_lock_can_be_the_first_call_and_lives_on_its_shard(
+    pg_url: str, shard_servers: list[EmbeddedPostgres]
+) -> None:
+    _truncate(shard_servers)
+    factory = await _open_factory(pg_url, shard_servers)  # shards not opened yet
+    try:
+        names = [f"job-{i}" for i in range(12)]
+        for name in names:
+            async with factory.cache.lock(name, ttl=30):
+                pass
+        lock = factory.cache.lock("held", ttl=30)
+        assert await lock.acquire(blocking=False)
+        assert not await factory.cache.lock("held", ttl=30).acquire(blocking=False)
+        holders = [_rows(s, "SELECT name FROM cache_locks") for s in shard_servers]
+        ring = _shards(factory).ring
+        for index, rows in enumerate(holders):
+            expected = ["held"] if ring.shard_of(b"held", LOCK_SEED) == index else []
+            assert rows == expected
+        await lock.release()
+    finally:
+        await factory.close()
 
 
 async def test_embeddings_search_and_llm_across_shards(

@@ -52,7 +52,7 @@ from digitwin_db.models.cache import (
 from digitwin_db.models.common import DatabaseHealth, RepositoryCheck
 from digitwin_db.sharding import LOCK_SEED, key_seed
 
-__all__ = ["AsyncShardedCache", "AsyncShardedKVNamespace"]
+__all__ = ["AsyncShardLock", "AsyncShardedCache", "AsyncShardedKVNamespace"]
 
 logger = logging.getLogger("digitwin_db.sharding")
 
@@ -66,6 +66,40 @@ def _text_bytes(value: object, what: str) -> bytes:
     except UnicodeEncodeError:
         check_text(value, what)
         raise
+
+
+_UNSET: Any = object()
+
+
+class AsyncShardLock(AsyncCacheLock):
+    """A :class:`AsyncCacheLock` on one shard that opens the shards' pools first (a lock
+    may be the first thing a process uses)."""
+
+    def __init__(
+        self,
+        shards: AsyncCacheShards,
+        shard: AsyncCacheShard,
+        name: str,
+        *,
+        ttl: Seconds,
+        timeout: Seconds | None = None,
+    ) -> None:
+        super().__init__(shard.db, name, ttl=ttl, timeout=timeout)
+        self._shards = shards
+
+    async def acquire(self, *, blocking: bool = True, timeout: object = _UNSET) -> bool:
+        await self._shards.ensure_open()
+        if timeout is _UNSET:
+            return await super().acquire(blocking=blocking)
+        return await super().acquire(blocking=blocking, timeout=timeout)
+
+    async def locked(self) -> bool:
+        await self._shards.ensure_open()
+        return await super().locked()
+
+    async def owned(self) -> bool:
+        await self._shards.ensure_open()
+        return await super().owned()
 
 
 class AsyncShardedKVNamespace(AsyncKVNamespace):
@@ -540,12 +574,9 @@ class AsyncShardedCache(AsyncCacheRepository):
     # ------------------------------------------------------------------ locks
     def lock(self, name: str, *, ttl: Seconds, timeout: Seconds | None = None) -> AsyncCacheLock:
         """A distributed lock on the shard its name hashes to (see
-        :meth:`AsyncCacheRepository.lock`). Open the shards first (any cache call does)."""
-        if type(name) is str and "\x00" not in name:
-            try:
-                shard = self.shards.shard_of(name.encode(), LOCK_SEED)
-            except UnicodeEncodeError:
-                shard = self.shards.shards[0]  # its lock validates the name and refuses it
-        else:
-            shard = self.shards.shards[0]
-        return shard.cache.lock(name, ttl=ttl, timeout=timeout)
+        :meth:`AsyncCacheRepository.lock`)."""
+        shard = self.shards.shards[0]  # a name that is not text: its lock refuses it
+        if type(name) is str:
+            # "surrogatepass": any string has a shard; the lock itself validates the name.
+            shard = self.shards.shard_of(name.encode("utf-8", "surrogatepass"), LOCK_SEED)
+        return AsyncShardLock(self.shards, shard, name, ttl=ttl, timeout=timeout)

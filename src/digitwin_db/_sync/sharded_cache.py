@@ -55,7 +55,7 @@ from digitwin_db.models.cache import (
 from digitwin_db.models.common import DatabaseHealth, RepositoryCheck
 from digitwin_db.sharding import LOCK_SEED, key_seed
 
-__all__ = ["ShardedCache", "ShardedKVNamespace"]
+__all__ = ["ShardLock", "ShardedCache", "ShardedKVNamespace"]
 
 logger = logging.getLogger("digitwin_db.sharding")
 
@@ -69,6 +69,40 @@ def _text_bytes(value: object, what: str) -> bytes:
     except UnicodeEncodeError:
         check_text(value, what)
         raise
+
+
+_UNSET: Any = object()
+
+
+class ShardLock(CacheLock):
+    """A :class:`CacheLock` on one shard that opens the shards' pools first (a lock
+    may be the first thing a process uses)."""
+
+    def __init__(
+        self,
+        shards: CacheShards,
+        shard: CacheShard,
+        name: str,
+        *,
+        ttl: Seconds,
+        timeout: Seconds | None = None,
+    ) -> None:
+        super().__init__(shard.db, name, ttl=ttl, timeout=timeout)
+        self._shards = shards
+
+    def acquire(self, *, blocking: bool = True, timeout: object = _UNSET) -> bool:
+        self._shards.ensure_open()
+        if timeout is _UNSET:
+            return super().acquire(blocking=blocking)
+        return super().acquire(blocking=blocking, timeout=timeout)
+
+    def locked(self) -> bool:
+        self._shards.ensure_open()
+        return super().locked()
+
+    def owned(self) -> bool:
+        self._shards.ensure_open()
+        return super().owned()
 
 
 class ShardedKVNamespace(KVNamespace):
@@ -543,12 +577,9 @@ class ShardedCache(CacheRepository):
     # ------------------------------------------------------------------ locks
     def lock(self, name: str, *, ttl: Seconds, timeout: Seconds | None = None) -> CacheLock:
         """A distributed lock on the shard its name hashes to (see
-        :meth:`CacheRepository.lock`). Open the shards first (any cache call does)."""
-        if type(name) is str and "\x00" not in name:
-            try:
-                shard = self.shards.shard_of(name.encode(), LOCK_SEED)
-            except UnicodeEncodeError:
-                shard = self.shards.shards[0]  # its lock validates the name and refuses it
-        else:
-            shard = self.shards.shards[0]
-        return shard.cache.lock(name, ttl=ttl, timeout=timeout)
+        :meth:`CacheRepository.lock`)."""
+        shard = self.shards.shards[0]  # a name that is not text: its lock refuses it
+        if type(name) is str:
+            # "surrogatepass": any string has a shard; the lock itself validates the name.
+            shard = self.shards.shard_of(name.encode("utf-8", "surrogatepass"), LOCK_SEED)
+        return ShardLock(self.shards, shard, name, ttl=ttl, timeout=timeout)
