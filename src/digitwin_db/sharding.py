@@ -33,6 +33,7 @@ from hashlib import blake2b
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from digitwin_db.cache_codec import check_text
 from digitwin_db.errors import ConfigurationError
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "SUBJECT_SEED",
     "ShardRing",
     "key_seed",
+    "key_text_bytes",
     "shard_identity",
     "shard_urls",
 ]
@@ -77,6 +79,17 @@ def shard_urls(urls: Sequence[object]) -> list[tuple[str, str]]:
         url = str(get() if callable(get) else entry)
         out.append((shard_identity(url), url))
     return out
+
+
+def key_text_bytes(value: object, what: str) -> bytes:
+    """``value`` validated as cache key text (``ValidationError`` otherwise), as UTF-8."""
+    if type(value) is not str or "\x00" in value:
+        value = check_text(value, what)
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        check_text(value, what)
+        raise
 
 
 def key_seed(prefix: bytes) -> int:

@@ -150,6 +150,30 @@ def test_single_key_calls_and_whole_namespace_calls(
     assert sharded.cache.kv.get("job:3") is None  # another namespace
 
 
+def test_bad_input_is_refused_before_routing_and_stores_nothing(
+    sharded: RepositoryFactory, shard_servers: list[EmbeddedPostgres]
+) -> None:
+    cache, kv = sharded.cache, sharded.cache.kv
+    for bad in ("a\x00b", 123, None, "\ud800"):
+        with pytest.raises(ValidationError):
+            kv.set(bad, 1)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            kv.get(bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            kv.set_many({"ok": 1, bad: 2})  # type: ignore[dict-item]
+        with pytest.raises(ValidationError):
+            cache.set_embedding(bad, [1.0], model="m")  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            cache.get_llm_response("p", model=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            cache.set_search_results(bad, [], index="i")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        sharded.cache.namespace("")
+    for server in shard_servers:
+        assert _rows(server, "SELECT count(*) FROM kv_cache") == [0]
+        assert _rows(server, "SELECT count(*) FROM embedding_cache") == [0]
+
+
 def test_a_lock_can_be_the_first_call_and_lives_on_its_shard(
     pg_url: str, shard_servers: list[EmbeddedPostgres]
 ) -> None:

@@ -50,22 +50,11 @@ from digitwin_db.models.cache import (
     SearchHit,
 )
 from digitwin_db.models.common import DatabaseHealth, RepositoryCheck
-from digitwin_db.sharding import LOCK_SEED, key_seed
+from digitwin_db.sharding import LOCK_SEED, key_seed, key_text_bytes
 
 __all__ = ["AsyncShardLock", "AsyncShardedCache", "AsyncShardedKVNamespace"]
 
 logger = logging.getLogger("digitwin_db.sharding")
-
-
-def _text_bytes(value: object, what: str) -> bytes:
-    """``value`` validated as text (``ValidationError`` otherwise), as UTF-8."""
-    if type(value) is not str or "\x00" in value:
-        value = check_text(value, what)
-    try:
-        return value.encode()
-    except UnicodeEncodeError:
-        check_text(value, what)
-        raise
 
 
 _UNSET: Any = object()
@@ -114,7 +103,7 @@ class AsyncShardedKVNamespace(AsyncKVNamespace):
         near: bool = True,
         default: bool = False,
     ) -> None:
-        # No AsyncKVNamespace.__init__: this view holds no core of its own, only the
+        # The base class's __init__ is not called: this view holds no core of its own, only the
         # namespace view of each shard.
         self.name = check_name(name, "namespace")
         self._shards = shards
@@ -279,7 +268,7 @@ class AsyncShardedCache(AsyncCacheRepository):
     listener (``cache.shards.shards[i].cache.near``); ``check_health`` reports them."""
 
     def __init__(self, shards: AsyncCacheShards) -> None:
-        # No AsyncCacheRepository.__init__: the state lives in each shard's repository.
+        # The base class's __init__ is not called: the state lives in each shard's repository.
         self.db = shards.shards[0].db
         self.shards = shards
         self.near = None
@@ -299,14 +288,14 @@ class AsyncShardedCache(AsyncCacheRepository):
 
     @staticmethod
     def _embedding_key(text: object, model: object) -> bytes:
-        return _text_bytes(model, "model") + b"\x00" + _text_bytes(text, "text")
+        return key_text_bytes(model, "model") + b"\x00" + key_text_bytes(text, "text")
 
     @staticmethod
     def _search_key(query: object, index: object, params: object) -> bytes:
         return b"\x00".join(
             (
-                _text_bytes(index, "index"),
-                _text_bytes(query, "query"),
+                key_text_bytes(index, "index"),
+                key_text_bytes(query, "query"),
                 canonical_params(params).encode(),
             )
         )
@@ -315,8 +304,8 @@ class AsyncShardedCache(AsyncCacheRepository):
     def _llm_key(prompt: object, model: object, params: object) -> bytes:
         return b"\x00".join(
             (
-                _text_bytes(model, "model"),
-                _text_bytes(prompt, "prompt"),
+                key_text_bytes(model, "model"),
+                key_text_bytes(prompt, "prompt"),
                 canonical_params(params).encode(),
             )
         )

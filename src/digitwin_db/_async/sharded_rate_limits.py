@@ -29,7 +29,7 @@ class AsyncShardedRateLimits(AsyncRateLimitRepository):
     """The token buckets, each subject's on the shard its canonical id hashes to."""
 
     def __init__(self, shards: AsyncCacheShards) -> None:
-        # No AsyncRateLimitRepository.__init__: each shard has its own repository.
+        # The base class's __init__ is not called: each shard has its own repository.
         self.db = shards.shards[0].db
         self.shards = shards
 
