@@ -76,9 +76,12 @@ class AsyncCacheShards:
         if True:  # ASYNC
             pass
         else:
-            # The sync API runs the per-shard statements of one call on these threads.
+            # The sync API runs the per-shard statements of one call on these threads (the
+            # calling thread takes one shard itself). Threads are started only when needed,
+            # up to one per pooled connection of every shard: calls from many threads at
+            # once are not funnelled through a few workers.
             self._executor = ThreadPoolExecutor(
-                max_workers=count, thread_name_prefix="digitwin-db-shard"
+                max_workers=count * settings.pool_max_size, thread_name_prefix="digitwin-db-shard"
             )
 
     def __len__(self) -> int:
@@ -137,9 +140,9 @@ class AsyncCacheShards:
 
     # ------------------------------------------------------------------ fan-out
     async def run(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
-        """Run one call per shard concurrently (asyncio tasks; the sync API: a thread per
-        shard) and return their results in order. Every call runs to its end; then the
-        first error, if any, is raised."""
+        """Run one call per shard concurrently (asyncio tasks; the sync API: the calling
+        thread and pool threads) and return their results in order. Every call runs to its
+        end; then the first error, if any, is raised."""
         if len(calls) == 1:
             return [await calls[0]()]
         results: list[Any]
@@ -148,8 +151,12 @@ class AsyncCacheShards:
 
             results = list(await gather(*(c() for c in calls), return_exceptions=True))
         else:
-            futures = [self._executor.submit(c) for c in calls]
+            futures = [self._executor.submit(c) for c in calls[1:]]
             results = []
+            try:
+                results.append(calls[0]())
+            except BaseException as exc:
+                results.append(exc)
             for future in futures:
                 try:
                     results.append(future.result())

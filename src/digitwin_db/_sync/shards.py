@@ -76,9 +76,12 @@ class CacheShards:
         self._open = False
         self._closed = False
         self._open_lock = threading.Lock()
-        # The sync API runs the per-shard statements of one call on these threads.
+        # The sync API runs the per-shard statements of one call on these threads (the
+        # calling thread takes one shard itself). Threads are started only when needed,
+        # up to one per pooled connection of every shard: calls from many threads at
+        # once are not funnelled through a few workers.
         self._executor = ThreadPoolExecutor(
-            max_workers=count, thread_name_prefix="digitwin-db-shard"
+            max_workers=count * settings.pool_max_size, thread_name_prefix="digitwin-db-shard"
         )
 
     def __len__(self) -> int:
@@ -134,14 +137,18 @@ class CacheShards:
 
     # ------------------------------------------------------------------ fan-out
     def run(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
-        """Run one call per shard concurrently (asyncio tasks; the sync API: a thread per
-        shard) and return their results in order. Every call runs to its end; then the
-        first error, if any, is raised."""
+        """Run one call per shard concurrently (asyncio tasks; the sync API: the calling
+        thread and pool threads) and return their results in order. Every call runs to its
+        end; then the first error, if any, is raised."""
         if len(calls) == 1:
             return [calls[0]()]
         results: list[Any]
-        futures = [self._executor.submit(c) for c in calls]
+        futures = [self._executor.submit(c) for c in calls[1:]]
         results = []
+        try:
+            results.append(calls[0]())
+        except BaseException as exc:
+            results.append(exc)
         for future in futures:
             try:
                 results.append(future.result())
