@@ -108,8 +108,6 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.EMBEDDING_SET_MANY",
         "cache.EVICT_OVER_CAPS",
         "cache.STATS_SIZES",
-        "near_cache.EMBEDDING_GET",
-        "near_cache.EMBEDDING_GET_MANY",
     ),
     "face_models": (
         "ai_models.ACTIVATE",
@@ -178,8 +176,6 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.KV_SET_MANY",
         "cache.KV_TTL",
         "cache.STATS_SIZES",
-        "near_cache.KV_GET",
-        "near_cache.KV_GET_MANY",
     ),
     "limits_counters": (
         "limits_storage.CLEAR",
@@ -213,7 +209,6 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.LLM_GET",
         "cache.LLM_SET",
         "cache.STATS_SIZES",
-        "near_cache.LLM_GET",
     ),
     "rate_limits": (
         "maintenance.RATE_LIMIT_SUMMARY",
@@ -261,7 +256,6 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.SEARCH_GET",
         "cache.SEARCH_SET",
         "cache.STATS_SIZES",
-        "near_cache.SEARCH_GET",
     ),
     "voice_models": (
         "ai_models.ACTIVATE",

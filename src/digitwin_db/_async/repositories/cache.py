@@ -30,7 +30,6 @@ from digitwin_db.cache_codec import (
     Seconds,
     canonical_json,
     canonical_params,
-    canonical_storable_json,
     check_hits,
     check_mapping_items,
     check_name,
@@ -39,12 +38,13 @@ from digitwin_db.cache_codec import (
     check_ttl,
     encode_text,
     hash_key,
+    llm_response,
+    llm_value,
     pack_embedding,
     unpack_embedding,
 )
 from digitwin_db.cache_registry import CACHE_NAMES, CACHE_TABLES, STATS_TABLE, cache_spec
 from digitwin_db.errors import (
-    TRANSIENT_ERRORS,
     DigitwinDBError,
     QueryError,
     TransientError,
@@ -126,13 +126,7 @@ class AsyncCacheRepository(AsyncRepository):
         params = {"key_hash": hash_key(EMBEDDING_PERSON, data), "model": model, "text": text}
         if self.near is not None:
             return await self.near.get_embedding(params)
-        try:
-            async with self.db.connection("cache.get_embedding") as conn:
-                cur = await conn.execute(q.EMBEDDING_GET, params, binary=True)
-                row = await cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.get_embedding", exc)
-            row = None
+        row = await self._core.read("cache.get_embedding", q.EMBEDDING_GET, params)
         await self._core.counted(_EMB, hits=row is not None, misses=row is None)
         return None if row is None else unpack_embedding(row[0])
 
@@ -149,14 +143,10 @@ class AsyncCacheRepository(AsyncRepository):
             return await self.near.get_embeddings(texts, model=model)
         hashes = PrefixHasher(EMBEDDING_PERSON, model.encode() + b"\x00").array(texts)
         params = {"key_hashes": hashes, "model": model}
-        try:
-            async with self.db.connection("cache.get_embeddings") as conn:
-                cur = await conn.execute(q.EMBEDDING_GET_MANY, params, binary=True)
-                rows = await cur.fetchall()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.get_embeddings", exc)
-            rows = []
-        found = {text: data for text, data in rows}
+        rows = await self._core.read(
+            "cache.get_embeddings", q.EMBEDDING_GET_MANY, params, many=True
+        )
+        found = {text: data for text, data, _ in rows}
         result: list[list[float] | None] = [
             unpack_embedding(found[t]) if t in found else None for t in texts
         ]
@@ -188,8 +178,7 @@ class AsyncCacheRepository(AsyncRepository):
         async with self.db.connection("cache.set_embedding") as conn:
             cur = await conn.execute(q.EMBEDDING_SET, params)
             row = await cur.fetchone()
-        if self.near is not None:
-            self.near.wrote(_EMB, [params["key_hash"]])
+        self._core.dropped(_EMB, [params["key_hash"]])
         if row is None:
             raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
@@ -233,8 +222,7 @@ class AsyncCacheRepository(AsyncRepository):
         async with self.db.connection("cache.set_embeddings") as conn:
             cur = await conn.execute(q.EMBEDDING_SET_MANY, params)
             row = await cur.fetchone()
-        if self.near is not None:
-            self.near.wrote(_EMB, params["key_hashes"])  # type: ignore[arg-type]
+        self._core.dropped(_EMB, params["key_hashes"])  # type: ignore[arg-type]
         if row is None:
             raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
@@ -261,13 +249,7 @@ class AsyncCacheRepository(AsyncRepository):
         key = self._search_params(query, index, params)
         if self.near is not None:
             return await self.near.get_search_results(key)
-        try:
-            async with self.db.connection("cache.get_search_results") as conn:
-                cur = await conn.execute(q.SEARCH_GET, key, binary=True)
-                row = await cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.get_search_results", exc)
-            row = None
+        row = await self._core.read("cache.get_search_results", q.SEARCH_GET, key)
         await self._core.counted(_SEARCH, hits=row is not None, misses=row is None)
         if row is None:
             return None
@@ -295,8 +277,7 @@ class AsyncCacheRepository(AsyncRepository):
         )
         async with self.db.connection("cache.set_search_results") as conn:
             await conn.execute(q.SEARCH_SET, key)
-        if self.near is not None:
-            self.near.wrote(_SEARCH, [key["key_hash"]])
+        self._core.dropped(_SEARCH, [key["key_hash"]])
         await self._core.wrote(_SEARCH)
 
     # ------------------------------------------------------------------ LLM responses
@@ -324,28 +305,12 @@ class AsyncCacheRepository(AsyncRepository):
         key = self._llm_params(prompt, model, params)
         if self.near is not None:
             return await self.near.get_llm_response(key, params)
-        try:
-            async with self.db.connection("cache.get_llm_response") as conn:
-                cur = await conn.execute(q.LLM_GET, key, binary=True)
-                row = await cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.get_llm_response", exc)
-            row = None
+        row = await self._core.read("cache.get_llm_response", q.LLM_GET, key)
         if row is None:
             await self._core.counted(_LLM, misses=1)
             return None
         pending, due = self._core.counters.llm_hit(key["key_hash"])
-        response, metadata, hit_count, created_at, expires_at = row
-        result = CachedLLMResponse.model_construct(
-            model=key["model"],
-            prompt=key["prompt"],
-            params=dict(params or {}),
-            response=response,
-            metadata=metadata,
-            hit_count=hit_count + pending,
-            created_at=created_at,
-            expires_at=expires_at,
-        )
+        result = llm_response(key, params, row, pending)
         if due:
             await self._core.try_flush()
         return result
@@ -362,21 +327,11 @@ class AsyncCacheRepository(AsyncRepository):
     ) -> None:
         """Cache ``response`` (text) with JSON ``metadata`` (e.g. token usage); replacing
         an entry resets its hit count."""
-        key = self._llm_params(prompt, model, params)
-        response = check_text(response, "response")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
-        metadata_json = canonical_storable_json(dict(metadata or {}), "metadata")
-        key.update(
-            response=response,
-            metadata=metadata_json,
-            byte_size=len(response.encode()) + len(metadata_json.encode()),
-            ttl=check_ttl(ttl, self._ttl[_LLM]),
-        )
+        key = llm_value(self._llm_params(prompt, model, params), response, metadata)
+        key["ttl"] = check_ttl(ttl, self._ttl[_LLM])
         async with self.db.connection("cache.set_llm_response") as conn:
             await conn.execute(q.LLM_SET, key)
-        if self.near is not None:
-            self.near.wrote(_LLM, [key["key_hash"]])
+        self._core.dropped(_LLM, [key["key_hash"]])
         await self._core.wrote(_LLM)
 
     # ------------------------------------------------------------------ statistics
@@ -510,8 +465,7 @@ class AsyncCacheRepository(AsyncRepository):
         async with self.db.connection("cache.delete_llm_response") as conn:
             cur = await conn.execute(q.LLM_DELETE, key)
             row = await cur.fetchone()
-        if self.near is not None:
-            self.near.wrote(_LLM, [key["key_hash"]])
+        self._core.dropped(_LLM, [key["key_hash"]])
         return bool(row and row[0])
 
     async def clear(self, kind: str) -> int:
@@ -526,8 +480,7 @@ class AsyncCacheRepository(AsyncRepository):
         async with self.db.connection("cache.clear") as conn:
             cur = await conn.execute(statement)
             row = await cur.fetchone()
-        if self.near is not None:
-            self.near.wrote_scope(name)
+        self._core.dropped(name, None)
         return int(row[0]) if row else 0
 
     async def get_or_set_llm_response(
@@ -584,20 +537,9 @@ class AsyncCacheRepository(AsyncRepository):
                 row = await cur.fetchone()
         if row is None:  # stored in this transaction, or found under the lock
             raise QueryError("cache.get_or_set_llm_response: the stored response is not there")
-        if self.near is not None:
-            self.near.wrote(_LLM, [key["key_hash"]])
+        self._core.dropped(_LLM, [key["key_hash"]])
         await self._core.wrote(_LLM)
-        response, metadata, hit_count, created_at, expires_at = row
-        return CachedLLMResponse.model_construct(
-            model=key["model"],
-            prompt=key["prompt"],
-            params=dict(params or {}),
-            response=response,
-            metadata=metadata,
-            hit_count=hit_count,
-            created_at=created_at,
-            expires_at=expires_at,
-        )
+        return llm_response(key, params, row)
 
     async def _generated(
         self, key: dict[str, Any], generate: Callable[[], Any], ttl: float | None
@@ -607,17 +549,7 @@ class AsyncCacheRepository(AsyncRepository):
         metadata: object = None
         if isinstance(result, tuple) and len(result) == 2:
             result, metadata = result
-        response = check_text(result, "response")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
-        metadata_json = canonical_json(dict(metadata or {}), "metadata")
-        return {
-            **key,
-            "response": response,
-            "metadata": metadata_json,
-            "byte_size": len(response.encode()) + len(metadata_json.encode()),
-            "ttl": ttl,
-        }
+        return {**llm_value(key, result, metadata), "ttl": ttl}
 
 
 #: ``cache.clear(kind)``: the cache of the registry each kind names.

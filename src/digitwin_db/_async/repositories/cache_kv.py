@@ -118,16 +118,10 @@ class AsyncKVNamespace:
         return params
 
     def _near_wrote(self, key_hashes: int | list[int] | None) -> None:
-        """Drop this process's copies of keys it just wrote (None: the whole namespace):
-        a read after a write sees it without waiting for the write's notification. The
-        notification then drops the copies of every other process."""
-        near = self._core.near
-        if near is None:
-            return
-        if key_hashes is None:
-            near.wrote_scope(_CACHE, self.name)
-        else:
-            near.wrote(_CACHE, [key_hashes] if isinstance(key_hashes, int) else key_hashes)
+        """Drop this process's near copies of keys it just wrote (None: the whole
+        namespace); see ``AsyncCacheCore.dropped``."""
+        hashes = [key_hashes] if isinstance(key_hashes, int) else key_hashes
+        self._core.dropped(_CACHE, hashes, self.name)
 
     # ------------------------------------------------------------------ reads
     async def get(self, key: str, default: Any = None) -> Any:
@@ -162,16 +156,10 @@ class AsyncKVNamespace:
         if self._near is not None:
             return await self._near.kv_get_many(self, keys)
         wanted, params = self._get_many_params(keys)
-        try:
-            async with self._db.connection("cache.kv.get_many") as conn:
-                cur = await conn.execute(q.KV_GET_MANY, params, binary=True)
-                rows = await cur.fetchall()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.kv.get_many", exc)
-            rows = []
+        rows = await self._core.read("cache.kv.get_many", q.KV_GET_MANY, params, many=True)
         # The full key is compared here: a row whose key merely shares a hash is dropped.
         decode = self.codec.decode
-        found = {key: decode(vj, vb) for key, vj, vb in rows if key in wanted}
+        found = {key: decode(vj, vb) for key, vj, vb, _ in rows if key in wanted}
         await self._core.counted(_CACHE, hits=len(found), misses=len(wanted) - len(found))
         return found
 
@@ -448,13 +436,7 @@ class AsyncKVNamespace:
         """The live value, or ``_MISSING`` (a stored None is a value). Fail-open."""
         if self._near is not None:
             return await self._near.kv_get(self, params["key"], _MISSING, count=False)
-        try:
-            async with self._db.connection("cache.kv.get") as conn:
-                cur = await conn.execute(q.KV_GET, params, binary=True)
-                row = await cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.kv.get_or_set", exc)
-            return _MISSING
+        row = await self._core.read("cache.kv.get", q.KV_GET, params)
         if row is None:
             return _MISSING
         return self.codec.decode(row[0], row[1])
