@@ -20,21 +20,6 @@ LOCK_LIVE_USER_SHARED = sql.SQL(
 # Create a model and return it.
 INSERT = sql.SQL("INSERT INTO {table} ({insert_columns}) VALUES ({values}) RETURNING {columns}")
 
-# A user's models, newest first ({where}: live only or all).
-LIST_FOR_USER = sql.SQL(
-    """
-SELECT {columns}
-FROM {table}
-WHERE user_id = %(user_id)s AND {where}
-ORDER BY created_at DESC, id DESC
-LIMIT %(limit)s
-OFFSET %(offset)s
-"""
-)
-
-# How many models of the user a listing has in all; same {where} as LIST_FOR_USER.
-COUNT_FOR_USER = sql.SQL("SELECT count(*) FROM {table} WHERE user_id = %(user_id)s AND {where}")
-
 # The user's active model (an active model is live and ready: the *_active_ready CHECK).
 GET_ACTIVE = sql.SQL("SELECT {columns} FROM {table} WHERE user_id = %(user_id)s AND is_active")
 

@@ -16,6 +16,8 @@ from digitwin_db.migrations import YOYO_TABLE
 
 _SOFT_DELETE_TABLES = ("users", "voice_models", "face_models", "knowledge_documents")
 _AI_MODEL_TABLES = ("voice_models", "face_models")
+#: Tables listed a page at a time (``common.PAGE``, ``common.COUNT_ROWS``).
+_LISTED = (*_SOFT_DELETE_TABLES, "conversation_sessions")
 _OWNED = tuple(f"users:{t}" for t in _SOFT_DELETE_TABLES if t != "users")
 
 #: Templates formatted with a ``{table}`` (``"owner:table"`` when they also have an
@@ -26,8 +28,6 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         f"ai_models.{name}": _AI_MODEL_TABLES
         for name in (
             "INSERT",
-            "LIST_FOR_USER",
-            "COUNT_FOR_USER",
             "GET_ACTIVE",
             "OWNER_OF_LIVE",
             "LOCK_MODEL",
@@ -52,6 +52,8 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     },
     "soft_delete.OWNER_IS_LIVE": _OWNED,
     "common.TABLE_PROBE": ("*",),
+    "common.PAGE": _LISTED,
+    "common.COUNT_ROWS": _LISTED,
     "database.APPLIED_MIGRATIONS": (YOYO_TABLE,),  # yoyo's, not an application table
     "maintenance.VACUUM_ANALYZE": ("*",),
 }
@@ -83,11 +85,11 @@ TABLES: dict[str, tuple[str, ...]] = {
         "near_cache.FLUSH_COUNTS",
     ),
     "conversation_sessions": (
+        "common.COUNT_ROWS",
+        "common.PAGE",
         "sessions.ADD_TURN",
-        "sessions.COUNT_FOR_USER",
         "sessions.END",
         "sessions.GET",
-        "sessions.LIST_FOR_USER",
         "sessions.SESSION_STATE",
         "sessions.START",
         "sessions.STATISTICS",
@@ -111,14 +113,14 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "face_models": (
         "ai_models.ACTIVATE",
-        "ai_models.COUNT_FOR_USER",
         "ai_models.DEACTIVATE",
         "ai_models.DEACTIVATE_OTHERS",
         "ai_models.GET_ACTIVE",
         "ai_models.INSERT",
-        "ai_models.LIST_FOR_USER",
         "ai_models.LOCK_MODEL",
         "ai_models.OWNER_OF_LIVE",
+        "common.COUNT_ROWS",
+        "common.PAGE",
         "sessions.START",
         "sessions.START_DIAGNOSE",
         "soft_delete.GET_BY_ID",
@@ -133,9 +135,9 @@ TABLES: dict[str, tuple[str, ...]] = {
         "users.EXPORT",
     ),
     "knowledge_documents": (
-        "documents.COUNT_FOR_USER",
+        "common.COUNT_ROWS",
+        "common.PAGE",
         "documents.INSERT",
-        "documents.LIST_FOR_USER",
         "documents.SEARCH",
         "documents.SET_STATUS",
         "documents.STATE",
@@ -229,6 +231,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     "users": (
         "ai_models.LOCK_LIVE_USER_EXCLUSIVE",
         "ai_models.LOCK_LIVE_USER_SHARED",
+        "common.COUNT_ROWS",
+        "common.PAGE",
         "documents.INSERT",
         "sessions.ADD_TURN",
         "sessions.SESSION_STATE",
@@ -241,12 +245,10 @@ TABLES: dict[str, tuple[str, ...]] = {
         "soft_delete.RESTORE",
         "soft_delete.SOFT_DELETE",
         "soft_delete.UPDATE_LIVE",
-        "users.COUNT",
         "users.ERASE_USER",
         "users.EXPORT",
         "users.GET_BY_EMAIL",
         "users.INSERT",
-        "users.LIST_PAGE",
         "users.USER_STATE",
     ),
     "vector_search_cache": (
@@ -259,14 +261,14 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "voice_models": (
         "ai_models.ACTIVATE",
-        "ai_models.COUNT_FOR_USER",
         "ai_models.DEACTIVATE",
         "ai_models.DEACTIVATE_OTHERS",
         "ai_models.GET_ACTIVE",
         "ai_models.INSERT",
-        "ai_models.LIST_FOR_USER",
         "ai_models.LOCK_MODEL",
         "ai_models.OWNER_OF_LIVE",
+        "common.COUNT_ROWS",
+        "common.PAGE",
         "sessions.START",
         "sessions.START_DIAGNOSE",
         "soft_delete.GET_BY_ID",

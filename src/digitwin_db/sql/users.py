@@ -29,23 +29,7 @@ FROM users
 WHERE lower(email) = lower(%(email)s) AND deleted_at IS NULL
 """
 
-# One page of users, newest first; {where} is LIVE_ONLY/ANY_STATE [AND TIER_FILTER].
-LIST_PAGE = sql.SQL(
-    """
-SELECT id, email, name, personality_traits, preferences, settings, subscription_tier,
-    last_active_at, created_at, updated_at, deleted_at
-FROM users
-WHERE {where}
-ORDER BY created_at DESC, id DESC
-LIMIT %(limit)s
-OFFSET %(offset)s
-"""
-)
-
-# How many users match; same {where} as LIST_PAGE.
-COUNT = sql.SQL("SELECT count(*) FROM users WHERE {where}")
-
-# Optional filter fragment of LIST_PAGE / COUNT.
+# Optional filter fragment of the users listing (common.PAGE / COUNT_ROWS).
 TIER_FILTER = sql.SQL("subscription_tier = %(subscription_tier)s")
 
 # Soft-delete cascade: the user's live voice models (deactivated: an active model must be

@@ -24,9 +24,8 @@ from digitwin_db.rules.users import (
     check_tier,
     check_traits,
 )
-from digitwin_db.sql import common
 from digitwin_db.sql import users as q
-from digitwin_db.validation import check_fields, check_page, check_text, json_param
+from digitwin_db.validation import check_fields, check_text, json_param
 
 
 class UserRepository(SoftDeleteRepository[User]):
@@ -82,12 +81,14 @@ class UserRepository(SoftDeleteRepository[User]):
             raise NotFoundError(f"no user with email {address[:60]!r}")
         return user
 
-    def _filters(self, include_deleted: bool, subscription_tier: str | None) -> sql.Composable:
+    def _filters(
+        self, include_deleted: bool, subscription_tier: str | None
+    ) -> list[sql.Composable]:
         parts: list[sql.Composable] = [self._live_filter(include_deleted)]
         if subscription_tier is not None:
             check_tier(subscription_tier)
             parts.append(q.TIER_FILTER)
-        return sql.SQL(" AND ").join(parts)
+        return parts
 
     def list(
         self,
@@ -98,24 +99,18 @@ class UserRepository(SoftDeleteRepository[User]):
         subscription_tier: str | None = None,
     ) -> Page[User]:
         """A page of users, newest first, with the ``total`` that match."""
-        page_size, start = check_page(limit, offset)
         where = self._filters(include_deleted, subscription_tier)
-        params = {"limit": page_size, "offset": start, "subscription_tier": subscription_tier}
-        # REPEATABLE READ: the items and the total come from one snapshot.
-        with self.db.transaction("users.list") as conn:
-            conn.execute(common.SNAPSHOT)
-            items = self._fetch_all(conn, q.LIST_PAGE.format(where=where), params)
-            count = q.COUNT.format(where=where)
-            total = self._page_total(conn, len(items), page_size, start, count, params)
-        return Page[User](items=items, total=total, limit=page_size, offset=start)
+        queries = self._listing(self.table, self._columns, where)
+        params = {"subscription_tier": subscription_tier}
+        return self._list_page("users.list", User, queries, params, limit, offset)
 
     def count(self, *, include_deleted: bool = False, subscription_tier: str | None = None) -> int:
         """How many users (live only unless ``include_deleted``), optionally of one tier."""
-        where = self._filters(include_deleted, subscription_tier)
+        _, count = self._listing(
+            self.table, self._columns, self._filters(include_deleted, subscription_tier)
+        )
         with self.db.connection("users.count") as conn:
-            cur = conn.execute(
-                q.COUNT.format(where=where), {"subscription_tier": subscription_tier}
-            )
+            cur = conn.execute(count, {"subscription_tier": subscription_tier})
             row = cur.fetchone()
         return int(row[0]) if row else 0
 
