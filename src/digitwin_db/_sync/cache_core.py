@@ -95,6 +95,23 @@ class CacheCore:
             self.read_failed(op, exc)
             return [] if many else None
 
+    def write(
+        self,
+        op: str,
+        statement: LiteralString | sql.SQL | sql.Composed,
+        params: Mapping[str, Any],
+        cache: str,
+        key_hashes: list[Any] | None,
+        scope: str | None = None,
+    ) -> Any:
+        """Run one write statement of ``cache``, then drop this process's near copies of
+        what it touched (:meth:`dropped`); its first row, or None when it returns none."""
+        with self.db.connection(op) as conn:
+            cur = conn.execute(statement, params)
+            row = cur.fetchone() if cur.description is not None else None
+        self.dropped(cache, key_hashes, scope)
+        return row
+
     def dropped(self, cache: str, key_hashes: list[Any] | None, scope: str | None = None) -> None:
         """This process wrote these keys (None: every key of ``cache``, or of the kv
         namespace ``scope``): drop its near copies now, so that a read after a write sees

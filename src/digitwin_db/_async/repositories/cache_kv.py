@@ -117,11 +117,14 @@ class AsyncKVNamespace:
         )
         return params
 
-    def _near_wrote(self, key_hashes: int | list[int] | None) -> None:
-        """Drop this process's near copies of keys it just wrote (None: the whole
-        namespace); see ``AsyncCacheCore.dropped``."""
+    async def _write(
+        self, op: str, statement: LiteralString, params: dict[str, Any], key_hashes: Any
+    ) -> Any:
+        """Run one write of this namespace, then drop this process's near copies of
+        ``key_hashes`` (one hash, a list, or None: the whole namespace) so that a read after
+        it sees it (``AsyncCacheCore.dropped``); its first row, or None."""
         hashes = [key_hashes] if isinstance(key_hashes, int) else key_hashes
-        self._core.dropped(_CACHE, hashes, self.name)
+        return await self._core.write(op, statement, params, _CACHE, hashes, self.name)
 
     # ------------------------------------------------------------------ reads
     async def get(self, key: str, default: Any = None) -> Any:
@@ -188,9 +191,7 @@ class AsyncKVNamespace:
         ``tags`` label the entry for :meth:`invalidate_tags`.
         """
         params = self._value_params(key, value, ttl, tags)
-        async with self._db.connection("cache.kv.set") as conn:
-            await conn.execute(q.KV_SET, params)
-        self._near_wrote(params["key_hash"])
+        await self._write("cache.kv.set", q.KV_SET, params, params["key_hash"])
         await self._core.wrote(_CACHE)
 
     async def add(
@@ -198,10 +199,7 @@ class AsyncKVNamespace:
     ) -> bool:
         """Store ``value`` only if the key is absent (or expired); True when stored."""
         params = self._value_params(key, value, ttl, tags)
-        async with self._db.connection("cache.kv.add") as conn:
-            cur = await conn.execute(q.KV_ADD, params)
-            stored = await cur.fetchone() is not None
-        self._near_wrote(params["key_hash"])
+        stored = await self._write("cache.kv.add", q.KV_ADD, params, params["key_hash"]) is not None
         if stored:
             await self._core.wrote(_CACHE)
         return stored
@@ -235,18 +233,13 @@ class AsyncKVNamespace:
             tags=check_tags(tags),
             ttl=check_ttl(ttl, self._default_ttl),
         )
-        async with self._db.connection("cache.kv.set_many") as conn:
-            await conn.execute(q.KV_SET_MANY, params)
-        self._near_wrote(params["key_hashes"])
+        await self._write("cache.kv.set_many", q.KV_SET_MANY, params, params["key_hashes"])
         await self._core.wrote(_CACHE, len(sizes))
 
     async def delete(self, key: str) -> bool:
         """Remove the key; True when a live value was removed."""
         params = self._params(key)
-        async with self._db.connection("cache.kv.delete") as conn:
-            cur = await conn.execute(q.KV_DELETE, params)
-            row = await cur.fetchone()
-        self._near_wrote(params["key_hash"])
+        row = await self._write("cache.kv.delete", q.KV_DELETE, params, params["key_hash"])
         return bool(row and row[0])
 
     async def delete_many(self, keys: Iterable[str]) -> int:
@@ -255,30 +248,27 @@ class AsyncKVNamespace:
         if is_empty_batch(keys):
             return 0
         params = self._many(keys)
-        async with self._db.connection("cache.kv.delete_many") as conn:
-            cur = await conn.execute(q.KV_DELETE_MANY, params)
-            row = await cur.fetchone()
-        self._near_wrote(params["key_hashes"])
+        row = await self._write(
+            "cache.kv.delete_many", q.KV_DELETE_MANY, params, params["key_hashes"]
+        )
         return int(row[0]) if row else 0
 
     async def expire(self, key: str, ttl: Seconds) -> bool:
         """Give a live key a new TTL (seconds from now); False when it is absent."""
         params = self._params(key)
         params["ttl"] = check_positive_seconds(ttl, "ttl")
-        async with self._db.connection("cache.kv.expire") as conn:
-            cur = await conn.execute(q.KV_EXPIRE, params)
-            found = await cur.fetchone() is not None
-        self._near_wrote(params["key_hash"])
-        return found
+        return (
+            await self._write("cache.kv.expire", q.KV_EXPIRE, params, params["key_hash"])
+            is not None
+        )
 
     async def persist(self, key: str) -> bool:
         """Remove a live key's expiry; False when it is absent."""
         params = self._params(key)
-        async with self._db.connection("cache.kv.persist") as conn:
-            cur = await conn.execute(q.KV_PERSIST, params)
-            found = await cur.fetchone() is not None
-        self._near_wrote(params["key_hash"])
-        return found
+        return (
+            await self._write("cache.kv.persist", q.KV_PERSIST, params, params["key_hash"])
+            is not None
+        )
 
     async def incr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
         """Add ``amount`` atomically (one upsert) and return the new value; an absent or
@@ -291,10 +281,7 @@ class AsyncKVNamespace:
         params = self._params(key)
         params.update(amount=amount, ttl=check_ttl(ttl, self._default_ttl))
         try:
-            async with self._db.connection("cache.kv.incr") as conn:
-                cur = await conn.execute(q.KV_INCR, params)
-                row = await cur.fetchone()
-            self._near_wrote(params["key_hash"])
+            row = await self._write("cache.kv.incr", q.KV_INCR, params, params["key_hash"])
         except ValidationError as exc:
             if exc.constraint == "kv_cache_one_value":
                 raise ValidationError(
@@ -318,10 +305,7 @@ class AsyncKVNamespace:
         if not prefix:
             raise ValidationError("prefix must not be empty (use clear() to empty a namespace)")
         params = {"namespace": self.name, "prefix": prefix, "pattern": like_prefix_pattern(prefix)}
-        async with self._db.connection("cache.kv.delete_prefix") as conn:
-            cur = await conn.execute(q.KV_DELETE_PREFIX, params)
-            row = await cur.fetchone()
-        self._near_wrote(None)
+        row = await self._write("cache.kv.delete_prefix", q.KV_DELETE_PREFIX, params, None)
         return int(row[0]) if row else 0
 
     async def invalidate_tags(self, *tags: str) -> int:
@@ -331,18 +315,12 @@ class AsyncKVNamespace:
         if not checked:
             raise ValidationError("invalidate_tags needs at least one tag")
         params = {"namespace": self.name, "tags": checked}
-        async with self._db.connection("cache.kv.invalidate_tags") as conn:
-            cur = await conn.execute(q.KV_INVALIDATE_TAGS, params)
-            row = await cur.fetchone()
-        self._near_wrote(None)
+        row = await self._write("cache.kv.invalidate_tags", q.KV_INVALIDATE_TAGS, params, None)
         return int(row[0]) if row else 0
 
     async def clear(self) -> int:
         """Remove every key of this namespace; returns how many live values were removed."""
-        async with self._db.connection("cache.kv.clear") as conn:
-            cur = await conn.execute(q.KV_CLEAR, {"namespace": self.name})
-            row = await cur.fetchone()
-        self._near_wrote(None)
+        row = await self._write("cache.kv.clear", q.KV_CLEAR, {"namespace": self.name}, None)
         return int(row[0]) if row else 0
 
     # ------------------------------------------------------------------ cache-aside
@@ -414,7 +392,7 @@ class AsyncKVNamespace:
             value = await self._load(loader)
             await self.set(key, value, ttl=ttl_seconds)
             return self.codec.normalize(value)
-        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
+        self._core.dropped(_CACHE, [params["key_hash"]])  # after COMMIT
         await self._core.wrote(_CACHE)
         return value
 
@@ -513,5 +491,5 @@ class AsyncKVNamespace:
             if row is None or not values_equal(self.codec.decode(row[0], row[1]), expected):
                 return False
             await conn.execute(statement, params)
-        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
+        self._core.dropped(_CACHE, [params["key_hash"]])  # after COMMIT
         return True

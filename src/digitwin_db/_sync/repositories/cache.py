@@ -175,10 +175,9 @@ class CacheRepository(Repository):
             "byte_size": len(packed) + len(text),
             "ttl": check_ttl(ttl, self._ttl[_EMB]),
         }
-        with self.db.connection("cache.set_embedding") as conn:
-            cur = conn.execute(q.EMBEDDING_SET, params)
-            row = cur.fetchone()
-        self._core.dropped(_EMB, [params["key_hash"]])
+        row = self._core.write(
+            "cache.set_embedding", q.EMBEDDING_SET, params, _EMB, [params["key_hash"]]
+        )
         if row is None:
             raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
@@ -219,10 +218,8 @@ class CacheRepository(Repository):
             "byte_size": len(packed[0]),
             "ttl": check_ttl(ttl, self._ttl[_EMB]),
         }
-        with self.db.connection("cache.set_embeddings") as conn:
-            cur = conn.execute(q.EMBEDDING_SET_MANY, params)
-            row = cur.fetchone()
-        self._core.dropped(_EMB, params["key_hashes"])  # type: ignore[arg-type]
+        hashes: Any = params["key_hashes"]
+        row = self._core.write("cache.set_embeddings", q.EMBEDDING_SET_MANY, params, _EMB, hashes)
         if row is None:
             raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
@@ -275,9 +272,7 @@ class CacheRepository(Repository):
             byte_size=len(hits_json.encode()),
             ttl=check_ttl(ttl, self._ttl[_SEARCH]),
         )
-        with self.db.connection("cache.set_search_results") as conn:
-            conn.execute(q.SEARCH_SET, key)
-        self._core.dropped(_SEARCH, [key["key_hash"]])
+        self._core.write("cache.set_search_results", q.SEARCH_SET, key, _SEARCH, [key["key_hash"]])
         self._core.wrote(_SEARCH)
 
     # ------------------------------------------------------------------ LLM responses
@@ -329,9 +324,7 @@ class CacheRepository(Repository):
         an entry resets its hit count."""
         key = llm_value(self._llm_params(prompt, model, params), response, metadata)
         key["ttl"] = check_ttl(ttl, self._ttl[_LLM])
-        with self.db.connection("cache.set_llm_response") as conn:
-            conn.execute(q.LLM_SET, key)
-        self._core.dropped(_LLM, [key["key_hash"]])
+        self._core.write("cache.set_llm_response", q.LLM_SET, key, _LLM, [key["key_hash"]])
         self._core.wrote(_LLM)
 
     # ------------------------------------------------------------------ statistics
@@ -462,10 +455,9 @@ class CacheRepository(Repository):
         """Remove the cached response of ``model`` to ``prompt`` with ``params``; True when
         a live entry was removed."""
         key = self._llm_params(prompt, model, params)
-        with self.db.connection("cache.delete_llm_response") as conn:
-            cur = conn.execute(q.LLM_DELETE, key)
-            row = cur.fetchone()
-        self._core.dropped(_LLM, [key["key_hash"]])
+        row = self._core.write(
+            "cache.delete_llm_response", q.LLM_DELETE, key, _LLM, [key["key_hash"]]
+        )
         return bool(row and row[0])
 
     def clear(self, kind: str) -> int:
@@ -477,10 +469,7 @@ class CacheRepository(Repository):
                 f"kind must be one of {', '.join(sorted(_CLEAR_KINDS))}, got {str(kind)[:50]!r}"
             )
         statement = q.CLEAR_TABLE.format(table=sql.Identifier(cache_spec(name).table))
-        with self.db.connection("cache.clear") as conn:
-            cur = conn.execute(statement)
-            row = cur.fetchone()
-        self._core.dropped(name, None)
+        row = self._core.write("cache.clear", statement, {}, name, None)
         return int(row[0]) if row else 0
 
     def get_or_set_llm_response(
