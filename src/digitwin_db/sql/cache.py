@@ -35,10 +35,10 @@ FROM embedding_cache
 WHERE key_hash = ANY (%(key_hashes)s::bigint[]) AND model = %(model)s AND expires_at > now()
 """
 
-# Store (or replace) one embedding unless the model has live embeddings of another
-# dimension ("mismatch": two range probes of embedding_cache_model_dims_idx, dimensions
-# below and above, which find nothing in the usual case). Returns (a conflicting stored
-# dimension or NULL, rows stored).
+# Store (or replace) embeddings of one model and one dimension (one or many rows, all or
+# none) unless the model has live embeddings of another dimension ("mismatch": two range
+# probes of embedding_cache_model_dims_idx, dimensions below and above, which find nothing
+# in the usual case). Returns (a conflicting stored dimension or NULL, rows stored).
 EMBEDDING_SET: LiteralString = """
 WITH mismatch AS ((SELECT dimensions
         FROM embedding_cache
@@ -49,34 +49,10 @@ WITH mismatch AS ((SELECT dimensions
         WHERE model = %(model)s AND dimensions > %(dimensions)s AND expires_at > now()
         LIMIT 1)), stored AS (INSERT INTO embedding_cache AS c (key_hash, model, text,
             dimensions, embedding, byte_size, created_at, expires_at)
-    SELECT %(key_hash)s, %(model)s, %(text)s, %(dimensions)s, %(embedding)s, %(byte_size)s,
-        now(), now() + %(ttl)s::float8 * interval '1 second'
-    WHERE NOT EXISTS (SELECT 1 FROM mismatch)
-    ON CONFLICT (key_hash)
-    DO UPDATE SET model = EXCLUDED.model, text = EXCLUDED.text,
-        dimensions = EXCLUDED.dimensions, embedding = EXCLUDED.embedding,
-        byte_size = EXCLUDED.byte_size, created_at = EXCLUDED.created_at,
-        expires_at = EXCLUDED.expires_at
-    RETURNING 1)
-SELECT (SELECT min(dimensions) FROM mismatch), (SELECT count(*) FROM stored)
-"""
-
-# Store (or replace) many embeddings of one model and one dimension in one statement, with
-# the same dimension check as EMBEDDING_SET.
-EMBEDDING_SET_MANY: LiteralString = """
-WITH mismatch AS ((SELECT dimensions
-        FROM embedding_cache
-        WHERE model = %(model)s AND dimensions < %(dimensions)s AND expires_at > now()
-        LIMIT 1)
-    UNION ALL (SELECT dimensions
-        FROM embedding_cache
-        WHERE model = %(model)s AND dimensions > %(dimensions)s AND expires_at > now()
-        LIMIT 1)), stored AS (INSERT INTO embedding_cache AS c (key_hash, model, text,
-            dimensions, embedding, byte_size, created_at, expires_at)
-    SELECT k.key_hash, %(model)s, k.text, %(dimensions)s, k.embedding, %(byte_size)s, now(),
+    SELECT k.key_hash, %(model)s, k.text, %(dimensions)s, k.embedding, k.byte_size, now(),
         now() + %(ttl)s::float8 * interval '1 second'
-    FROM unnest(%(key_hashes)s::bigint[], %(texts)s::text[], %(embeddings)s::bytea[]) AS
-        k(key_hash, text, embedding)
+    FROM unnest(%(key_hashes)s::bigint[], %(texts)s::text[], %(embeddings)s::bytea[],
+        %(byte_sizes)s::integer[]) AS k(key_hash, text, embedding, byte_size)
     WHERE NOT EXISTS (SELECT 1 FROM mismatch)
     ON CONFLICT (key_hash)
     DO UPDATE SET model = EXCLUDED.model, text = EXCLUDED.text,

@@ -18,7 +18,8 @@ _SOFT_DELETE_TABLES = ("users", "voice_models", "face_models", "knowledge_docume
 _AI_MODEL_TABLES = ("voice_models", "face_models")
 #: Tables listed a page at a time (``common.PAGE``, ``common.COUNT_ROWS``).
 _LISTED = (*_SOFT_DELETE_TABLES, "conversation_sessions")
-_OWNED = tuple(f"users:{t}" for t in _SOFT_DELETE_TABLES if t != "users")
+_USER_OWNED = tuple(t for t in _SOFT_DELETE_TABLES if t != "users")
+_OWNED = tuple(f"users:{t}" for t in _USER_OWNED)
 
 #: Templates formatted with a ``{table}`` (``"owner:table"`` when they also have an
 #: ``{owner_table}``): the tables they run on. ``"*"``: any application table (operator
@@ -51,6 +52,8 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         )
     },
     "soft_delete.OWNER_IS_LIVE": _OWNED,
+    "users.CASCADE_SOFT_DELETE": _USER_OWNED,
+    "users.CASCADE_RESTORE": _USER_OWNED,
     "common.TABLE_PROBE": ("*",),
     "common.PAGE": _LISTED,
     "common.COUNT_ROWS": _LISTED,
@@ -107,7 +110,6 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.EMBEDDING_GET",
         "cache.EMBEDDING_GET_MANY",
         "cache.EMBEDDING_SET",
-        "cache.EMBEDDING_SET_MANY",
         "cache.EVICT_OVER_CAPS",
         "cache.STATS_SIZES",
     ),
@@ -130,8 +132,8 @@ TABLES: dict[str, tuple[str, ...]] = {
         "soft_delete.RESTORE",
         "soft_delete.SOFT_DELETE",
         "soft_delete.UPDATE_LIVE",
-        "users.CASCADE_RESTORE_FACE_MODELS",
-        "users.CASCADE_SOFT_DELETE_FACE_MODELS",
+        "users.CASCADE_RESTORE",
+        "users.CASCADE_SOFT_DELETE",
         "users.EXPORT",
     ),
     "knowledge_documents": (
@@ -148,8 +150,8 @@ TABLES: dict[str, tuple[str, ...]] = {
         "soft_delete.RESTORE",
         "soft_delete.SOFT_DELETE",
         "soft_delete.UPDATE_LIVE",
-        "users.CASCADE_RESTORE_DOCUMENTS",
-        "users.CASCADE_SOFT_DELETE_DOCUMENTS",
+        "users.CASCADE_RESTORE",
+        "users.CASCADE_SOFT_DELETE",
         "users.EXPORT",
     ),
     "kv_cache": (
@@ -278,8 +280,8 @@ TABLES: dict[str, tuple[str, ...]] = {
         "soft_delete.RESTORE",
         "soft_delete.SOFT_DELETE",
         "soft_delete.UPDATE_LIVE",
-        "users.CASCADE_RESTORE_VOICE_MODELS",
-        "users.CASCADE_SOFT_DELETE_VOICE_MODELS",
+        "users.CASCADE_RESTORE",
+        "users.CASCADE_SOFT_DELETE",
         "users.EXPORT",
     ),
 }

@@ -21,8 +21,17 @@ from digitwin_db.rules.users import (
     check_tier,
     check_traits,
 )
+from digitwin_db.sql import ai_models as ai_models_sql
 from digitwin_db.sql import users as q
 from digitwin_db.validation import check_fields, check_text, json_param
+
+#: The tables a user's soft delete cascades to (and a restore brings back), with each
+#: table's own soft-delete extra ``SET`` (models are deactivated).
+CASCADE_TABLES: tuple[tuple[str, sql.Composable], ...] = (
+    ("voice_models", ai_models_sql.SOFT_DELETE_EXTRA_SET),
+    ("face_models", ai_models_sql.SOFT_DELETE_EXTRA_SET),
+    ("knowledge_documents", sql.SQL("")),
+)
 
 
 class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
@@ -124,39 +133,37 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
 
     # ------------------------------------------------------------------ soft-delete hooks
     async def _after_soft_delete(self, conn: AsyncConnection[Any], row: User) -> None:
-        params = {"user_id": row.id, "deleted_at": row.deleted_at}
-        counts: dict[str, int] = {}
-        for key, statement in (
-            ("voice_models", q.CASCADE_SOFT_DELETE_VOICE_MODELS),
-            ("face_models", q.CASCADE_SOFT_DELETE_FACE_MODELS),
-            ("knowledge_documents", q.CASCADE_SOFT_DELETE_DOCUMENTS),
-        ):
-            cur = await conn.execute(statement, params)
-            counts[key] = cur.rowcount
-        await self._audit(
-            conn,
-            "user.soft_deleted",
-            user_id=row.id,
-            resource_type="user",
-            resource_id=row.id,
-            metadata=counts,
-        )
+        await self._cascade(conn, row, "user.soft_deleted", row.deleted_at, restore=False)
 
     async def _after_restore(
         self, conn: AsyncConnection[Any], row: User, deleted_at: datetime
     ) -> None:
+        await self._cascade(conn, row, "user.restored", deleted_at, restore=True)
+
+    async def _cascade(
+        self,
+        conn: AsyncConnection[Any],
+        row: User,
+        action: str,
+        deleted_at: datetime | None,
+        *,
+        restore: bool,
+    ) -> None:
+        """Soft-delete (or restore) the user's rows of every owned table with the user's
+        ``deleted_at``, and audit how many of each."""
         params = {"user_id": row.id, "deleted_at": deleted_at}
         counts: dict[str, int] = {}
-        for key, statement in (
-            ("voice_models", q.CASCADE_RESTORE_VOICE_MODELS),
-            ("face_models", q.CASCADE_RESTORE_FACE_MODELS),
-            ("knowledge_documents", q.CASCADE_RESTORE_DOCUMENTS),
-        ):
+        for table, extra_set in CASCADE_TABLES:
+            fields = {"table": sql.Identifier(table)}
+            if restore:
+                statement = q.CASCADE_RESTORE.format(**fields)
+            else:
+                statement = q.CASCADE_SOFT_DELETE.format(**fields, extra_set=extra_set)
             cur = await conn.execute(statement, params)
-            counts[key] = cur.rowcount
+            counts[table] = cur.rowcount
         await self._audit(
             conn,
-            "user.restored",
+            action,
             user_id=row.id,
             resource_type="user",
             resource_id=row.id,

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from psycopg import sql
 
@@ -110,14 +110,6 @@ class CacheRepository(Repository):
         table)."""
         return KVNamespace(self._core, name, serializer=serializer, near=near)
 
-    # ------------------------------------------------------------------ shared helpers
-    @staticmethod
-    def _not_stored(model: str, dimensions: int, stored: int) -> NoReturn:
-        raise ValidationError(
-            f"embedding has {dimensions} dimensions but model {model[:100]!r} already has "
-            f"embeddings of {stored} dimensions in the cache"
-        )
-
     # ------------------------------------------------------------------ embeddings
     def get_embedding(self, text: str, *, model: str) -> list[float] | None:
         """The cached vector of ``text`` under ``model`` (float32 precision), or None."""
@@ -165,24 +157,7 @@ class CacheRepository(Repository):
         text = check_text(text, "text")
         model = check_name(model, "model")
         packed = pack_embedding(embedding)
-        dimensions = len(packed) // 4
-        params = {
-            "key_hash": hash_key(EMBEDDING_PERSON, model.encode() + b"\x00" + text.encode()),
-            "model": model,
-            "text": text,
-            "dimensions": dimensions,
-            "embedding": packed,
-            "byte_size": len(packed) + len(text),
-            "ttl": check_ttl(ttl, self._ttl[_EMB]),
-        }
-        row = self._core.write(
-            "cache.set_embedding", q.EMBEDDING_SET, params, _EMB, [params["key_hash"]]
-        )
-        if row is None:
-            raise QueryError("cache: the embedding upsert returned no row")
-        if row[0] is not None:
-            self._not_stored(model, dimensions, row[0])
-        self._core.wrote(_EMB)
+        self._store_embeddings("cache.set_embedding", model, [text], [packed], ttl)
 
     def set_embeddings(
         self,
@@ -203,27 +178,37 @@ class CacheRepository(Repository):
         for text, vector in items:
             texts.append(check_text(text, "text"))
             packed.append(pack_embedding(vector, f"embedding of {str(text)[:50]!r}"))
-        dimensions = len(packed[0]) // 4
         if any(len(p) != len(packed[0]) for p in packed):
             raise ValidationError(
                 "all embeddings of one set_embeddings call must have one dimension"
             )
+        self._store_embeddings("cache.set_embeddings", model, texts, packed, ttl)
+
+    def _store_embeddings(
+        self, op: str, model: str, texts: list[str], packed: list[bytes], ttl: object
+    ) -> None:
+        """Store checked embeddings (one dimension) of ``model`` in one statement, unless
+        the model's live embeddings have another dimension (``ValidationError``)."""
+        dimensions = len(packed[0]) // 4
         prefix = model.encode() + b"\x00"
+        hashes = [hash_key(EMBEDDING_PERSON, prefix + t.encode()) for t in texts]
         params = {
-            "key_hashes": [hash_key(EMBEDDING_PERSON, prefix + t.encode()) for t in texts],
+            "key_hashes": hashes,
             "texts": texts,
             "embeddings": packed,
+            "byte_sizes": [len(p) + len(t) for p, t in zip(packed, texts, strict=True)],
             "model": model,
             "dimensions": dimensions,
-            "byte_size": len(packed[0]),
             "ttl": check_ttl(ttl, self._ttl[_EMB]),
         }
-        hashes: Any = params["key_hashes"]
-        row = self._core.write("cache.set_embeddings", q.EMBEDDING_SET_MANY, params, _EMB, hashes)
+        row = self._core.write(op, q.EMBEDDING_SET, params, _EMB, hashes)
         if row is None:
             raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
-            self._not_stored(model, dimensions, row[0])
+            raise ValidationError(
+                f"embedding has {dimensions} dimensions but model {model[:100]!r} already has "
+                f"embeddings of {row[0]} dimensions in the cache"
+            )
         self._core.wrote(_EMB, len(texts))
 
     # ------------------------------------------------------------------ vector search
