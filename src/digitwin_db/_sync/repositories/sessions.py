@@ -45,12 +45,12 @@ from digitwin_db.sql import sessions as q
 from digitwin_db.sql.common import OWNED_BY, STATUS_IS
 from digitwin_db.validation import (
     check_aware_datetime,
+    check_choice,
     check_optional_int,
     check_text,
     json_param,
     optional_uuid,
     parse_uuid,
-    shown,
 )
 
 __all__ = ["ConversationSessionRepository"]
@@ -125,11 +125,9 @@ class ConversationSessionRepository(Repository):
         session, ``ValidationError`` for an ended one or bad input.
         """
         sid = parse_uuid(session_id, "session_id")
-        if role not in TURN_ROLES:
-            raise ValidationError(f"role must be one of {', '.join(TURN_ROLES)}, got {shown(role)}")
         params = {
             "session_id": sid,
-            "role": role,
+            "role": check_choice(role, "role", TURN_ROLES),
             "content": check_text(content, "content", max_length=CONTENT_MAX, strip=False),
             "asr_ms": check_latency(asr_ms, "asr_ms"),
             "llm_ms": check_latency(llm_ms, "llm_ms"),
@@ -215,10 +213,8 @@ class ConversationSessionRepository(Repository):
         """A page of the user's sessions, newest first, optionally only ``active`` or
         ``ended`` ones. ``NotFoundError`` if the user does not exist or is deleted."""
         uid = parse_uuid(user_id, "user_id")
-        if status is not None and status not in SESSION_STATUSES:
-            raise ValidationError(
-                f"status must be one of {', '.join(SESSION_STATUSES)} or None, got {shown(status)}"
-            )
+        if status is not None:
+            check_choice(status, "status", SESSION_STATUSES, " or None")
         params = {"user_id": uid, "status": status}
         return self._list_page(
             "sessions.list_for_user",
