@@ -273,15 +273,7 @@ WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s
 RETURNING (expires_at IS NULL OR expires_at > now())
 """
 
-# Whether a live key exists.
-KV_EXISTS: LiteralString = """
-SELECT 1
-FROM kv_cache
-WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s AND
-    (expires_at IS NULL OR expires_at > now())
-"""
-
-# Seconds left before a live key expires (NULL: it never expires).
+# Seconds left before a live key expires (NULL: it never expires); no row: no live key.
 KV_TTL: LiteralString = """
 SELECT EXTRACT(EPOCH FROM expires_at - now())::float8
 FROM kv_cache

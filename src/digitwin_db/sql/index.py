@@ -164,7 +164,6 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.KV_DELETE_LOCKED",
         "cache.KV_DELETE_MANY",
         "cache.KV_DELETE_PREFIX",
-        "cache.KV_EXISTS",
         "cache.KV_EXPIRE",
         "cache.KV_GET",
         "cache.KV_GET_BY_HASH",

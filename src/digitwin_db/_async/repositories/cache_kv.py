@@ -168,18 +168,18 @@ class AsyncKVNamespace:
 
     async def exists(self, key: str) -> bool:
         """True when the key is present and not expired."""
-        params = self._params(key)
-        async with self._db.connection("cache.kv.exists") as conn:
-            cur = await conn.execute(q.KV_EXISTS, params)
-            return await cur.fetchone() is not None
+        return await self._ttl_row("cache.kv.exists", key) is not None
 
     async def ttl(self, key: str) -> float | None:
         """Seconds until the key expires; None when it never expires or is absent."""
-        params = self._params(key)
-        async with self._db.connection("cache.kv.ttl") as conn:
-            cur = await conn.execute(q.KV_TTL, params)
-            row = await cur.fetchone()
+        row = await self._ttl_row("cache.kv.ttl", key)
         return None if row is None or row[0] is None else float(row[0])
+
+    async def _ttl_row(self, op: str, key: str) -> Any:
+        """The (seconds left,) of a live key, or None when it has none."""
+        async with self._db.connection(op) as conn:
+            cur = await conn.execute(q.KV_TTL, self._params(key))
+            return await cur.fetchone()
 
     # ------------------------------------------------------------------ writes
     async def set(

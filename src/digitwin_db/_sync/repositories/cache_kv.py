@@ -171,18 +171,18 @@ class KVNamespace:
 
     def exists(self, key: str) -> bool:
         """True when the key is present and not expired."""
-        params = self._params(key)
-        with self._db.connection("cache.kv.exists") as conn:
-            cur = conn.execute(q.KV_EXISTS, params)
-            return cur.fetchone() is not None
+        return self._ttl_row("cache.kv.exists", key) is not None
 
     def ttl(self, key: str) -> float | None:
         """Seconds until the key expires; None when it never expires or is absent."""
-        params = self._params(key)
-        with self._db.connection("cache.kv.ttl") as conn:
-            cur = conn.execute(q.KV_TTL, params)
-            row = cur.fetchone()
+        row = self._ttl_row("cache.kv.ttl", key)
         return None if row is None or row[0] is None else float(row[0])
+
+    def _ttl_row(self, op: str, key: str) -> Any:
+        """The (seconds left,) of a live key, or None when it has none."""
+        with self._db.connection(op) as conn:
+            cur = conn.execute(q.KV_TTL, self._params(key))
+            return cur.fetchone()
 
     # ------------------------------------------------------------------ writes
     def set(
