@@ -234,12 +234,10 @@ class AsyncRateLimitRepository(AsyncRepository):
         """Delete one bucket of the user, or all of them when ``endpoint`` is None; the
         next check starts full with zeroed counters. Returns the number of buckets deleted."""
         user = check_user_id(user_id)
+        if endpoint is not None:
+            check_endpoint(endpoint)
         async with self.db.connection("rate_limits.reset") as conn:
-            if endpoint is None:
-                cur = await conn.execute(q.RESET_USER, {"user_id": user})
-            else:
-                check_endpoint(endpoint)
-                cur = await conn.execute(q.RESET_ENDPOINT, {"user_id": user, "endpoint": endpoint})
+            cur = await conn.execute(q.RESET, {"user_id": user, "endpoint": endpoint})
             return cur.rowcount
 
     async def usage(self, user_id: Any, *, since: datetime | None = None) -> list[EndpointUsage]:
@@ -252,10 +250,7 @@ class AsyncRateLimitRepository(AsyncRepository):
         user = check_user_id(user_id)
         since = check_aware_datetime(since, "since")
         async with self.db.connection("rate_limits.usage") as conn:
-            if since is None:
-                cur = await conn.execute(q.USAGE, {"user_id": user})
-            else:
-                cur = await conn.execute(q.USAGE_SINCE, {"user_id": user, "since": since})
+            cur = await conn.execute(q.USAGE, {"user_id": user, "since": since})
             rows = await cur.fetchall()
         return [
             EndpointUsage(endpoint=e, allowed=a, denied=d, first_seen=f, last_seen=s)

@@ -237,12 +237,10 @@ class RateLimitRepository(Repository):
         """Delete one bucket of the user, or all of them when ``endpoint`` is None; the
         next check starts full with zeroed counters. Returns the number of buckets deleted."""
         user = check_user_id(user_id)
+        if endpoint is not None:
+            check_endpoint(endpoint)
         with self.db.connection("rate_limits.reset") as conn:
-            if endpoint is None:
-                cur = conn.execute(q.RESET_USER, {"user_id": user})
-            else:
-                check_endpoint(endpoint)
-                cur = conn.execute(q.RESET_ENDPOINT, {"user_id": user, "endpoint": endpoint})
+            cur = conn.execute(q.RESET, {"user_id": user, "endpoint": endpoint})
             return cur.rowcount
 
     def usage(self, user_id: Any, *, since: datetime | None = None) -> list[EndpointUsage]:
@@ -255,10 +253,7 @@ class RateLimitRepository(Repository):
         user = check_user_id(user_id)
         since = check_aware_datetime(since, "since")
         with self.db.connection("rate_limits.usage") as conn:
-            if since is None:
-                cur = conn.execute(q.USAGE, {"user_id": user})
-            else:
-                cur = conn.execute(q.USAGE_SINCE, {"user_id": user, "since": since})
+            cur = conn.execute(q.USAGE, {"user_id": user, "since": since})
             rows = cur.fetchall()
         return [
             EndpointUsage(endpoint=e, allowed=a, denied=d, first_seen=f, last_seen=s)
