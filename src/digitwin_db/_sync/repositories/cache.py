@@ -63,7 +63,7 @@ from digitwin_db.models.cache import (
 from digitwin_db.models.common import RepositoryCheck
 from digitwin_db.sql import cache as q
 from digitwin_db.sql import near_cache as nq
-from digitwin_db.validation import shown
+from digitwin_db.validation import check_int_range
 
 __all__ = ["DEFAULT_NAMESPACE", "CacheRepository"]
 
@@ -366,10 +366,7 @@ class CacheRepository(Repository):
         ``should_stop`` is polled after every batch; when it returns true the cleanup ends
         there (the cleanup job passes its SIGTERM flag, so a stop never waits for a long
         purge to finish)."""
-        if type(batch_size) is not int or not 1 <= batch_size <= 1_000_000:
-            raise ValidationError(
-                f"batch_size must be an integer in 1..1000000, got {shown(batch_size)}"
-            )
+        check_int_range(batch_size, "batch_size", 1, 1_000_000)
         start = time.perf_counter()
         removed: dict[str, int] = {}
         batches = 0

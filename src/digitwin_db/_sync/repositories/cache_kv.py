@@ -38,6 +38,7 @@ from digitwin_db.errors import (
 from digitwin_db.key_hash import PrefixHasher
 from digitwin_db.kv_codec import resolve_codec, values_equal
 from digitwin_db.sql import cache as q
+from digitwin_db.validation import check_int_range
 
 __all__ = ["KVNamespace"]
 
@@ -418,8 +419,7 @@ class KVNamespace:
         pages. A key live for the whole walk is listed exactly once; one written or deleted
         meanwhile may or may not be."""
         prefix = check_key(prefix, "prefix")
-        if type(page_size) is not int or not 1 <= page_size <= 100_000:
-            raise ValidationError("page_size must be an integer in 1..100000")
+        check_int_range(page_size, "page_size", 1, 100_000)
         params: dict[str, Any] = {
             "namespace": self.name,
             "prefix": prefix,
