@@ -228,8 +228,8 @@ TABLES: dict[str, tuple[str, ...]] = {
         "users.EXPORT",
     ),
     "users": (
+        "ai_models.INSERT",
         "ai_models.LOCK_LIVE_USER_EXCLUSIVE",
-        "ai_models.LOCK_LIVE_USER_SHARED",
         "common.COUNT_ROWS",
         "common.PAGE",
         "documents.INSERT",

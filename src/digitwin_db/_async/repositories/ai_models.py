@@ -66,13 +66,11 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
         params: dict[str, Any] = {"user_id": owner}
         for column, check in self._checks.items():
             params[column] = check(fields.get(column))
-        async with self.db.transaction(f"{self.name}.create") as conn:
-            cur = await conn.execute(q.LOCK_LIVE_USER_SHARED, {"user_id": owner})
-            if await cur.fetchone() is None:
-                raise NotFoundError(f"user {owner} not found (or deleted)")
+        async with self.db.connection(f"{self.name}.create") as conn:
             model = await self._fetch_one(conn, self._q_insert, params)
-        if model is None:
-            raise QueryError("ai_models: the statement returned no row")
+            if model is None:
+                await self._require_user(conn, owner)
+                raise NotFoundError(f"user {owner} is not live")
         return model
 
     async def list_for_user(

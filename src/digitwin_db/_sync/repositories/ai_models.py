@@ -69,13 +69,11 @@ class AIModelRepository(SoftDeleteRepository[ModelT]):
         params: dict[str, Any] = {"user_id": owner}
         for column, check in self._checks.items():
             params[column] = check(fields.get(column))
-        with self.db.transaction(f"{self.name}.create") as conn:
-            cur = conn.execute(q.LOCK_LIVE_USER_SHARED, {"user_id": owner})
-            if cur.fetchone() is None:
-                raise NotFoundError(f"user {owner} not found (or deleted)")
+        with self.db.connection(f"{self.name}.create") as conn:
             model = self._fetch_one(conn, self._q_insert, params)
-        if model is None:
-            raise QueryError("ai_models: the statement returned no row")
+            if model is None:
+                self._require_user(conn, owner)
+                raise NotFoundError(f"user {owner} is not live")
         return model
 
     def list_for_user(
