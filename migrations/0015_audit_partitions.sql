@@ -97,6 +97,9 @@ BEGIN
         RAISE EXCEPTION 'month_start must be a finite timestamp, got %', month_start
             USING ERRCODE = '22023';
     END IF;
+    -- Two cleaners (or a cleaner and a migrate) creating the same month: one waits here,
+    -- then finds it done.
+    PERFORM pg_advisory_xact_lock(7240431557081411586);  -- 'digitwin audit partitions'
     IF to_regclass('public.' || part) IS NOT NULL THEN
         RETURN part;
     END IF;

@@ -216,6 +216,48 @@ class AsyncAuditLogRepository(AsyncRepository):
                 break
         return removed
 
+    async def apply_retention(
+        self,
+        days: float = 90,
+        *,
+        batch_size: int = DEFAULT_PURGE_BATCH,
+        max_batches: int | None = None,
+    ) -> int:
+        """The cleanup job's retention pass; return the rows removed.
+
+        On the month-partitioned table (migration 0015) it drops whole month partitions
+        that ended more than ``days`` days ago — no DELETE, no dead tuples — and deletes
+        only the stray rows of the default partition older than that, ``batch_size`` at a
+        time; rows of a month that is only partly past ``days`` stay until the whole month
+        is (at most a month longer). Every removed row whose successor survives leaves its
+        hash in ``audit_chain_anchors``, so :meth:`verify_chain` still checks the surviving
+        chain. Before that migration it is :meth:`purge_older_than`. Maintenance role
+        only; the owner's floor applies (``ValidationError``) as for
+        :meth:`purge_older_than`, which still deletes row by row to the exact cut.
+        """
+        days = check_number(days, "days", minimum=0, maximum=MAX_RETENTION_DAYS)
+        batch_size = check_int_range(batch_size, "batch_size", 1, 1_000_000)
+        if max_batches is not None:
+            max_batches = check_int_range(max_batches, "max_batches", 1, 2**31)
+        async with self.db.connection("audit_logs.partitioned") as conn:
+            cur = await conn.execute(q.PARTITIONED)
+            row = await cur.fetchone()
+        if not (row and row[0]):
+            return await self.purge_older_than(days, batch_size=batch_size, max_batches=max_batches)
+        removed = batches = 0
+        while max_batches is None or batches < max_batches:
+            async with self.db.connection("audit_logs.drop_partitions") as conn:
+                cur = await conn.execute(
+                    q.DROP_PARTITIONS_BATCH, {"days": float(days), "batch_size": batch_size}
+                )
+                row = await cur.fetchone()
+            deleted = int(row[0]) if row is not None else 0
+            removed += deleted
+            batches += 1
+            if deleted < batch_size:
+                break
+        return removed
+
     async def retention_floor(self) -> int:
         """The owner's floor under every retention purge, in days
         (``audit_policy.min_retention_days``): ``purge_older_than`` refuses less."""
