@@ -33,6 +33,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,31 +170,15 @@ def _run_turns(url: str, rows: int) -> dict[str, Any]:
 
         # -- single-row inserts (the add_turn shape), interleaved in rounds
         session_ids = [r[0] for r in conn.execute("SELECT id FROM conversation_sessions")]
-        latencies: dict[str, list[float]] = {t: [] for t in tables}
-        wall = dict.fromkeys(tables, 0.0)
         turn = rows // SESSIONS + 10
-        for r in range(SINGLE_ROWS // SINGLE_ROUND):
-            for table in tables if r % 2 == 0 else tables[::-1]:
-                statement = SINGLE_INSERT.format(table=table)
-                start_round = time.perf_counter()
-                for k in range(SINGLE_ROUND):
-                    call_ns = time.perf_counter_ns()
-                    conn.execute(
-                        statement,
-                        (session_ids[k % SESSIONS], turn + r * SINGLE_ROUND + k),
-                        prepare=True,
-                    )
-                    latencies[table].append((time.perf_counter_ns() - call_ns) / 1e6)
-                wall[table] += time.perf_counter() - start_round
-        single: dict[str, Any] = {}
-        for table in tables:
-            ordered = sorted(latencies[table])
-            single[table] = {
-                "ops_per_s": round(len(ordered) / wall[table]),
-                "p50_ms": round(percentile(ordered, 50), 3),
-                "p99_ms": round(percentile(ordered, 99), 3),
-            }
-        results["single_insert"] = single
+
+        def insert_turn(table: str) -> Callable[[int], object]:
+            statement = SINGLE_INSERT.format(table=table)
+            return lambda i: conn.execute(
+                statement, (session_ids[i % SINGLE_ROUND % SESSIONS], turn + i), prepare=True
+            )
+
+        results["single_insert"] = _single_inserts({t: insert_turn(t) for t in tables})
 
         # -- purge every month older than 9 months
         cutoff_row = conn.execute(
@@ -235,6 +220,31 @@ def _run_turns(url: str, rows: int) -> dict[str, Any]:
             "conversation_turns": {"drop_partitions_seconds": round(drop_s, 3)},
         }
     return results
+
+
+def _single_inserts(insert: dict[str, Callable[[int], object]]) -> dict[str, Any]:
+    """SINGLE_ROWS one-row inserts per table (``insert[table](i)``, i = 0, 1, …), tables
+    interleaved in rounds of SINGLE_ROUND (order alternating): ops/s, p50 and p99."""
+    tables = list(insert)
+    latencies: dict[str, list[float]] = {t: [] for t in tables}
+    wall = dict.fromkeys(tables, 0.0)
+    for r in range(SINGLE_ROWS // SINGLE_ROUND):
+        for t in tables if r % 2 == 0 else tables[::-1]:
+            start_round = time.perf_counter()
+            for k in range(SINGLE_ROUND):
+                call_ns = time.perf_counter_ns()
+                insert[t](r * SINGLE_ROUND + k)
+                latencies[t].append((time.perf_counter_ns() - call_ns) / 1e6)
+            wall[t] += time.perf_counter() - start_round
+    single: dict[str, Any] = {}
+    for t in tables:
+        ordered = sorted(latencies[t])
+        single[t] = {
+            "ops_per_s": round(len(ordered) / wall[t]),
+            "p50_ms": round(percentile(ordered, 50), 3),
+            "p99_ms": round(percentile(ordered, 99), 3),
+        }
+    return single
 
 
 def _database(url: str, name: str) -> str:
@@ -285,8 +295,6 @@ def _run_audit(url: str, rows: int) -> dict[str, Any]:
         }
 
         # -- single-row inserts: the statement audit_logs.log() runs, interleaved in rounds
-        latencies: dict[str, list[float]] = {t: [] for t in tables}
-        wall = dict.fromkeys(tables, 0.0)
         params = {
             "user_id": None,
             "action": "user.login",
@@ -297,23 +305,11 @@ def _run_audit(url: str, rows: int) -> dict[str, Any]:
             "user_agent": "bench/1.0",
             "metadata": Jsonb({"k": 1}),
         }
-        for r in range(SINGLE_ROWS // SINGLE_ROUND):
-            for t in tables if r % 2 == 0 else tables[::-1]:
-                start_round = time.perf_counter()
-                for _ in range(SINGLE_ROUND):
-                    call_ns = time.perf_counter_ns()
-                    conns[t].execute(audit_sql.INSERT, params, prepare=True)
-                    latencies[t].append((time.perf_counter_ns() - call_ns) / 1e6)
-                wall[t] += time.perf_counter() - start_round
-        single: dict[str, Any] = {}
-        for t in tables:
-            ordered = sorted(latencies[t])
-            single[t] = {
-                "ops_per_s": round(len(ordered) / wall[t]),
-                "p50_ms": round(percentile(ordered, 50), 3),
-                "p99_ms": round(percentile(ordered, 99), 3),
-            }
-        results["single_insert"] = single
+
+        def insert_entry(c: psycopg.Connection) -> Callable[[int], object]:
+            return lambda _i: c.execute(audit_sql.INSERT, params, prepare=True)
+
+        results["single_insert"] = _single_inserts({t: insert_entry(conns[t]) for t in tables})
 
         # -- retention: every month older than 9 months, the cleanup job's way on each side
         cutoff_row = (

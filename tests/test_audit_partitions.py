@@ -20,7 +20,7 @@ from digitwin_db import Database, RepositoryFactory, ValidationError, migrations
 from digitwin_db._sync.cleanup import CleanupJob
 from digitwin_db.errors import QueryError
 from tests.conftest import APP_ROLE, MAINTENANCE_ROLE, RoleUrls
-from tests.helpers import scratch_database
+from tests.helpers import month_start, roll_back_to_before, scratch_database
 
 MIGRATION = "0015_audit_partitions"
 
@@ -41,18 +41,6 @@ def maintenance_factory(role_urls: RoleUrls) -> Iterator[RepositoryFactory]:
     factory = RepositoryFactory(db)
     yield factory
     factory.close()
-
-
-def _roll_back_to_before(url: str, migration_id: str) -> None:
-    while any(s.applied for s in migrations.status(url) if s.id == migration_id):
-        migrations.rollback(url)
-
-
-def _month(offset: int) -> datetime:
-    """The first instant (UTC) of the month ``offset`` months from this one."""
-    now = datetime.now(UTC)
-    index = now.year * 12 + now.month - 1 + offset
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 def _partition_names(conn: psycopg.Connection) -> list[str]:
@@ -91,7 +79,7 @@ def _tamper(owner: psycopg.Connection, statement: str) -> None:
 
 def test_the_migration_converts_the_trail_with_data_in_place(scratch_url: str) -> None:
     migrations.migrate(scratch_url)
-    _roll_back_to_before(scratch_url, MIGRATION)
+    roll_back_to_before(scratch_url, MIGRATION)
     with psycopg.connect(scratch_url, autocommit=True) as conn:
         assert conn.execute(
             "SELECT relkind FROM pg_class WHERE relname = 'audit_logs'"
@@ -124,7 +112,7 @@ def test_the_migration_converts_the_trail_with_data_in_place(scratch_url: str) -
             names = _partition_names(conn)
             assert "audit_logs_default" in names
             for offset in range(4):  # this month and three ahead
-                assert f"audit_logs_p{_month(offset):%Y%m}" in names
+                assert f"audit_logs_p{month_start(offset):%Y%m}" in names
             # Every month with rows got its partition; the default partition is empty.
             assert conn.execute("SELECT count(DISTINCT tableoid) FROM audit_logs").fetchone() == (
                 months
@@ -161,7 +149,7 @@ def test_the_migration_converts_the_trail_with_data_in_place(scratch_url: str) -
             before = conn.execute(ROWS_DIGEST).fetchone()
 
         # And back: one plain table with every row, the original key, the chain intact.
-        _roll_back_to_before(scratch_url, MIGRATION)
+        roll_back_to_before(scratch_url, MIGRATION)
         with psycopg.connect(scratch_url, autocommit=True) as conn:
             assert conn.execute(ROWS_DIGEST).fetchone() == before
             assert conn.execute(
@@ -233,7 +221,7 @@ def test_entries_land_in_their_months_partition_or_the_default(
 
 def test_migrate_and_the_cleanup_job_create_audit_partitions_ahead(scratch_url: str) -> None:
     migrations.migrate(scratch_url)
-    ahead = [f"audit_logs_p{_month(i):%Y%m}" for i in (2, 3)]
+    ahead = [f"audit_logs_p{month_start(i):%Y%m}" for i in (2, 3)]
     with psycopg.connect(scratch_url, autocommit=True) as conn:
         for name in ahead:
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
@@ -253,16 +241,16 @@ def test_migrate_and_the_cleanup_job_create_audit_partitions_ahead(scratch_url: 
         }
         repositories.close()
     assert [p.name for p in listed if not p.is_default] == [
-        f"audit_logs_p{_month(i):%Y%m}" for i in range(6)
+        f"audit_logs_p{month_start(i):%Y%m}" for i in range(6)
     ]
-    assert listed[-1].is_default and listed[0].range_from == _month(0)
+    assert listed[-1].is_default and listed[0].range_from == month_start(0)
 
 
 def _old_months(raw_conn: psycopg.Connection, app_factory: RepositoryFactory) -> dict[str, int]:
     """Two old months in their own partitions, rows interleaved in chain order with fresh
     ones (so that dropping them leaves runs to anchor), a stray old row in the default
     partition, and a month only partly past retention. Returns the seq of notable rows."""
-    old, older = _month(-14), _month(-13)
+    old, older = month_start(-14), month_start(-13)
     for month in (old, older):
         raw_conn.execute("SELECT audit_logs_create_partition(%s)", (month,))
     seqs: dict[str, int] = {}
@@ -299,8 +287,8 @@ def test_retention_drops_whole_partitions_and_the_chain_still_verifies(
     assert report.errors == {}
     assert report.removed["audit_logs"] == 5 + 4 + 1
     names = _partition_names(raw_conn)
-    assert f"audit_logs_p{_month(-14):%Y%m}" not in names
-    assert f"audit_logs_p{_month(-13):%Y%m}" not in names
+    assert f"audit_logs_p{month_start(-14):%Y%m}" not in names
+    assert f"audit_logs_p{month_start(-13):%Y%m}" not in names
     left = raw_conn.execute(
         "SELECT chain_seq, action FROM audit_logs ORDER BY chain_seq"
     ).fetchall()
@@ -351,9 +339,9 @@ def test_dropping_every_row_keeps_the_head(
     maintenance_factory: RepositoryFactory,
     raw_conn: psycopg.Connection,
 ) -> None:
-    raw_conn.execute("SELECT audit_logs_create_partition(%s)", (_month(-20),))
+    raw_conn.execute("SELECT audit_logs_create_partition(%s)", (month_start(-20),))
     for i in range(3):
-        _old_row(raw_conn, _month(-20) + timedelta(days=i), i)
+        _old_row(raw_conn, month_start(-20) + timedelta(days=i), i)
     assert maintenance_factory.audit_logs.apply_retention(90) == 3
     report = app_factory.audit_logs.verify_chain()
     assert report.ok and report.rows_checked == 0 and report.head is not None
@@ -375,13 +363,13 @@ def test_only_the_maintenance_role_drops_partitions(
     snapshot = "SELECT * FROM audit_logs ORDER BY id"
     before = raw_conn.execute(snapshot).fetchall()
     partitions = _partition_names(raw_conn)
-    old = f"audit_logs_p{_month(-14):%Y%m}"
+    old = f"audit_logs_p{month_start(-14):%Y%m}"
     # Connected as the application role: every way to remove audit rows is refused.
     refused = [
         "SELECT digitwin_audit_drop_partitions(200, 1000)",
         "SELECT digitwin_audit_drop_partitions(100000, 1)",
         "SELECT digitwin_audit_purge(200, 1000)",
-        f"SELECT audit_logs_create_partition('{_month(-30).isoformat()}')",
+        f"SELECT audit_logs_create_partition('{month_start(-30).isoformat()}')",
         "DELETE FROM audit_logs",
         f"DELETE FROM {old}",
         "DELETE FROM audit_logs_default",
@@ -421,7 +409,7 @@ def test_appends_while_partitions_are_dropped_keep_one_chain(
     maintenance_factory: RepositoryFactory,
     raw_conn: psycopg.Connection,
 ) -> None:
-    months = [_month(-m) for m in range(30, 18, -1)]
+    months = [month_start(-m) for m in range(30, 18, -1)]
     for i, month in enumerate(months):
         raw_conn.execute("SELECT audit_logs_create_partition(%s)", (month,))
         _old_row(raw_conn, month + timedelta(days=2), i)
@@ -439,7 +427,7 @@ def test_appends_while_partitions_are_dropped_keep_one_chain(
     def drop() -> None:
         try:
             # One partition per call, oldest first: retention just past that month's end.
-            for end in [*months[1:], _month(-18)]:
+            for end in [*months[1:], month_start(-18)]:
                 days = (datetime.now(UTC) - end).days
                 dropped.append(maintenance_factory.audit_logs.apply_retention(days))
         except BaseException as exc:  # pragma: no cover - reported below

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, LiteralString
 from uuid import UUID
 
 from psycopg import sql
@@ -30,7 +30,6 @@ from digitwin_db.models.audit import (
 from digitwin_db.models.common import Page
 from digitwin_db.rules.audit import (
     DEFAULT_PURGE_BATCH,
-    MAX_RETENTION_DAYS,
     RESOURCE_ID_MAX,
     RESOURCE_TYPE_MAX,
     TOP_USERS,
@@ -39,13 +38,13 @@ from digitwin_db.rules.audit import (
     check_ip,
     check_optional_text,
     check_result,
+    check_retention_args,
 )
 from digitwin_db.sql import audit_logs as q
 from digitwin_db.validation import (
     check_aware_datetime,
     check_int_range,
     check_json_object,
-    check_number,
     check_page,
     optional_uuid,
 )
@@ -198,16 +197,25 @@ class AsyncAuditLogRepository(AsyncRepository):
         may execute, and which refuses a ``days`` below the owner's floor
         (``audit_policy.min_retention_days``, 30 by default) with ``ValidationError``.
         """
-        days = check_number(days, "days", minimum=0, maximum=MAX_RETENTION_DAYS)
-        batch_size = check_int_range(batch_size, "batch_size", 1, 1_000_000)
-        if max_batches is not None:
-            max_batches = check_int_range(max_batches, "max_batches", 1, 2**31)
+        return await self._in_batches(
+            q.PURGE_BATCH, "audit_logs.purge", *check_retention_args(days, batch_size, max_batches)
+        )
+
+    async def _in_batches(
+        self,
+        statement: LiteralString,
+        label: str,
+        days: float,
+        batch_size: int,
+        max_batches: int | None,
+    ) -> int:
+        """Run a retention function (``statement``) batch after batch, each in its own
+        transaction, until a batch removes less than ``batch_size`` rows or ``max_batches``
+        ran; return the rows removed."""
         removed = batches = 0
         while max_batches is None or batches < max_batches:
-            async with self.db.connection("audit_logs.purge") as conn:
-                cur = await conn.execute(
-                    q.PURGE_BATCH, {"days": float(days), "batch_size": batch_size}
-                )
+            async with self.db.connection(label) as conn:
+                cur = await conn.execute(statement, {"days": float(days), "batch_size": batch_size})
                 row = await cur.fetchone()
             deleted = int(row[0]) if row is not None else 0
             removed += deleted
@@ -235,28 +243,15 @@ class AsyncAuditLogRepository(AsyncRepository):
         only; the owner's floor applies (``ValidationError``) as for
         :meth:`purge_older_than`, which still deletes row by row to the exact cut.
         """
-        days = check_number(days, "days", minimum=0, maximum=MAX_RETENTION_DAYS)
-        batch_size = check_int_range(batch_size, "batch_size", 1, 1_000_000)
-        if max_batches is not None:
-            max_batches = check_int_range(max_batches, "max_batches", 1, 2**31)
+        args = check_retention_args(days, batch_size, max_batches)
         async with self.db.connection("audit_logs.partitioned") as conn:
             cur = await conn.execute(q.PARTITIONED)
             row = await cur.fetchone()
-        if not (row and row[0]):
-            return await self.purge_older_than(days, batch_size=batch_size, max_batches=max_batches)
-        removed = batches = 0
-        while max_batches is None or batches < max_batches:
-            async with self.db.connection("audit_logs.drop_partitions") as conn:
-                cur = await conn.execute(
-                    q.DROP_PARTITIONS_BATCH, {"days": float(days), "batch_size": batch_size}
-                )
-                row = await cur.fetchone()
-            deleted = int(row[0]) if row is not None else 0
-            removed += deleted
-            batches += 1
-            if deleted < batch_size:
-                break
-        return removed
+        if row and row[0]:
+            return await self._in_batches(
+                q.DROP_PARTITIONS_BATCH, "audit_logs.drop_partitions", *args
+            )
+        return await self._in_batches(q.PURGE_BATCH, "audit_logs.purge", *args)
 
     async def retention_floor(self) -> int:
         """The owner's floor under every retention purge, in days
