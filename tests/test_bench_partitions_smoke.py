@@ -44,4 +44,4 @@ def test_partition_benchmark_runs(tmp_path: Path) -> None:
         assert audit["purge"][side]["anchors"] == 1
     assert audit["purge"]["rows"] > 0
     assert audit["purge"]["audit_plain"]["dead_tuples_left"] > 0
-    assert "| bulk insert 5,000 rows, chain trigger on (rows/s) |" in proc.stdout
+    assert "| bulk insert 5,000 rows, 1,000 a statement, chain trigger on (rows/s) |" in proc.stdout
