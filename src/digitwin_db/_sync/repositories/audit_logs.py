@@ -6,7 +6,9 @@
 Rows are only ever inserted. The application role has INSERT and SELECT on the table and
 nothing more; the retention purge (:meth:`purge_older_than`) and GDPR anonymisation run
 through owner-defined ``SECURITY DEFINER`` functions that only the maintenance role may
-execute (migrations/0005_audit_privileges.sql, ``python -m digitwin_db grant``).
+execute (migrations/0005_audit_privileges.sql, ``python -m digitwin_db grant``). Once the
+table is partitioned by month (migrations/0015_audit_partitions.sql), the cleanup job's
+retention (:meth:`apply_retention`) drops whole months instead, the hash chain anchored.
 """
 
 from __future__ import annotations
