@@ -76,10 +76,9 @@ SELECT
 PURGE_BATCH: LiteralString = "SELECT digitwin_audit_purge(%(days)s, %(batch_size)s)"
 
 # Is audit_logs partitioned by month (migration 0015 applied)?
-PARTITIONED: LiteralString = (
-    "SELECT to_regprocedure('digitwin_audit_drop_partitions(double precision, integer)')"
-    " IS NOT NULL"
-)
+PARTITIONED: LiteralString = """
+SELECT to_regprocedure('digitwin_audit_drop_partitions(double precision, integer)') IS NOT NULL
+"""
 
 # Retention of the partitioned table, through the SECURITY DEFINER function (maintenance
 # role only): detaches and drops the month partitions that end before days ago, then
