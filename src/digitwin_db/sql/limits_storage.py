@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from typing import LiteralString
 
+#: The storage's tables (migration 0008). Their rows expire and are rewritten all day long, so
+#: they are among the maintenance churn tables (``_async/maintenance.py`` CHURN_TABLES).
+TABLES: tuple[str, ...] = ("limits_counters", "limits_windows", "limits_sliding")
+
 # ---------------------------------------------------------------- fixed window
 
 # incr: add `amount` to the key's counter; a missing or expired counter restarts at `amount`
