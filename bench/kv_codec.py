@@ -117,14 +117,14 @@ def main(argv: list[str] | None = None) -> int:
 
             def many_new() -> object:
                 rows = new.execute(q.KV_GET_MANY, many, binary=True).fetchall()
-                return {k: JSON.decode(vj, vb) for k, vj, vb in rows}
+                return {k: JSON.decode(vj, vb) for k, vj, vb, _ in rows}
 
             def many_rows_only() -> object:
                 return new.execute(q.KV_GET_MANY, many, binary=True).fetchall()
 
             def many_old() -> object:
                 rows = old.execute(OLD_GET_MANY, many, binary=True).fetchall()
-                return {k: (vj if vb is None else vb) for k, vj, vb in rows}
+                return {k: (vj if vb is None else vb) for k, vj, vb, _ in rows}
 
             cases: dict[str, tuple[Callable[[], object], Callable[[], object], int]] = {
                 "get (1 value, round trip)": (get_old, get_new, args.calls),

@@ -149,15 +149,6 @@ def _ops_ratio_target(sc: Scenario, baseline: str, bar: float, label: str) -> No
     sc.targets.append(Target(f"{label}: {DIGITWIN} ÷ {baseline}", sc.ratio(baseline), bar))
 
 
-def _require(obj: Any, *path: str) -> Any:
-    """Follow attributes, raising a readable error while a repository is not built yet."""
-    for name in path:
-        if not hasattr(obj, name):
-            raise NotImplementedError(f"{'.'.join(path)} does not exist (yet)")
-        obj = getattr(obj, name)
-    return obj
-
-
 # ---------------------------------------------------------------- cache hits (sync)
 def cache_hit(env: Env) -> list[Scenario]:
     cfg = env.config
@@ -174,24 +165,20 @@ def cache_hit(env: Env) -> list[Scenario]:
     n = len(keys)
 
     with digitwin_factory(env.pg_url) as factory, baselines.bare_connection(env.pg_url) as conn:
-        try:
-            cache = _require(factory, "cache")
-            kv = cache.kv
-            kv.set_many({k: sample_value(i) for i, k in enumerate(keys)})
-            for i, t in enumerate(texts):
-                cache.set_embedding(t, vectors[i % len(vectors)], model=EMBED_MODEL)
-            for p in prompts:
-                cache.set_llm_response(
-                    p, LLM_RESPONSE, model=LLM_MODEL, params=LLM_PARAMS, metadata=LLM_METADATA
-                )
-            kv_ops[DIGITWIN] = lambda i: kv.get(keys[i % n])
-            emb_ops[DIGITWIN] = lambda i: cache.get_embedding(texts[i % n], model=EMBED_MODEL)
-            llm_ops[DIGITWIN] = lambda i: cache.get_llm_response(
-                prompts[i % n], model=LLM_MODEL, params=LLM_PARAMS
+        cache = factory.cache
+        kv = cache.kv
+        kv.set_many({k: sample_value(i) for i, k in enumerate(keys)})
+        for i, t in enumerate(texts):
+            cache.set_embedding(t, vectors[i % len(vectors)], model=EMBED_MODEL)
+        for p in prompts:
+            cache.set_llm_response(
+                p, LLM_RESPONSE, model=LLM_MODEL, params=LLM_PARAMS, metadata=LLM_METADATA
             )
-        except NotImplementedError as exc:
-            for sc in (kv_sc, emb_sc, llm_sc):
-                sc.skipped[DIGITWIN] = str(exc)
+        kv_ops[DIGITWIN] = lambda i: kv.get(keys[i % n])
+        emb_ops[DIGITWIN] = lambda i: cache.get_embedding(texts[i % n], model=EMBED_MODEL)
+        llm_ops[DIGITWIN] = lambda i: cache.get_llm_response(
+            prompts[i % n], model=LLM_MODEL, params=LLM_PARAMS
+        )
 
         baselines.fill_bare_kv(conn, keys, sample_value(0))
         baselines.fill_bare_embeddings(conn, texts, vectors[0], EMBED_MODEL)
@@ -272,16 +259,13 @@ async def _cache_hit_async(env: Env) -> Scenario:
     conn = await baselines.bare_async_connection(env.pg_url)
     aredis: Any = None
     try:
-        try:
-            kv = _require(factory, "cache", "kv")
-            await kv.set_many({k: sample_value(i) for i, k in enumerate(keys)})
+        kv = factory.cache.kv
+        await kv.set_many({k: sample_value(i) for i, k in enumerate(keys)})
 
-            async def dw(i: int) -> object:
-                return await kv.get(keys[i % n])
+        async def dw(i: int) -> object:
+            return await kv.get(keys[i % n])
 
-            ops[DIGITWIN] = dw
-        except NotImplementedError as exc:
-            sc.skipped[DIGITWIN] = str(exc)
+        ops[DIGITWIN] = dw
         with baselines.bare_connection(env.pg_url) as sconn:
             baselines.fill_bare_kv(sconn, keys, sample_value(0))
         key_hash = baselines.key_hash
@@ -320,11 +304,8 @@ def cache_write(env: Env) -> list[Scenario]:
     n = len(keys)
     ops: dict[str, Callable[[int], object]] = {}
     with digitwin_factory(env.pg_url) as factory, baselines.bare_connection(env.pg_url) as conn:
-        try:
-            kv = _require(factory, "cache", "kv")
-            ops[DIGITWIN] = lambda i: kv.set(keys[i % n], values[i % n], ttl=300)
-        except NotImplementedError as exc:
-            sc.skipped[DIGITWIN] = str(exc)
+        kv = factory.cache.kv
+        ops[DIGITWIN] = lambda i: kv.set(keys[i % n], values[i % n], ttl=300)
         key_hash = baselines.key_hash
 
         def bare(i: int) -> object:
@@ -359,26 +340,23 @@ def get_many(env: Env) -> list[Scenario]:
     n = len(keys)
     ops: dict[str, Callable[[int], object]] = {}
     with digitwin_factory(env.pg_url) as factory:
-        try:
-            kv = _require(factory, "cache", "kv")
-            kv.set_many({k: sample_value(i) for i, k in enumerate(keys)})
+        kv = factory.cache.kv
+        kv.set_many({k: sample_value(i) for i, k in enumerate(keys)})
 
-            def batch(i: int) -> list[str]:
-                start = (i * 100) % n
-                return (keys[start:] + keys[:start])[:100]
+        def batch(i: int) -> list[str]:
+            start = (i * 100) % n
+            return (keys[start:] + keys[:start])[:100]
 
-            def many(i: int) -> object:
-                found = kv.get_many(batch(i))
-                assert len(found) == 100
-                return found
+        def many(i: int) -> object:
+            found = kv.get_many(batch(i))
+            assert len(found) == 100
+            return found
 
-            def loop(i: int) -> object:
-                return [kv.get(k) for k in batch(i)]
+        def loop(i: int) -> object:
+            return [kv.get(k) for k in batch(i)]
 
-            ops["kv.get_many(100)"] = many
-            ops[singles] = loop
-        except NotImplementedError as exc:
-            sc.skipped["kv.get_many(100)"] = str(exc)
+        ops["kv.get_many(100)"] = many
+        ops[singles] = loop
         rclient = None
         if env.redis_url:
             rclient = redis_client(env)
@@ -432,7 +410,7 @@ def rate_limit(env: Env) -> list[Scenario]:
             continue
         try:
             check, close = workers.make_rate_limit_op(kind, env.pg_url, env.redis_url)
-        except (AttributeError, NotImplementedError, ImportError) as exc:
+        except ImportError as exc:
             sc.skipped[name] = f"{type(exc).__name__}: {exc}"
             continue
         closers.append(close)
@@ -505,9 +483,6 @@ def _rate_limit_concurrent(env: Env, buckets: int) -> Scenario:
         if kind == "limits" and not env.redis_url:
             sc.skipped[name] = env.redis_skip
             continue
-        if kind == "digitwin" and not _has_rate_limits(env.pg_url):
-            sc.skipped[name] = "factory.rate_limits does not exist (yet)"
-            continue
         barrier = ctx.Barrier(cfg.procs)
         queue = ctx.Queue()
         procs = [
@@ -565,11 +540,6 @@ def _collect(queue: Any, procs: list[Any], timeout: float) -> list[Any] | str:
     return error or results
 
 
-def _has_rate_limits(pg_url: str) -> bool:
-    with digitwin_factory(pg_url) as factory:
-        return hasattr(factory, "rate_limits")
-
-
 # ---------------------------------------------------------------- scale
 def scale(env: Env) -> list[Scenario]:
     cfg = env.config
@@ -578,11 +548,7 @@ def scale(env: Env) -> list[Scenario]:
     large_name = f"kv.get @ {large:,}"
     live = [f"scale:{i}" for i in range(min(small, 10_000))]
     with digitwin_factory(env.pg_url) as factory, baselines.bare_connection(env.pg_url) as conn:
-        try:
-            kv = _require(factory, "cache", "kv")
-        except NotImplementedError as exc:
-            sc.skipped[sc.subject] = str(exc)
-            return [sc]
+        kv = factory.cache.kv
         conn.execute("TRUNCATE kv_cache")
         _set_many_chunked(kv, {k: sample_value(i) for i, k in enumerate(live)})
         _fill_kv(conn, small - len(live), start=0)
@@ -654,12 +620,7 @@ def cleanup(env: Env) -> list[Scenario]:
     )
     live = [f"live:{i}" for i in range(min(cfg.keys * 10, 10_000))]
     with digitwin_factory(env.pg_url) as factory, baselines.bare_connection(env.pg_url) as conn:
-        try:
-            cache = _require(factory, "cache")
-            _require(cache, "cleanup_expired")
-        except NotImplementedError as exc:
-            sc.skipped[during] = str(exc)
-            return [sc]
+        cache = factory.cache
         conn.execute("TRUNCATE kv_cache")
         _set_many_chunked(cache.kv, {k: sample_value(i) for i, k in enumerate(live)})
         _fill_kv(conn, cfg.expired_rows, start=0, expired=True)

@@ -18,7 +18,7 @@ from hashlib import blake2b
 from typing import Any
 
 from digitwin_db.errors import ValidationError
-from digitwin_db.models.cache import SearchHit
+from digitwin_db.models.cache import CachedLLMResponse, SearchHit
 
 __all__ = [
     "EMBEDDING_PERSON",
@@ -45,6 +45,8 @@ __all__ = [
     "hash_key",
     "is_empty_batch",
     "like_prefix_pattern",
+    "llm_response",
+    "llm_value",
     "pack_embedding",
     "unpack_embedding",
 ]
@@ -197,6 +199,35 @@ def canonical_params(params: object, what: str = "params") -> str:
     if not all(isinstance(k, str) for k in params):
         raise ValidationError(f"{what} keys must be strings")
     return canonical_storable_json(dict(params), what)
+
+
+def llm_value(key: dict[str, Any], response: object, metadata: object) -> dict[str, Any]:
+    """The LLM entry's ``key`` parameters with its checked ``response`` text, its
+    ``metadata`` (a mapping or None) as JSON and their size: what LLM_SET stores."""
+    text = check_text(response, "response")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
+    metadata_json = canonical_storable_json(dict(metadata or {}), "metadata")
+    size = len(text.encode()) + len(metadata_json.encode())
+    return {**key, "response": text, "metadata": metadata_json, "byte_size": size}
+
+
+def llm_response(
+    key: dict[str, Any], params: Mapping[str, Any] | None, row: Any, pending: int = 0
+) -> CachedLLMResponse:
+    """The response of an LLM_GET row (validated when stored: built without validating),
+    its ``hit_count`` plus ``pending`` hits this process has not flushed yet."""
+    response, metadata, hit_count, created_at, expires_at = row[:5]
+    return CachedLLMResponse.model_construct(
+        model=key["model"],
+        prompt=key["prompt"],
+        params=dict(params or {}),
+        response=response,
+        metadata=metadata,
+        hit_count=hit_count + pending,
+        created_at=created_at,
+        expires_at=expires_at,
+    )
 
 
 def pack_embedding(values: object, what: str = "embedding") -> bytes:

@@ -70,23 +70,15 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
-    from digitwin_db._sync.database import Database
-    from digitwin_db._sync.factory import RepositoryFactory
-
-    database = Database(settings, pool_min_size=0)
     try:
-        database.open()
+        with _open_factory(settings) as factory:
+            report = factory.health()
     except DatabaseUnavailableError as exc:
         if args.json:
             _print(json.dumps({"ok": False, "error": str(exc)}))
         else:
             _print(f"UNHEALTHY: {exc}")
         return EXIT_UNAVAILABLE
-    factory = RepositoryFactory(database)
-    try:
-        report = factory.health()
-    finally:
-        factory.close()
     if args.json:
         _print(report.model_dump_json(indent=2))
     else:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from digitwin_db import (
     ConfigurationError,
     ConversationSession,
@@ -47,19 +49,22 @@ __all__ = ["SEED_USERS", "SeedReport", "run", "seed"]
 
 
 # ---------------------------------------------------------------------------- the plan
-@dataclass(frozen=True)
-class SeedModel:
+# The shape of ``data/seed.json`` (validated when read; lists become tuples).
+class _Plan(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SeedModel(_Plan):
     name: str
     provider: str
     model_ref: str
     status: str
     quality_score: float | None
     active: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)  # language/sample_rate/resolution
+    extra: dict[str, Any] = {}  # language/sample_rate/resolution
 
 
-@dataclass(frozen=True)
-class SeedDocument:
+class SeedDocument(_Plan):
     title: str
     content: str
     status: str  # the planned end state of its lifecycle
@@ -69,16 +74,14 @@ class SeedDocument:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class SeedSession:
+class SeedSession(_Plan):
     key: str  # stored as metadata["seed"]
     exchanges: tuple[tuple[str, str], ...]  # (user says, assistant answers)
     ended: bool
     channel: str = "web"
 
 
-@dataclass(frozen=True)
-class SeedAudit:
+class SeedAudit(_Plan):
     key: str  # stored as resource_id
     action: str
     result: str
@@ -86,8 +89,7 @@ class SeedAudit:
     user_agent: str
 
 
-@dataclass(frozen=True)
-class SeedUser:
+class SeedUser(_Plan):
     email: str
     name: str
     tier: str
@@ -104,30 +106,7 @@ class SeedUser:
 def _load_plan() -> tuple[SeedUser, ...]:
     """The demo data, read from the package resource ``digitwin_db/data/seed.json``."""
     text = resources.files("digitwin_db").joinpath("data/seed.json").read_text(encoding="utf-8")
-    users = json.loads(text)["users"]
-
-    def models(items: list[dict[str, Any]]) -> tuple[SeedModel, ...]:
-        return tuple(SeedModel(**m) for m in items)
-
-    return tuple(
-        SeedUser(
-            email=u["email"],
-            name=u["name"],
-            tier=u["tier"],
-            traits=tuple(u["traits"]),
-            preferences=u["preferences"],
-            settings=u["settings"],
-            voice_models=models(u["voice_models"]),
-            face_models=models(u["face_models"]),
-            documents=tuple(SeedDocument(**d) for d in u["documents"]),
-            sessions=tuple(
-                SeedSession(**{**s, "exchanges": tuple(tuple(x) for x in s["exchanges"])})
-                for s in u["sessions"]
-            ),
-            audit=tuple(SeedAudit(**e) for e in u["audit"]),
-        )
-        for u in users
-    )
+    return tuple(SeedUser.model_validate(user) for user in json.loads(text)["users"])
 
 
 #: The plan: users with their models, documents, sessions and audit entries.

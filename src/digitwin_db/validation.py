@@ -7,7 +7,7 @@ import json
 import math
 import reprlib
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from digitwin_db.errors import ValidationError
 __all__ = [
     "MAX_PAGE_SIZE",
     "check_aware_datetime",
+    "check_choice",
     "check_fields",
     "check_int_range",
     "check_json_object",
@@ -104,6 +105,15 @@ def check_text(
         raise ValidationError(f"{what} must not contain NUL characters")
     _check_encodable(text, what)
     return text
+
+
+def check_choice(value: object, what: str, choices: Sequence[str], note: str = "") -> str:
+    """One of ``choices`` (a fixed set of column values: statuses, roles, tiers...)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValidationError(
+            f"{what} must be one of {', '.join(choices)}{note}, got {shown(value)}"
+        )
+    return value
 
 
 def check_number(

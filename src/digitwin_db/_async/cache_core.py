@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, LiteralString
 
 from psycopg import AsyncConnection, sql
 
@@ -25,7 +26,12 @@ from digitwin_db._async.repositories.cache_near import AsyncNearReads
 from digitwin_db.cache_codec import advisory_lock_ids
 from digitwin_db.cache_counters import CacheCounters
 from digitwin_db.cache_registry import CACHE_NAMES, CACHES, cache_spec
-from digitwin_db.errors import DatabaseUnavailableError, DigitwinDBError, TransientError
+from digitwin_db.errors import (
+    TRANSIENT_ERRORS,
+    DatabaseUnavailableError,
+    DigitwinDBError,
+    TransientError,
+)
 from digitwin_db.sql import cache as q
 
 __all__ = ["FLUSH_TRY_TIMEOUT", "AsyncCacheCore"]
@@ -72,6 +78,48 @@ class AsyncCacheCore:
         if not self._fail_open:
             raise exc
         logger.warning("%s failed, treated as a cache miss: %s", op, exc)
+
+    async def read(
+        self, op: str, statement: LiteralString, params: Mapping[str, Any], *, many: bool = False
+    ) -> Any:
+        """The row (``many``: the rows) of a cache lookup, or None (no rows) on a miss;
+        a transient database error is a miss too, see :meth:`read_failed`."""
+        try:
+            async with self.db.connection(op) as conn:
+                cur = await conn.execute(statement, params, binary=True)
+                return await cur.fetchall() if many else await cur.fetchone()
+        except TRANSIENT_ERRORS as exc:
+            self.read_failed(op, exc)
+            return [] if many else None
+
+    async def write(
+        self,
+        op: str,
+        statement: LiteralString | sql.SQL | sql.Composed,
+        params: Mapping[str, Any],
+        cache: str,
+        key_hashes: list[Any] | None,
+        scope: str | None = None,
+    ) -> Any:
+        """Run one write statement of ``cache``, then drop this process's near copies of
+        what it touched (:meth:`dropped`); its first row, or None when it returns none."""
+        async with self.db.connection(op) as conn:
+            cur = await conn.execute(statement, params)
+            row = await cur.fetchone() if cur.description is not None else None
+        self.dropped(cache, key_hashes, scope)
+        return row
+
+    def dropped(self, cache: str, key_hashes: list[Any] | None, scope: str | None = None) -> None:
+        """This process wrote these keys (None: every key of ``cache``, or of the kv
+        namespace ``scope``): drop its near copies now, so that a read after a write sees
+        it without waiting for the write's notification (which drops every other
+        process's copies)."""
+        if self.near is None:
+            return
+        if key_hashes is None:
+            self.near.wrote_scope(cache, scope)
+        else:
+            self.near.wrote(cache, key_hashes)
 
     async def counted(self, cache: str, *, hits: int = 0, misses: int = 0) -> None:
         """Count lookups of ``cache``; flush without waiting when a flush is due."""

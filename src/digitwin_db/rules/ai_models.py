@@ -8,17 +8,20 @@ from typing import Any
 
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.ai_models import MODEL_STATUSES
-from digitwin_db.validation import check_number, check_optional_int, check_text, json_param, shown
+from digitwin_db.validation import (
+    check_choice,
+    check_number,
+    check_optional_int,
+    check_text,
+    json_param,
+    shown,
+)
 
 _RESOLUTION_LENGTH = 11  # "99999x99999"
 
 
 def check_status(value: object) -> str:
-    if not isinstance(value, str) or value not in MODEL_STATUSES:
-        raise ValidationError(
-            f"status must be one of {', '.join(MODEL_STATUSES)}, got {shown(value)}"
-        )
-    return value
+    return check_choice(value, "status", MODEL_STATUSES)
 
 
 def check_quality(value: object) -> float | None:

@@ -8,7 +8,7 @@ import ipaddress
 
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.audit import AUDIT_RESULTS
-from digitwin_db.validation import check_text, shown
+from digitwin_db.validation import check_choice, check_text, shown
 
 # Limits of the table's CHECK constraints, checked here first so that bad input fails
 # with a clear message before any SQL runs.
@@ -41,11 +41,7 @@ def check_action(value: object) -> str:
 
 
 def check_result(value: object) -> str:
-    if not isinstance(value, str) or value not in AUDIT_RESULTS:
-        raise ValidationError(
-            f"result must be one of {', '.join(AUDIT_RESULTS)}, got {shown(value)}"
-        )
-    return value
+    return check_choice(value, "result", AUDIT_RESULTS)
 
 
 def check_ip(value: object) -> str | None:

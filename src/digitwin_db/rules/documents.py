@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.documents import DOCUMENT_STATUSES
-from digitwin_db.validation import check_text, json_param, shown
+from digitwin_db.validation import check_choice, check_text, json_param, shown
 
 # Limits of the table's CHECK constraints, checked here first so that bad input fails with
 # a clear message before any SQL runs.
@@ -91,8 +91,4 @@ def bounded_query(text: str) -> str:
 
 
 def check_status(value: object, what: str = "status") -> str:
-    if not isinstance(value, str) or value not in DOCUMENT_STATUSES:
-        raise ValidationError(
-            f"{what} must be one of {', '.join(DOCUMENT_STATUSES)}, got {shown(value)}"
-        )
-    return value
+    return check_choice(value, what, DOCUMENT_STATUSES)

@@ -25,11 +25,6 @@ def check_tokens(value: object, what: str) -> int | None:
     return check_optional_int(value, what, minimum=0, maximum=TOKENS_MAX)
 
 
-def without_total(row: dict[str, Any]) -> dict[str, Any]:
-    """A listed session row without the window's ``total`` column."""
-    return {k: v for k, v in row.items() if k != "total"}
-
-
 def raise_start_failure(params: dict[str, Any], state: dict[str, Any]) -> NoReturn:
     """Turn START_DIAGNOSE's answer into the error that explains why START did nothing."""
     user_id = params["user_id"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.users import SUBSCRIPTION_TIERS
-from digitwin_db.validation import check_aware_datetime, check_text, json_param, shown
+from digitwin_db.validation import check_aware_datetime, check_choice, check_text, json_param
 
 # The same shape as the users_email_format CHECK: something@something, no blanks.
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -41,11 +41,7 @@ def check_traits(value: object) -> list[str]:
 
 
 def check_tier(value: object) -> str:
-    if not isinstance(value, str) or value not in SUBSCRIPTION_TIERS:
-        raise ValidationError(
-            f"subscription_tier must be one of {', '.join(SUBSCRIPTION_TIERS)}, got {shown(value)}"
-        )
-    return value
+    return check_choice(value, "subscription_tier", SUBSCRIPTION_TIERS)
 
 
 #: update(**changes): the whitelist of columns and the check each value goes through.

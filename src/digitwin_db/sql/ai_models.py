@@ -11,29 +11,19 @@ from __future__ import annotations
 
 from psycopg import sql
 
-# The owning user is live; FOR SHARE makes a concurrent users.soft_delete wait for this
-# transaction, so its cascade sees (and soft-deletes) the model being created.
-LOCK_LIVE_USER_SHARED = sql.SQL(
-    "SELECT 1 FROM users WHERE id = %(user_id)s AND deleted_at IS NULL FOR SHARE"
-)
-
-# Create a model and return it.
-INSERT = sql.SQL("INSERT INTO {table} ({insert_columns}) VALUES ({values}) RETURNING {columns}")
-
-# A user's models, newest first ({where}: live only or all).
-LIST_FOR_USER = sql.SQL(
+# Create a model of a live user and return it; no row back = the user is absent or deleted.
+# FOR SHARE on the user (as documents.INSERT): a concurrent users.soft_delete waits for this
+# insert, so its cascade sees (and soft-deletes) the new model.
+INSERT = sql.SQL(
     """
-SELECT {columns}
-FROM {table}
-WHERE user_id = %(user_id)s AND {where}
-ORDER BY created_at DESC, id DESC
-LIMIT %(limit)s
-OFFSET %(offset)s
+INSERT INTO {table} ({insert_columns})
+SELECT {values}
+FROM users AS u
+WHERE u.id = %(user_id)s AND u.deleted_at IS NULL
+FOR SHARE OF u
+RETURNING {columns}
 """
 )
-
-# How many models of the user a listing has in all; same {where} as LIST_FOR_USER.
-COUNT_FOR_USER = sql.SQL("SELECT count(*) FROM {table} WHERE user_id = %(user_id)s AND {where}")
 
 # The user's active model (an active model is live and ready: the *_active_ready CHECK).
 GET_ACTIVE = sql.SQL("SELECT {columns} FROM {table} WHERE user_id = %(user_id)s AND is_active")

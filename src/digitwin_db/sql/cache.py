@@ -4,6 +4,9 @@ Every lookup names the row by ``key_hash`` (the primary key, computed in Python)
 the full key, so a hash collision can never serve another key's value; an expired row is
 filtered out by the lookup itself, so it is never returned even before cleanup removes it.
 Hot reads are one statement each (autocommit, prepared by psycopg, results in binary).
+The reads end with ``ttl_left``, the seconds the row has left by the server's clock (NULL:
+no expiry): the near cache keeps a copy no longer than its row, whatever the clock of the
+host that keeps it (the L2 reads ignore it).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from digitwin_db.cache_registry import CACHES
 
 # ---------------------------------------------------------------- embedding_cache
 
-# One live embedding by (model, text): float32 bytes.
+# One live embedding by (model, text): float32 bytes, ttl_left.
 EMBEDDING_GET: LiteralString = """
-SELECT embedding
+SELECT embedding, EXTRACT(EPOCH FROM expires_at - now())::float8
 FROM embedding_cache
 WHERE key_hash = %(key_hash)s AND model = %(model)s AND text = %(text)s AND expires_at >
     now()
@@ -27,15 +30,15 @@ WHERE key_hash = %(key_hash)s AND model = %(model)s AND text = %(text)s AND expi
 # Live embeddings for many texts of one model: one primary-key probe per hash (= ANY), the
 # caller keeps the rows whose full text it asked for (a hash collision is dropped there).
 EMBEDDING_GET_MANY: LiteralString = """
-SELECT text, embedding
+SELECT text, embedding, EXTRACT(EPOCH FROM expires_at - now())::float8
 FROM embedding_cache
 WHERE key_hash = ANY (%(key_hashes)s::bigint[]) AND model = %(model)s AND expires_at > now()
 """
 
-# Store (or replace) one embedding unless the model has live embeddings of another
-# dimension ("mismatch": two range probes of embedding_cache_model_dims_idx, dimensions
-# below and above, which find nothing in the usual case). Returns (a conflicting stored
-# dimension or NULL, rows stored).
+# Store (or replace) embeddings of one model and one dimension (one or many rows, all or
+# none) unless the model has live embeddings of another dimension ("mismatch": two range
+# probes of embedding_cache_model_dims_idx, dimensions below and above, which find nothing
+# in the usual case). Returns (a conflicting stored dimension or NULL, rows stored).
 EMBEDDING_SET: LiteralString = """
 WITH mismatch AS ((SELECT dimensions
         FROM embedding_cache
@@ -46,34 +49,10 @@ WITH mismatch AS ((SELECT dimensions
         WHERE model = %(model)s AND dimensions > %(dimensions)s AND expires_at > now()
         LIMIT 1)), stored AS (INSERT INTO embedding_cache AS c (key_hash, model, text,
             dimensions, embedding, byte_size, created_at, expires_at)
-    SELECT %(key_hash)s, %(model)s, %(text)s, %(dimensions)s, %(embedding)s, %(byte_size)s,
-        now(), now() + %(ttl)s::float8 * interval '1 second'
-    WHERE NOT EXISTS (SELECT 1 FROM mismatch)
-    ON CONFLICT (key_hash)
-    DO UPDATE SET model = EXCLUDED.model, text = EXCLUDED.text,
-        dimensions = EXCLUDED.dimensions, embedding = EXCLUDED.embedding,
-        byte_size = EXCLUDED.byte_size, created_at = EXCLUDED.created_at,
-        expires_at = EXCLUDED.expires_at
-    RETURNING 1)
-SELECT (SELECT min(dimensions) FROM mismatch), (SELECT count(*) FROM stored)
-"""
-
-# Store (or replace) many embeddings of one model and one dimension in one statement, with
-# the same dimension check as EMBEDDING_SET.
-EMBEDDING_SET_MANY: LiteralString = """
-WITH mismatch AS ((SELECT dimensions
-        FROM embedding_cache
-        WHERE model = %(model)s AND dimensions < %(dimensions)s AND expires_at > now()
-        LIMIT 1)
-    UNION ALL (SELECT dimensions
-        FROM embedding_cache
-        WHERE model = %(model)s AND dimensions > %(dimensions)s AND expires_at > now()
-        LIMIT 1)), stored AS (INSERT INTO embedding_cache AS c (key_hash, model, text,
-            dimensions, embedding, byte_size, created_at, expires_at)
-    SELECT k.key_hash, %(model)s, k.text, %(dimensions)s, k.embedding, %(byte_size)s, now(),
+    SELECT k.key_hash, %(model)s, k.text, %(dimensions)s, k.embedding, k.byte_size, now(),
         now() + %(ttl)s::float8 * interval '1 second'
-    FROM unnest(%(key_hashes)s::bigint[], %(texts)s::text[], %(embeddings)s::bytea[]) AS
-        k(key_hash, text, embedding)
+    FROM unnest(%(key_hashes)s::bigint[], %(texts)s::text[], %(embeddings)s::bytea[],
+        %(byte_sizes)s::integer[]) AS k(key_hash, text, embedding, byte_size)
     WHERE NOT EXISTS (SELECT 1 FROM mismatch)
     ON CONFLICT (key_hash)
     DO UPDATE SET model = EXCLUDED.model, text = EXCLUDED.text,
@@ -86,9 +65,9 @@ SELECT (SELECT min(dimensions) FROM mismatch), (SELECT count(*) FROM stored)
 
 # ---------------------------------------------------------------- vector_search_cache
 
-# Live ranked hits for (index, query, params).
+# Live ranked hits for (index, query, params), ttl_left.
 SEARCH_GET: LiteralString = """
-SELECT hits
+SELECT hits, EXTRACT(EPOCH FROM expires_at - now())::float8
 FROM vector_search_cache
 WHERE key_hash = %(key_hash)s AND index_name = %(index_name)s AND query = %(query)s AND
     params = %(params)s::jsonb AND expires_at > now()
@@ -108,9 +87,10 @@ DO UPDATE SET index_name = EXCLUDED.index_name, query = EXCLUDED.query,
 
 # ---------------------------------------------------------------- llm_response_cache
 
-# One live LLM response for (model, prompt, params) with its flushed hit count.
+# One live LLM response for (model, prompt, params) with its flushed hit count, ttl_left.
 LLM_GET: LiteralString = """
-SELECT response, metadata, hit_count, created_at, expires_at
+SELECT response, metadata, hit_count, created_at, expires_at,
+    EXTRACT(EPOCH FROM expires_at - now())::float8
 FROM llm_response_cache
 WHERE key_hash = %(key_hash)s AND model = %(model)s AND prompt = %(prompt)s AND
     params = %(params)s::jsonb AND expires_at > now()
@@ -195,9 +175,9 @@ WHERE c.key_hash = victims.key_hash
 
 # ---------------------------------------------------------------- kv_cache
 
-# One live value: JSON or bytes.
+# One live value: JSON or bytes, ttl_left.
 KV_GET: LiteralString = """
-SELECT value_json::text, value_bytes
+SELECT value_json::text, value_bytes, EXTRACT(EPOCH FROM expires_at - now())::float8
 FROM kv_cache
 WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s AND
     (expires_at IS NULL OR expires_at > now())
@@ -206,7 +186,7 @@ WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s AN
 # Live values of many keys of one namespace: one primary-key probe per hash (= ANY); the
 # caller keeps the rows whose full key it asked for (a hash collision is dropped there).
 KV_GET_MANY: LiteralString = """
-SELECT key, value_json::text, value_bytes
+SELECT key, value_json::text, value_bytes, EXTRACT(EPOCH FROM expires_at - now())::float8
 FROM kv_cache
 WHERE key_hash = ANY (%(key_hashes)s::bigint[]) AND namespace = %(namespace)s AND
     (expires_at IS NULL OR expires_at > now())
@@ -293,15 +273,7 @@ WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s
 RETURNING (expires_at IS NULL OR expires_at > now())
 """
 
-# Whether a live key exists.
-KV_EXISTS: LiteralString = """
-SELECT 1
-FROM kv_cache
-WHERE key_hash = %(key_hash)s AND namespace = %(namespace)s AND key = %(key)s AND
-    (expires_at IS NULL OR expires_at > now())
-"""
-
-# Seconds left before a live key expires (NULL: it never expires).
+# Seconds left before a live key expires (NULL: it never expires); no row: no live key.
 KV_TTL: LiteralString = """
 SELECT EXTRACT(EPOCH FROM expires_at - now())::float8
 FROM kv_cache

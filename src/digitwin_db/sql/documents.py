@@ -12,8 +12,6 @@ from typing import LiteralString
 
 from psycopg import sql
 
-from digitwin_db.sql import common
-
 # Add a pending document for a live user; no row back = the user is absent or deleted.
 # FOR SHARE on the user: a concurrent users.soft_delete waits for this insert, so its
 # cascade soft-deletes the new document too (or, if it commits first, nothing is inserted).
@@ -25,29 +23,6 @@ SELECT u.id, %(title)s, %(content)s, %(source)s, %(mime_type)s, %(metadata)s
  WHERE u.id = %(user_id)s AND u.deleted_at IS NULL
    FOR SHARE OF u
 RETURNING {columns}
-"""
-)
-
-# One page of a user's documents, newest first, optionally of one status.
-LIST_FOR_USER = sql.SQL(
-    """
-SELECT {columns} FROM knowledge_documents
- WHERE user_id = %(user_id)s AND {where}
-   AND (%(status)s::text IS NULL OR status = %(status)s::text)
- ORDER BY created_at DESC, id DESC
- LIMIT %(limit)s OFFSET %(offset)s
-"""
-)
-
-# Make the next reads of this transaction see one snapshot (a page and its total agree).
-SNAPSHOT = common.SNAPSHOT
-
-# How many documents LIST_FOR_USER matches in all.
-COUNT_FOR_USER = sql.SQL(
-    """
-SELECT count(*) FROM knowledge_documents
- WHERE user_id = %(user_id)s AND {where}
-   AND (%(status)s::text IS NULL OR status = %(status)s::text)
 """
 )
 

@@ -16,7 +16,10 @@ from digitwin_db.migrations import YOYO_TABLE
 
 _SOFT_DELETE_TABLES = ("users", "voice_models", "face_models", "knowledge_documents")
 _AI_MODEL_TABLES = ("voice_models", "face_models")
-_OWNED = tuple(f"users:{t}" for t in _SOFT_DELETE_TABLES if t != "users")
+#: Tables listed a page at a time (``common.PAGE``, ``common.COUNT_ROWS``).
+_LISTED = (*_SOFT_DELETE_TABLES, "conversation_sessions")
+_USER_OWNED = tuple(t for t in _SOFT_DELETE_TABLES if t != "users")
+_OWNED = tuple(f"users:{t}" for t in _USER_OWNED)
 
 #: Templates formatted with a ``{table}`` (``"owner:table"`` when they also have an
 #: ``{owner_table}``): the tables they run on. ``"*"``: any application table (operator
@@ -26,8 +29,6 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         f"ai_models.{name}": _AI_MODEL_TABLES
         for name in (
             "INSERT",
-            "LIST_FOR_USER",
-            "COUNT_FOR_USER",
             "GET_ACTIVE",
             "OWNER_OF_LIVE",
             "LOCK_MODEL",
@@ -51,7 +52,11 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         )
     },
     "soft_delete.OWNER_IS_LIVE": _OWNED,
+    "users.CASCADE_SOFT_DELETE": _USER_OWNED,
+    "users.CASCADE_RESTORE": _USER_OWNED,
     "common.TABLE_PROBE": ("*",),
+    "common.PAGE": _LISTED,
+    "common.COUNT_ROWS": _LISTED,
     "database.APPLIED_MIGRATIONS": (YOYO_TABLE,),  # yoyo's, not an application table
     "maintenance.VACUUM_ANALYZE": ("*",),
 }
@@ -83,11 +88,11 @@ TABLES: dict[str, tuple[str, ...]] = {
         "near_cache.FLUSH_COUNTS",
     ),
     "conversation_sessions": (
+        "common.COUNT_ROWS",
+        "common.PAGE",
         "sessions.ADD_TURN",
-        "sessions.COUNT_FOR_USER",
         "sessions.END",
         "sessions.GET",
-        "sessions.LIST_FOR_USER",
         "sessions.SESSION_STATE",
         "sessions.START",
         "sessions.STATISTICS",
@@ -105,22 +110,19 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.EMBEDDING_GET",
         "cache.EMBEDDING_GET_MANY",
         "cache.EMBEDDING_SET",
-        "cache.EMBEDDING_SET_MANY",
         "cache.EVICT_OVER_CAPS",
         "cache.STATS_SIZES",
-        "near_cache.EMBEDDING_GET",
-        "near_cache.EMBEDDING_GET_MANY",
     ),
     "face_models": (
         "ai_models.ACTIVATE",
-        "ai_models.COUNT_FOR_USER",
         "ai_models.DEACTIVATE",
         "ai_models.DEACTIVATE_OTHERS",
         "ai_models.GET_ACTIVE",
         "ai_models.INSERT",
-        "ai_models.LIST_FOR_USER",
         "ai_models.LOCK_MODEL",
         "ai_models.OWNER_OF_LIVE",
+        "common.COUNT_ROWS",
+        "common.PAGE",
         "sessions.START",
         "sessions.START_DIAGNOSE",
         "soft_delete.GET_BY_ID",
@@ -130,14 +132,14 @@ TABLES: dict[str, tuple[str, ...]] = {
         "soft_delete.RESTORE",
         "soft_delete.SOFT_DELETE",
         "soft_delete.UPDATE_LIVE",
-        "users.CASCADE_RESTORE_FACE_MODELS",
-        "users.CASCADE_SOFT_DELETE_FACE_MODELS",
+        "users.CASCADE_RESTORE",
+        "users.CASCADE_SOFT_DELETE",
         "users.EXPORT",
     ),
     "knowledge_documents": (
-        "documents.COUNT_FOR_USER",
+        "common.COUNT_ROWS",
+        "common.PAGE",
         "documents.INSERT",
-        "documents.LIST_FOR_USER",
         "documents.SEARCH",
         "documents.SET_STATUS",
         "documents.STATE",
@@ -148,8 +150,8 @@ TABLES: dict[str, tuple[str, ...]] = {
         "soft_delete.RESTORE",
         "soft_delete.SOFT_DELETE",
         "soft_delete.UPDATE_LIVE",
-        "users.CASCADE_RESTORE_DOCUMENTS",
-        "users.CASCADE_SOFT_DELETE_DOCUMENTS",
+        "users.CASCADE_RESTORE",
+        "users.CASCADE_SOFT_DELETE",
         "users.EXPORT",
     ),
     "kv_cache": (
@@ -162,7 +164,6 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.KV_DELETE_LOCKED",
         "cache.KV_DELETE_MANY",
         "cache.KV_DELETE_PREFIX",
-        "cache.KV_EXISTS",
         "cache.KV_EXPIRE",
         "cache.KV_GET",
         "cache.KV_GET_BY_HASH",
@@ -178,8 +179,6 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.KV_SET_MANY",
         "cache.KV_TTL",
         "cache.STATS_SIZES",
-        "near_cache.KV_GET",
-        "near_cache.KV_GET_MANY",
     ),
     "limits_counters": (
         "limits_storage.CLEAR",
@@ -213,7 +212,6 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.LLM_GET",
         "cache.LLM_SET",
         "cache.STATS_SIZES",
-        "near_cache.LLM_GET",
     ),
     "rate_limits": (
         "maintenance.RATE_LIMIT_SUMMARY",
@@ -224,16 +222,16 @@ TABLES: dict[str, tuple[str, ...]] = {
         "rate_limits.DELETE_IDLE_BATCH",
         "rate_limits.HEAP_BLOCKS",
         "rate_limits.PEEK",
-        "rate_limits.RESET_ENDPOINT",
-        "rate_limits.RESET_USER",
+        "rate_limits.RESET",
         "rate_limits.USAGE",
-        "rate_limits.USAGE_SINCE",
         "users.ERASE_RATE_LIMITS",
         "users.EXPORT",
     ),
     "users": (
+        "ai_models.INSERT",
         "ai_models.LOCK_LIVE_USER_EXCLUSIVE",
-        "ai_models.LOCK_LIVE_USER_SHARED",
+        "common.COUNT_ROWS",
+        "common.PAGE",
         "documents.INSERT",
         "sessions.ADD_TURN",
         "sessions.SESSION_STATE",
@@ -246,12 +244,10 @@ TABLES: dict[str, tuple[str, ...]] = {
         "soft_delete.RESTORE",
         "soft_delete.SOFT_DELETE",
         "soft_delete.UPDATE_LIVE",
-        "users.COUNT",
         "users.ERASE_USER",
         "users.EXPORT",
         "users.GET_BY_EMAIL",
         "users.INSERT",
-        "users.LIST_PAGE",
         "users.USER_STATE",
     ),
     "vector_search_cache": (
@@ -261,18 +257,17 @@ TABLES: dict[str, tuple[str, ...]] = {
         "cache.SEARCH_GET",
         "cache.SEARCH_SET",
         "cache.STATS_SIZES",
-        "near_cache.SEARCH_GET",
     ),
     "voice_models": (
         "ai_models.ACTIVATE",
-        "ai_models.COUNT_FOR_USER",
         "ai_models.DEACTIVATE",
         "ai_models.DEACTIVATE_OTHERS",
         "ai_models.GET_ACTIVE",
         "ai_models.INSERT",
-        "ai_models.LIST_FOR_USER",
         "ai_models.LOCK_MODEL",
         "ai_models.OWNER_OF_LIVE",
+        "common.COUNT_ROWS",
+        "common.PAGE",
         "sessions.START",
         "sessions.START_DIAGNOSE",
         "soft_delete.GET_BY_ID",
@@ -282,8 +277,8 @@ TABLES: dict[str, tuple[str, ...]] = {
         "soft_delete.RESTORE",
         "soft_delete.SOFT_DELETE",
         "soft_delete.UPDATE_LIVE",
-        "users.CASCADE_RESTORE_VOICE_MODELS",
-        "users.CASCADE_SOFT_DELETE_VOICE_MODELS",
+        "users.CASCADE_RESTORE",
+        "users.CASCADE_SOFT_DELETE",
         "users.EXPORT",
     ),
 }

@@ -119,29 +119,20 @@ SELECT d.complete, d.ok, c.endpoint, c.tokens, c.lag
   LEFT JOIN consumed AS c ON true
 """
 
-# reset one bucket: delete it (the next check starts full, counters from zero).
-RESET_ENDPOINT: LiteralString = """
-DELETE FROM rate_limits WHERE user_id = %(user_id)s AND endpoint = %(endpoint)s
+# reset: delete one bucket of a user, or every one when `endpoint` is NULL (a primary-key
+# prefix scan); the next check starts full, counters from zero.
+RESET: LiteralString = """
+DELETE FROM rate_limits
+ WHERE user_id = %(user_id)s AND (%(endpoint)s::text IS NULL OR endpoint = %(endpoint)s::text)
 """
 
-# reset every bucket of a user (primary-key prefix scan).
-RESET_USER: LiteralString = """
-DELETE FROM rate_limits WHERE user_id = %(user_id)s
-"""
-
-# usage: allowed/denied counters of every bucket of a user, by endpoint.
+# usage: allowed/denied counters of every bucket of a user, by endpoint; only buckets
+# checked at or after `since` unless it is NULL.
 USAGE: LiteralString = """
 SELECT endpoint, allowed_count, denied_count, created_at, refilled_at
   FROM rate_limits
  WHERE user_id = %(user_id)s
- ORDER BY endpoint
-"""
-
-# usage since: the same, only buckets checked at or after `since`.
-USAGE_SINCE: LiteralString = """
-SELECT endpoint, allowed_count, denied_count, created_at, refilled_at
-  FROM rate_limits
- WHERE user_id = %(user_id)s AND refilled_at >= %(since)s
+   AND (%(since)s::timestamptz IS NULL OR refilled_at >= %(since)s::timestamptz)
  ORDER BY endpoint
 """
 

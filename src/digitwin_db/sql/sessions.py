@@ -116,24 +116,6 @@ SELECT * FROM (
 ORDER BY turn_number
 """
 
-# One page of a user's sessions, newest first, with the number of matching sessions.
-LIST_FOR_USER: LiteralString = """
-SELECT id, user_id, voice_model_id, face_model_id, status, started_at, ended_at, turn_count,
-       tokens_in, tokens_out, asr_ms_total, llm_ms_total, tts_ms_total, total_ms_total,
-       metadata, created_at, updated_at,
-       count(*) OVER () AS total
-  FROM conversation_sessions
- WHERE user_id = %(user_id)s AND (%(status)s::text IS NULL OR status = %(status)s::text)
- ORDER BY started_at DESC, id DESC
- LIMIT %(limit)s OFFSET %(offset)s
-"""
-
-# How many sessions LIST_FOR_USER matches (used when the page itself is empty).
-COUNT_FOR_USER: LiteralString = """
-SELECT count(*) FROM conversation_sessions
- WHERE user_id = %(user_id)s AND (%(status)s::text IS NULL OR status = %(status)s::text)
-"""
-
 # Sessions, turns, tokens and per-stage latency (count, average, median, p95, max) of a
 # user's sessions started at or after %(since)s (all when NULL) and of their turns.
 # percentile_cont and avg skip NULLs: a stage is measured over the turns that ran it.

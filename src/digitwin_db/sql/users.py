@@ -29,60 +29,29 @@ FROM users
 WHERE lower(email) = lower(%(email)s) AND deleted_at IS NULL
 """
 
-# One page of users, newest first; {where} is LIVE_ONLY/ANY_STATE [AND TIER_FILTER].
-LIST_PAGE = sql.SQL(
+# Optional filter fragment of the users listing (common.PAGE / COUNT_ROWS).
+TIER_FILTER = sql.SQL("subscription_tier = %(subscription_tier)s")
+
+# Soft-delete cascade: the user's live rows of {table} (voice models, face models,
+# documents) get the user's own deleted_at (the transaction time); {extra_set} is the
+# table's own soft-delete extra (models are deactivated: an active model must be live).
+CASCADE_SOFT_DELETE = sql.SQL(
     """
-SELECT id, email, name, personality_traits, preferences, settings, subscription_tier,
-    last_active_at, created_at, updated_at, deleted_at
-FROM users
-WHERE {where}
-ORDER BY created_at DESC, id DESC
-LIMIT %(limit)s
-OFFSET %(offset)s
+UPDATE {table}
+SET deleted_at = %(deleted_at)s, updated_at = now(){extra_set}
+WHERE user_id = %(user_id)s AND deleted_at IS NULL
 """
 )
 
-# How many users match; same {where} as LIST_PAGE.
-COUNT = sql.SQL("SELECT count(*) FROM users WHERE {where}")
-
-# Optional filter fragment of LIST_PAGE / COUNT.
-TIER_FILTER = sql.SQL("subscription_tier = %(subscription_tier)s")
-
-# Soft-delete cascade: the user's live voice models (deactivated: an active model must be
-# live), face models and documents get the user's own deleted_at (the transaction time).
-CASCADE_SOFT_DELETE_VOICE_MODELS: LiteralString = """
-UPDATE voice_models
-SET deleted_at = %(deleted_at)s, is_active = false, updated_at = now()
-WHERE user_id = %(user_id)s AND deleted_at IS NULL
-"""
-CASCADE_SOFT_DELETE_FACE_MODELS: LiteralString = """
-UPDATE face_models
-SET deleted_at = %(deleted_at)s, is_active = false, updated_at = now()
-WHERE user_id = %(user_id)s AND deleted_at IS NULL
-"""
-CASCADE_SOFT_DELETE_DOCUMENTS: LiteralString = """
-UPDATE knowledge_documents
-SET deleted_at = %(deleted_at)s, updated_at = now()
-WHERE user_id = %(user_id)s AND deleted_at IS NULL
-"""
-
-# Restore cascade: exactly the rows the user's soft delete marked (same deleted_at), not
-# rows deleted earlier on their own.
-CASCADE_RESTORE_VOICE_MODELS: LiteralString = """
-UPDATE voice_models
+# Restore cascade: exactly the rows of {table} the user's soft delete marked (same
+# deleted_at), not rows deleted earlier on their own.
+CASCADE_RESTORE = sql.SQL(
+    """
+UPDATE {table}
 SET deleted_at = NULL, updated_at = now()
 WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s
 """
-CASCADE_RESTORE_FACE_MODELS: LiteralString = """
-UPDATE face_models
-SET deleted_at = NULL, updated_at = now()
-WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s
-"""
-CASCADE_RESTORE_DOCUMENTS: LiteralString = """
-UPDATE knowledge_documents
-SET deleted_at = NULL, updated_at = now()
-WHERE user_id = %(user_id)s AND deleted_at = %(deleted_at)s
-"""
+)
 
 # GDPR access: every row of the user's data as one JSON document, in one snapshot.
 # Rate-limit buckets are keyed by the user id as text; the search vector of documents is

@@ -21,8 +21,8 @@ from digitwin_db.rules.ai_models import (
     check_sample_rate,
 )
 from digitwin_db.sql import ai_models as q
-from digitwin_db.sql import common
-from digitwin_db.validation import check_fields, check_page
+from digitwin_db.sql.common import OWNED_BY
+from digitwin_db.validation import check_fields
 
 ModelT = TypeVar("ModelT", bound=AIModel)
 
@@ -48,10 +48,12 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
             insert_columns=sql.SQL(", ").join(sql.Identifier(c) for c in insert_columns),
             values=sql.SQL(", ").join(sql.Placeholder(c) for c in insert_columns),
         )
-        self._q_list_live = q.LIST_FOR_USER.format(**fmt, where=self._live_filter(False))
-        self._q_list_any = q.LIST_FOR_USER.format(**fmt, where=self._live_filter(True))
-        self._q_count_live = q.COUNT_FOR_USER.format(**fmt, where=self._live_filter(False))
-        self._q_count_any = q.COUNT_FOR_USER.format(**fmt, where=self._live_filter(True))
+        self._q_lists = {
+            deleted: self._listing(
+                self.table, self._columns, [OWNED_BY, self._live_filter(deleted)]
+            )
+            for deleted in (False, True)
+        }
         self._q_get_active = q.GET_ACTIVE.format(**fmt)
         self._q_owner = q.OWNER_OF_LIVE.format(**fmt)
         self._q_lock_model = q.LOCK_MODEL.format(**fmt)
@@ -64,13 +66,11 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
         params: dict[str, Any] = {"user_id": owner}
         for column, check in self._checks.items():
             params[column] = check(fields.get(column))
-        async with self.db.transaction(f"{self.name}.create") as conn:
-            cur = await conn.execute(q.LOCK_LIVE_USER_SHARED, {"user_id": owner})
-            if await cur.fetchone() is None:
-                raise NotFoundError(f"user {owner} not found (or deleted)")
+        async with self.db.connection(f"{self.name}.create") as conn:
             model = await self._fetch_one(conn, self._q_insert, params)
-        if model is None:
-            raise QueryError("ai_models: the statement returned no row")
+            if model is None:
+                await self._require_user(conn, owner)
+                raise NotFoundError(f"user {owner} is not live")
         return model
 
     async def list_for_user(
@@ -85,15 +85,14 @@ class AsyncAIModelRepository(AsyncSoftDeleteRepository[ModelT]):
         ``include_deleted``), with the ``total`` that match; no items for a user without
         models. ``limit`` is 1-1000."""
         owner = self._parse_id(user_id, "user_id")
-        page, start = check_page(limit, offset)
-        query = self._q_list_any if include_deleted else self._q_list_live
-        params = {"user_id": owner, "limit": page, "offset": start}
-        async with self.db.transaction(f"{self.name}.list_for_user") as conn:
-            await conn.execute(common.SNAPSHOT)  # the items and the total agree
-            items = await self._fetch_all(conn, query, params)
-            count = self._q_count_any if include_deleted else self._q_count_live
-            total = await self._page_total(conn, len(items), page, start, count, params)
-        return Page[ModelT](items=items, total=total, limit=page, offset=start)
+        return await self._list_page(
+            f"{self.name}.list_for_user",
+            self.row_model,
+            self._q_lists[bool(include_deleted)],
+            {"user_id": owner},
+            limit,
+            offset,
+        )
 
     async def update(self, id: UUID | str, /, **changes: Any) -> ModelT:
         """Change some columns of a live model (``name``, ``provider``, ``model_ref``,

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar, LiteralString
+from typing import Any, ClassVar, LiteralString, TypeVar
 from uuid import UUID
 
 from psycopg import AsyncConnection, sql
+from psycopg.rows import class_row
 
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db.errors import DigitwinDBError, NotFoundError
-from digitwin_db.models.common import RepositoryCheck
+from digitwin_db.models.common import Page, RepositoryCheck, Row
 from digitwin_db.sql import common
 from digitwin_db.sql import users as user_sql
+from digitwin_db.validation import check_page
+
+ItemT = TypeVar("ItemT", bound=Row)
 
 
 class AsyncRepository:
@@ -60,6 +64,43 @@ class AsyncRepository:
         cur = await conn.execute(count, params)
         row = await cur.fetchone()
         return int(row[0]) if row is not None else 0
+
+    async def _list_page(
+        self,
+        op: str,
+        model: type[ItemT],
+        queries: tuple[sql.Composed, sql.Composed],
+        params: Mapping[str, Any],
+        limit: object,
+        offset: object,
+        *,
+        owner: UUID | None = None,
+        owner_deleted: bool = False,
+    ) -> Page[ItemT]:
+        """The ``Page`` of a listing: ``queries`` are its page and count statements
+        (``common.PAGE`` and ``common.COUNT_ROWS``), the items and their total read from
+        one snapshot. With ``owner``, ``NotFoundError`` unless that user exists and (unless
+        ``owner_deleted``) is live."""
+        size, start = check_page(limit, offset)
+        values = {**params, "limit": size, "offset": start}
+        async with self.db.transaction(op) as conn:
+            await conn.execute(common.SNAPSHOT)
+            if owner is not None:
+                await self._require_user(conn, owner, allow_deleted=owner_deleted)
+            async with conn.cursor(row_factory=class_row(model)) as cur:
+                await cur.execute(queries[0], values)
+                items = await cur.fetchall()
+            total = await self._page_total(conn, len(items), size, start, queries[1], values)
+        return Page[model](items=items, total=total, limit=size, offset=start)  # type: ignore[valid-type]
+
+    @staticmethod
+    def _listing(
+        table: str, columns: sql.Composable, where: list[sql.Composable], age: str = "created_at"
+    ) -> tuple[sql.Composed, sql.Composed]:
+        """The page and count statements of a listing of ``table`` (filters joined by AND)."""
+        fields = {"table": sql.Identifier(table), "where": sql.SQL(" AND ").join(where)}
+        page = common.PAGE.format(**fields, columns=columns, age=sql.Identifier(age))
+        return page, common.COUNT_ROWS.format(**fields)
 
     @staticmethod
     async def _require_user(

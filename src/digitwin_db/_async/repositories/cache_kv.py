@@ -35,6 +35,7 @@ from digitwin_db.errors import (
 from digitwin_db.key_hash import PrefixHasher
 from digitwin_db.kv_codec import resolve_codec, values_equal
 from digitwin_db.sql import cache as q
+from digitwin_db.validation import check_int_range
 
 __all__ = ["AsyncKVNamespace"]
 
@@ -117,17 +118,14 @@ class AsyncKVNamespace:
         )
         return params
 
-    def _near_wrote(self, key_hashes: int | list[int] | None) -> None:
-        """Drop this process's copies of keys it just wrote (None: the whole namespace):
-        a read after a write sees it without waiting for the write's notification. The
-        notification then drops the copies of every other process."""
-        near = self._core.near
-        if near is None:
-            return
-        if key_hashes is None:
-            near.wrote_scope(_CACHE, self.name)
-        else:
-            near.wrote(_CACHE, [key_hashes] if isinstance(key_hashes, int) else key_hashes)
+    async def _write(
+        self, op: str, statement: LiteralString, params: dict[str, Any], key_hashes: Any
+    ) -> Any:
+        """Run one write of this namespace, then drop this process's near copies of
+        ``key_hashes`` (one hash, a list, or None: the whole namespace) so that a read after
+        it sees it (``AsyncCacheCore.dropped``); its first row, or None."""
+        hashes = [key_hashes] if isinstance(key_hashes, int) else key_hashes
+        return await self._core.write(op, statement, params, _CACHE, hashes, self.name)
 
     # ------------------------------------------------------------------ reads
     async def get(self, key: str, default: Any = None) -> Any:
@@ -162,33 +160,27 @@ class AsyncKVNamespace:
         if self._near is not None:
             return await self._near.kv_get_many(self, keys)
         wanted, params = self._get_many_params(keys)
-        try:
-            async with self._db.connection("cache.kv.get_many") as conn:
-                cur = await conn.execute(q.KV_GET_MANY, params, binary=True)
-                rows = await cur.fetchall()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.kv.get_many", exc)
-            rows = []
+        rows = await self._core.read("cache.kv.get_many", q.KV_GET_MANY, params, many=True)
         # The full key is compared here: a row whose key merely shares a hash is dropped.
         decode = self.codec.decode
-        found = {key: decode(vj, vb) for key, vj, vb in rows if key in wanted}
+        found = {key: decode(vj, vb) for key, vj, vb, _ in rows if key in wanted}
         await self._core.counted(_CACHE, hits=len(found), misses=len(wanted) - len(found))
         return found
 
     async def exists(self, key: str) -> bool:
         """True when the key is present and not expired."""
-        params = self._params(key)
-        async with self._db.connection("cache.kv.exists") as conn:
-            cur = await conn.execute(q.KV_EXISTS, params)
-            return await cur.fetchone() is not None
+        return await self._ttl_row("cache.kv.exists", key) is not None
 
     async def ttl(self, key: str) -> float | None:
         """Seconds until the key expires; None when it never expires or is absent."""
-        params = self._params(key)
-        async with self._db.connection("cache.kv.ttl") as conn:
-            cur = await conn.execute(q.KV_TTL, params)
-            row = await cur.fetchone()
+        row = await self._ttl_row("cache.kv.ttl", key)
         return None if row is None or row[0] is None else float(row[0])
+
+    async def _ttl_row(self, op: str, key: str) -> Any:
+        """The (seconds left,) of a live key, or None when it has none."""
+        async with self._db.connection(op) as conn:
+            cur = await conn.execute(q.KV_TTL, self._params(key))
+            return await cur.fetchone()
 
     # ------------------------------------------------------------------ writes
     async def set(
@@ -200,9 +192,7 @@ class AsyncKVNamespace:
         ``tags`` label the entry for :meth:`invalidate_tags`.
         """
         params = self._value_params(key, value, ttl, tags)
-        async with self._db.connection("cache.kv.set") as conn:
-            await conn.execute(q.KV_SET, params)
-        self._near_wrote(params["key_hash"])
+        await self._write("cache.kv.set", q.KV_SET, params, params["key_hash"])
         await self._core.wrote(_CACHE)
 
     async def add(
@@ -210,10 +200,7 @@ class AsyncKVNamespace:
     ) -> bool:
         """Store ``value`` only if the key is absent (or expired); True when stored."""
         params = self._value_params(key, value, ttl, tags)
-        async with self._db.connection("cache.kv.add") as conn:
-            cur = await conn.execute(q.KV_ADD, params)
-            stored = await cur.fetchone() is not None
-        self._near_wrote(params["key_hash"])
+        stored = await self._write("cache.kv.add", q.KV_ADD, params, params["key_hash"]) is not None
         if stored:
             await self._core.wrote(_CACHE)
         return stored
@@ -247,18 +234,13 @@ class AsyncKVNamespace:
             tags=check_tags(tags),
             ttl=check_ttl(ttl, self._default_ttl),
         )
-        async with self._db.connection("cache.kv.set_many") as conn:
-            await conn.execute(q.KV_SET_MANY, params)
-        self._near_wrote(params["key_hashes"])
+        await self._write("cache.kv.set_many", q.KV_SET_MANY, params, params["key_hashes"])
         await self._core.wrote(_CACHE, len(sizes))
 
     async def delete(self, key: str) -> bool:
         """Remove the key; True when a live value was removed."""
         params = self._params(key)
-        async with self._db.connection("cache.kv.delete") as conn:
-            cur = await conn.execute(q.KV_DELETE, params)
-            row = await cur.fetchone()
-        self._near_wrote(params["key_hash"])
+        row = await self._write("cache.kv.delete", q.KV_DELETE, params, params["key_hash"])
         return bool(row and row[0])
 
     async def delete_many(self, keys: Iterable[str]) -> int:
@@ -267,30 +249,27 @@ class AsyncKVNamespace:
         if is_empty_batch(keys):
             return 0
         params = self._many(keys)
-        async with self._db.connection("cache.kv.delete_many") as conn:
-            cur = await conn.execute(q.KV_DELETE_MANY, params)
-            row = await cur.fetchone()
-        self._near_wrote(params["key_hashes"])
+        row = await self._write(
+            "cache.kv.delete_many", q.KV_DELETE_MANY, params, params["key_hashes"]
+        )
         return int(row[0]) if row else 0
 
     async def expire(self, key: str, ttl: Seconds) -> bool:
         """Give a live key a new TTL (seconds from now); False when it is absent."""
         params = self._params(key)
         params["ttl"] = check_positive_seconds(ttl, "ttl")
-        async with self._db.connection("cache.kv.expire") as conn:
-            cur = await conn.execute(q.KV_EXPIRE, params)
-            found = await cur.fetchone() is not None
-        self._near_wrote(params["key_hash"])
-        return found
+        return (
+            await self._write("cache.kv.expire", q.KV_EXPIRE, params, params["key_hash"])
+            is not None
+        )
 
     async def persist(self, key: str) -> bool:
         """Remove a live key's expiry; False when it is absent."""
         params = self._params(key)
-        async with self._db.connection("cache.kv.persist") as conn:
-            cur = await conn.execute(q.KV_PERSIST, params)
-            found = await cur.fetchone() is not None
-        self._near_wrote(params["key_hash"])
-        return found
+        return (
+            await self._write("cache.kv.persist", q.KV_PERSIST, params, params["key_hash"])
+            is not None
+        )
 
     async def incr(self, key: str, amount: int = 1, *, ttl: Seconds | None = None) -> int:
         """Add ``amount`` atomically (one upsert) and return the new value; an absent or
@@ -303,10 +282,7 @@ class AsyncKVNamespace:
         params = self._params(key)
         params.update(amount=amount, ttl=check_ttl(ttl, self._default_ttl))
         try:
-            async with self._db.connection("cache.kv.incr") as conn:
-                cur = await conn.execute(q.KV_INCR, params)
-                row = await cur.fetchone()
-            self._near_wrote(params["key_hash"])
+            row = await self._write("cache.kv.incr", q.KV_INCR, params, params["key_hash"])
         except ValidationError as exc:
             if exc.constraint == "kv_cache_one_value":
                 raise ValidationError(
@@ -330,10 +306,7 @@ class AsyncKVNamespace:
         if not prefix:
             raise ValidationError("prefix must not be empty (use clear() to empty a namespace)")
         params = {"namespace": self.name, "prefix": prefix, "pattern": like_prefix_pattern(prefix)}
-        async with self._db.connection("cache.kv.delete_prefix") as conn:
-            cur = await conn.execute(q.KV_DELETE_PREFIX, params)
-            row = await cur.fetchone()
-        self._near_wrote(None)
+        row = await self._write("cache.kv.delete_prefix", q.KV_DELETE_PREFIX, params, None)
         return int(row[0]) if row else 0
 
     async def invalidate_tags(self, *tags: str) -> int:
@@ -343,18 +316,12 @@ class AsyncKVNamespace:
         if not checked:
             raise ValidationError("invalidate_tags needs at least one tag")
         params = {"namespace": self.name, "tags": checked}
-        async with self._db.connection("cache.kv.invalidate_tags") as conn:
-            cur = await conn.execute(q.KV_INVALIDATE_TAGS, params)
-            row = await cur.fetchone()
-        self._near_wrote(None)
+        row = await self._write("cache.kv.invalidate_tags", q.KV_INVALIDATE_TAGS, params, None)
         return int(row[0]) if row else 0
 
     async def clear(self) -> int:
         """Remove every key of this namespace; returns how many live values were removed."""
-        async with self._db.connection("cache.kv.clear") as conn:
-            cur = await conn.execute(q.KV_CLEAR, {"namespace": self.name})
-            row = await cur.fetchone()
-        self._near_wrote(None)
+        row = await self._write("cache.kv.clear", q.KV_CLEAR, {"namespace": self.name}, None)
         return int(row[0]) if row else 0
 
     # ------------------------------------------------------------------ cache-aside
@@ -426,7 +393,7 @@ class AsyncKVNamespace:
             value = await self._load(loader)
             await self.set(key, value, ttl=ttl_seconds)
             return self.codec.normalize(value)
-        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
+        self._core.dropped(_CACHE, [params["key_hash"]])  # after COMMIT
         await self._core.wrote(_CACHE)
         return value
 
@@ -448,13 +415,7 @@ class AsyncKVNamespace:
         """The live value, or ``_MISSING`` (a stored None is a value). Fail-open."""
         if self._near is not None:
             return await self._near.kv_get(self, params["key"], _MISSING, count=False)
-        try:
-            async with self._db.connection("cache.kv.get") as conn:
-                cur = await conn.execute(q.KV_GET, params, binary=True)
-                row = await cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.kv.get_or_set", exc)
-            return _MISSING
+        row = await self._core.read("cache.kv.get", q.KV_GET, params)
         if row is None:
             return _MISSING
         return self.codec.decode(row[0], row[1])
@@ -467,8 +428,7 @@ class AsyncKVNamespace:
         pages. A key live for the whole walk is listed exactly once; one written or deleted
         meanwhile may or may not be."""
         prefix = check_key(prefix, "prefix")
-        if type(page_size) is not int or not 1 <= page_size <= 100_000:
-            raise ValidationError("page_size must be an integer in 1..100000")
+        check_int_range(page_size, "page_size", 1, 100_000)
         params: dict[str, Any] = {
             "namespace": self.name,
             "prefix": prefix,
@@ -531,5 +491,5 @@ class AsyncKVNamespace:
             if row is None or not values_equal(self.codec.decode(row[0], row[1]), expected):
                 return False
             await conn.execute(statement, params)
-        self._near_wrote(params["key_hash"])  # after COMMIT: see _near_wrote
+        self._core.dropped(_CACHE, [params["key_hash"]])  # after COMMIT
         return True

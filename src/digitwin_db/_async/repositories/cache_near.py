@@ -11,7 +11,7 @@ fail-open behave as in the L2 reads; a near hit is a cache hit (counted in ``hit
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, LiteralString, Protocol
 
 from digitwin_db._async.database import AsyncDatabase
 from digitwin_db.cache_codec import (
@@ -20,15 +20,17 @@ from digitwin_db.cache_codec import (
     bigint_array,
     check_keys,
     hash_key,
+    llm_response,
     unpack_embedding,
 )
 from digitwin_db.cache_counters import CacheCounters
 from digitwin_db.cache_registry import CACHE_NAMES
-from digitwin_db.errors import TRANSIENT_ERRORS, DatabaseUnavailableError, TransientError
+from digitwin_db.errors import DatabaseUnavailableError
 from digitwin_db.kv_codec import KVCodec
 from digitwin_db.models.cache import CachedLLMResponse, SearchHit
 from digitwin_db.near_cache import FillToken, NearCache, freeze, thaw
 from digitwin_db.near_listener import NearListener
+from digitwin_db.sql import cache as q
 from digitwin_db.sql import near_cache as nq
 
 if TYPE_CHECKING:
@@ -59,7 +61,11 @@ class AsyncCoreServices(Protocol):
     db: AsyncDatabase
     counters: CacheCounters
 
-    def read_failed(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None: ...
+    async def read(
+        self, op: str, statement: LiteralString, params: Mapping[str, Any], *, many: bool = False
+    ) -> Any: ...
+
+    async def counted(self, cache: str, *, hits: int = 0, misses: int = 0) -> None: ...
 
     async def try_flush(self) -> None: ...
 
@@ -102,7 +108,7 @@ class AsyncNearReads:
                 return ns.codec.decode(*entry.stored)  # type: ignore[misc]
         params = ns._params(key)
         token = tier.begin(_KV, params["key_hash"])
-        row = await self._read_one("cache.kv.get", nq.KV_GET, params, token)
+        row = await self._read_one("cache.kv.get", q.KV_GET, params, token)
         if row is None:
             if count and self._core.counters.miss(_KV):
                 await self._core.try_flush()
@@ -138,15 +144,11 @@ class AsyncNearReads:
         params = {"key_hashes": bigint_array(missing.values()), "namespace": name}
         found.update(
             await self._read_many(
-                "cache.kv.get_many", nq.KV_GET_MANY, params, missing, ("k", name), value_of
+                "cache.kv.get_many", q.KV_GET_MANY, params, missing, ("k", name), value_of
             )
         )
         wanted = len(set(checked))
-        due = self._core.counters.hit(_KV, len(found)) if found else False
-        if wanted > len(found):
-            due = self._core.counters.miss(_KV, wanted - len(found))
-        if due:
-            await self._core.try_flush()
+        await self._core.counted(_KV, hits=len(found), misses=wanted - len(found))
         return found
 
     # ------------------------------------------------------------------ embeddings
@@ -159,13 +161,12 @@ class AsyncNearReads:
                 await self._core.try_flush()
             return unpack_embedding(entry.stored)  # type: ignore[arg-type]
         token = tier.begin(_EMB, params["key_hash"])
-        row = await self._read_one("cache.get_embedding", nq.EMBEDDING_GET, params, token)
+        row = await self._read_one("cache.get_embedding", q.EMBEDDING_GET, params, token)
         if row is not None and token is not None:
             data: bytes = row[0]
             size = len(data) + len(params["text"]) + len(params["model"])
             tier.fill(token, ident, data, size, row[1])
-        if self._core.counters.hit(_EMB) if row is not None else self._core.counters.miss(_EMB):
-            await self._core.try_flush()
+        await self._core.counted(_EMB, hits=row is not None, misses=row is None)
         return None if row is None else unpack_embedding(row[0])
 
     async def get_embeddings(self, texts: list[str], *, model: str) -> list[list[float] | None]:
@@ -184,7 +185,7 @@ class AsyncNearReads:
         found.update(
             await self._read_many(
                 "cache.get_embeddings",
-                nq.EMBEDDING_GET_MANY,
+                q.EMBEDDING_GET_MANY,
                 params,
                 missing,
                 ("e", model),
@@ -196,11 +197,7 @@ class AsyncNearReads:
             for t in texts
         ]
         hits = sum(vector is not None for vector in result)
-        due = self._core.counters.hit(_EMB, hits) if hits else False
-        if hits < len(texts):
-            due = self._core.counters.miss(_EMB, len(texts) - hits)
-        if due:
-            await self._core.try_flush()
+        await self._core.counted(_EMB, hits=hits, misses=len(texts) - hits)
         return result
 
     # ------------------------------------------------------------------ vector search
@@ -213,14 +210,12 @@ class AsyncNearReads:
                 await self._core.try_flush()
             return [SearchHit.model_construct(**hit) for hit in thaw(entry.stored)]
         token = tier.begin(_SEARCH, key["key_hash"])
-        row = await self._read_one("cache.get_search_results", nq.SEARCH_GET, key, token)
+        row = await self._read_one("cache.get_search_results", q.SEARCH_GET, key, token)
         if row is not None and token is not None:
             stored, size = freeze(row[0])
             size += len(key["query"]) + len(key["params"])
             tier.fill(token, ident, stored, size, row[1])
-        hit = row is not None
-        if self._core.counters.hit(_SEARCH) if hit else self._core.counters.miss(_SEARCH):
-            await self._core.try_flush()
+        await self._core.counted(_SEARCH, hits=row is not None, misses=row is None)
         if row is None:
             return None
         return [SearchHit.model_construct(**hit) for hit in row[0]]
@@ -245,10 +240,9 @@ class AsyncNearReads:
                 await self._core.try_flush()
         else:
             token = tier.begin(_LLM, key["key_hash"])
-            row = await self._read_one("cache.get_llm_response", nq.LLM_GET, key, token)
+            row = await self._read_one("cache.get_llm_response", q.LLM_GET, key, token)
             if row is None:
-                if counters.miss(_LLM):
-                    await self._core.try_flush()
+                await self._core.counted(_LLM, misses=1)
                 return None
             pending, due = counters.llm_hit(key["key_hash"])
             response, metadata_value, stored_count, created_at, expires_at, ttl_left = row
@@ -260,15 +254,8 @@ class AsyncNearReads:
                 tier.fill(token, ident, stored, size, ttl_left)
             if due:
                 await self._core.try_flush()
-        return CachedLLMResponse.model_construct(
-            model=key["model"],
-            prompt=key["prompt"],
-            params=dict(params or {}),
-            response=response,
-            metadata=thaw(metadata),
-            hit_count=hit_count,
-            created_at=created_at,
-            expires_at=expires_at,
+        return llm_response(
+            key, params, (response, thaw(metadata), hit_count, created_at, expires_at)
         )
 
     # ------------------------------------------------------------------ shared
@@ -308,12 +295,7 @@ class AsyncNearReads:
         scope = prefix[1] if prefix[0] == "k" else None
         tokens = {item: tier.begin(_CACHE_OF[prefix[0]], h) for item, h in missing.items()}
         try:
-            async with self._db.connection(op) as conn:
-                cur = await conn.execute(statement, params, binary=True)
-                rows = await cur.fetchall()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed(op, exc)
-            rows = []
+            rows = await self._core.read(op, statement, params, many=True)
         except BaseException:
             for token in tokens.values():
                 tier.abort(token)
@@ -338,13 +320,7 @@ class AsyncNearReads:
         """One row (or None) of a fill's read; fail-open like the L2 reads. The token is
         released here when there is nothing to fill."""
         try:
-            async with self._db.connection(op) as conn:
-                cur = await conn.execute(statement, params, binary=True)
-                row = await cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
-            self.tier.abort(token)
-            self._core.read_failed(op, exc)
-            return None
+            row = await self._core.read(op, statement, params)
         except BaseException:
             self.tier.abort(token)
             raise

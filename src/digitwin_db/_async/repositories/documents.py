@@ -42,10 +42,10 @@ from digitwin_db.rules.documents import (
     storable,
 )
 from digitwin_db.sql import documents as q
+from digitwin_db.sql.common import OWNED_BY, STATUS_IS
 from digitwin_db.validation import (
     check_fields,
     check_optional_int,
-    check_page,
     check_text,
     parse_uuid,
 )
@@ -68,10 +68,12 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         super().__init__(db)
         self._q_insert = q.INSERT.format(columns=self._columns)
         self._q_set_status = q.SET_STATUS.format(columns=self._columns)
-        self._q_list = q.LIST_FOR_USER.format(columns=self._columns, where=self._live_filter(False))
-        self._q_list_any = q.LIST_FOR_USER.format(
-            columns=self._columns, where=self._live_filter(True)
-        )
+        self._q_lists = {
+            deleted: self._listing(
+                self.table, self._columns, [OWNED_BY, self._live_filter(deleted), STATUS_IS]
+            )
+            for deleted in (False, True)
+        }
 
     # ------------------------------------------------------------------ writes
     async def create(
@@ -184,19 +186,17 @@ class AsyncKnowledgeDocumentRepository(AsyncSoftDeleteRepository[KnowledgeDocume
         uid = parse_uuid(user_id, "user_id")
         if status is not None:
             check_status(status, "status filter")
-        page, start = check_page(limit, offset)
-        if not isinstance(include_deleted, bool):
-            raise ValidationError("include_deleted must be a bool")
-        where = self._live_filter(include_deleted)
-        params = {"user_id": uid, "status": status, "limit": page, "offset": start}
-        async with self.db.transaction("documents.list_for_user") as conn:
-            await conn.execute(q.SNAPSHOT)
-            await self._require_user(conn, uid, allow_deleted=include_deleted)
-            query = self._q_list_any if include_deleted else self._q_list
-            items = await self._fetch_all(conn, query, params)
-            count = q.COUNT_FOR_USER.format(where=where)
-            total = await self._page_total(conn, len(items), page, start, count, params)
-        return Page[KnowledgeDocument](items=items, total=total, limit=page, offset=start)
+        self._live_filter(include_deleted)  # a bool
+        return await self._list_page(
+            "documents.list_for_user",
+            KnowledgeDocument,
+            self._q_lists[include_deleted],
+            {"user_id": uid, "status": status},
+            limit,
+            offset,
+            owner=uid,
+            owner_deleted=include_deleted,
+        )
 
     async def search(
         self, user_id: UUID | str, query: str, *, limit: int = 10

@@ -10,13 +10,13 @@ admissions. Python only validates the input and turns the returned row into a
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db.batching import ArrayCombiner
+from digitwin_db.cache_codec import check_positive_seconds
 from digitwin_db.errors import (
     DatabaseUnavailableError,
     QueryError,
@@ -32,7 +32,7 @@ from digitwin_db.ratelimit_policy import (
     check_user_id,
 )
 from digitwin_db.sql import rate_limits as q
-from digitwin_db.validation import check_aware_datetime, check_number, shown
+from digitwin_db.validation import check_aware_datetime
 
 __all__ = ["AsyncRateLimitRepository"]
 
@@ -234,12 +234,10 @@ class AsyncRateLimitRepository(AsyncRepository):
         """Delete one bucket of the user, or all of them when ``endpoint`` is None; the
         next check starts full with zeroed counters. Returns the number of buckets deleted."""
         user = check_user_id(user_id)
+        if endpoint is not None:
+            check_endpoint(endpoint)
         async with self.db.connection("rate_limits.reset") as conn:
-            if endpoint is None:
-                cur = await conn.execute(q.RESET_USER, {"user_id": user})
-            else:
-                check_endpoint(endpoint)
-                cur = await conn.execute(q.RESET_ENDPOINT, {"user_id": user, "endpoint": endpoint})
+            cur = await conn.execute(q.RESET, {"user_id": user, "endpoint": endpoint})
             return cur.rowcount
 
     async def usage(self, user_id: Any, *, since: datetime | None = None) -> list[EndpointUsage]:
@@ -252,10 +250,7 @@ class AsyncRateLimitRepository(AsyncRepository):
         user = check_user_id(user_id)
         since = check_aware_datetime(since, "since")
         async with self.db.connection("rate_limits.usage") as conn:
-            if since is None:
-                cur = await conn.execute(q.USAGE, {"user_id": user})
-            else:
-                cur = await conn.execute(q.USAGE_SINCE, {"user_id": user, "since": since})
+            cur = await conn.execute(q.USAGE, {"user_id": user, "since": since})
             rows = await cur.fetchall()
         return [
             EndpointUsage(endpoint=e, allowed=a, denied=d, first_seen=f, last_seen=s)
@@ -273,16 +268,8 @@ class AsyncRateLimitRepository(AsyncRepository):
         """
         if older_than is None:
             seconds = self.db.settings.rate_limit_idle_seconds
-        elif isinstance(older_than, timedelta):
-            seconds = older_than.total_seconds()
-        elif isinstance(older_than, int | float) and not isinstance(older_than, bool):
-            seconds = float(check_number(older_than, "older_than", minimum=0))
         else:
-            raise ValidationError("older_than must be a timedelta or a number of seconds")
-        if not (seconds > 0 and math.isfinite(seconds)):
-            raise ValidationError(
-                f"older_than must be positive and finite, not {shown(older_than)}"
-            )
+            seconds = check_positive_seconds(older_than, "older_than")
         deleted = 0
         async with self.db.connection("rate_limits.cleanup_idle") as conn:
             cur = await conn.execute(q.HEAP_BLOCKS)

@@ -15,8 +15,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+from psycopg import sql
 from psycopg.rows import class_row, dict_row
 
+from digitwin_db._async.database import AsyncDatabase
 from digitwin_db._async.repositories.base import AsyncRepository
 from digitwin_db.errors import NotFoundError, QueryError, ValidationError
 from digitwin_db.models.common import Page
@@ -35,18 +37,17 @@ from digitwin_db.rules.sessions import (
     check_latency,
     check_tokens,
     raise_start_failure,
-    without_total,
 )
 from digitwin_db.sql import sessions as q
+from digitwin_db.sql.common import OWNED_BY, STATUS_IS
 from digitwin_db.validation import (
     check_aware_datetime,
+    check_choice,
     check_optional_int,
-    check_page,
     check_text,
     json_param,
     optional_uuid,
     parse_uuid,
-    shown,
 )
 
 __all__ = ["AsyncConversationSessionRepository"]
@@ -57,6 +58,12 @@ class AsyncConversationSessionRepository(AsyncRepository):
 
     name: ClassVar[str] = "sessions"
     tables: ClassVar[tuple[str, ...]] = ("conversation_sessions", "conversation_turns")
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        super().__init__(db)
+        columns = sql.SQL(", ").join(map(sql.Identifier, ConversationSession.model_fields))
+        where: list[sql.Composable] = [OWNED_BY, STATUS_IS]
+        self._q_list = self._listing("conversation_sessions", columns, where, "started_at")
 
     # ------------------------------------------------------------------ writes
     async def start(
@@ -115,11 +122,9 @@ class AsyncConversationSessionRepository(AsyncRepository):
         session, ``ValidationError`` for an ended one or bad input.
         """
         sid = parse_uuid(session_id, "session_id")
-        if role not in TURN_ROLES:
-            raise ValidationError(f"role must be one of {', '.join(TURN_ROLES)}, got {shown(role)}")
         params = {
             "session_id": sid,
-            "role": role,
+            "role": check_choice(role, "role", TURN_ROLES),
             "content": check_text(content, "content", max_length=CONTENT_MAX, strip=False),
             "asr_ms": check_latency(asr_ms, "asr_ms"),
             "llm_ms": check_latency(llm_ms, "llm_ms"),
@@ -205,25 +210,18 @@ class AsyncConversationSessionRepository(AsyncRepository):
         """A page of the user's sessions, newest first, optionally only ``active`` or
         ``ended`` ones. ``NotFoundError`` if the user does not exist or is deleted."""
         uid = parse_uuid(user_id, "user_id")
-        page, start = check_page(limit, offset)
-        if status is not None and status not in SESSION_STATUSES:
-            raise ValidationError(
-                f"status must be one of {', '.join(SESSION_STATUSES)} or None, got {shown(status)}"
-            )
-        params = {"user_id": uid, "status": status, "limit": page, "offset": start}
-        async with self.db.connection("sessions.list_for_user") as conn:
-            await self._require_user(conn, uid)
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(q.LIST_FOR_USER, params)
-            rows = await cur.fetchall()
-            if rows:
-                total = int(rows[0]["total"])
-            else:
-                count = await conn.execute(q.COUNT_FOR_USER, params)
-                found = await count.fetchone()
-                total = int(found[0]) if found else 0
-        items = [ConversationSession.model_validate(without_total(r)) for r in rows]
-        return Page[ConversationSession](items=items, total=total, limit=page, offset=start)
+        if status is not None:
+            check_choice(status, "status", SESSION_STATUSES, " or None")
+        params = {"user_id": uid, "status": status}
+        return await self._list_page(
+            "sessions.list_for_user",
+            ConversationSession,
+            self._q_list,
+            params,
+            limit,
+            offset,
+            owner=uid,
+        )
 
     async def statistics(
         self, user_id: UUID | str, *, since: datetime | None = None

@@ -21,9 +21,17 @@ from digitwin_db.rules.users import (
     check_tier,
     check_traits,
 )
-from digitwin_db.sql import common
+from digitwin_db.sql import ai_models as ai_models_sql
 from digitwin_db.sql import users as q
-from digitwin_db.validation import check_fields, check_page, check_text, json_param
+from digitwin_db.validation import check_fields, check_text, json_param
+
+#: The tables a user's soft delete cascades to (and a restore brings back), with each
+#: table's own soft-delete extra ``SET`` (models are deactivated).
+CASCADE_TABLES: tuple[tuple[str, sql.Composable], ...] = (
+    ("voice_models", ai_models_sql.SOFT_DELETE_EXTRA_SET),
+    ("face_models", ai_models_sql.SOFT_DELETE_EXTRA_SET),
+    ("knowledge_documents", sql.SQL("")),
+)
 
 
 class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
@@ -79,12 +87,14 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
             raise NotFoundError(f"no user with email {address[:60]!r}")
         return user
 
-    def _filters(self, include_deleted: bool, subscription_tier: str | None) -> sql.Composable:
+    def _filters(
+        self, include_deleted: bool, subscription_tier: str | None
+    ) -> list[sql.Composable]:
         parts: list[sql.Composable] = [self._live_filter(include_deleted)]
         if subscription_tier is not None:
             check_tier(subscription_tier)
             parts.append(q.TIER_FILTER)
-        return sql.SQL(" AND ").join(parts)
+        return parts
 
     async def list(
         self,
@@ -95,26 +105,20 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
         subscription_tier: str | None = None,
     ) -> Page[User]:
         """A page of users, newest first, with the ``total`` that match."""
-        page_size, start = check_page(limit, offset)
         where = self._filters(include_deleted, subscription_tier)
-        params = {"limit": page_size, "offset": start, "subscription_tier": subscription_tier}
-        # REPEATABLE READ: the items and the total come from one snapshot.
-        async with self.db.transaction("users.list") as conn:
-            await conn.execute(common.SNAPSHOT)
-            items = await self._fetch_all(conn, q.LIST_PAGE.format(where=where), params)
-            count = q.COUNT.format(where=where)
-            total = await self._page_total(conn, len(items), page_size, start, count, params)
-        return Page[User](items=items, total=total, limit=page_size, offset=start)
+        queries = self._listing(self.table, self._columns, where)
+        params = {"subscription_tier": subscription_tier}
+        return await self._list_page("users.list", User, queries, params, limit, offset)
 
     async def count(
         self, *, include_deleted: bool = False, subscription_tier: str | None = None
     ) -> int:
         """How many users (live only unless ``include_deleted``), optionally of one tier."""
-        where = self._filters(include_deleted, subscription_tier)
+        _, count = self._listing(
+            self.table, self._columns, self._filters(include_deleted, subscription_tier)
+        )
         async with self.db.connection("users.count") as conn:
-            cur = await conn.execute(
-                q.COUNT.format(where=where), {"subscription_tier": subscription_tier}
-            )
+            cur = await conn.execute(count, {"subscription_tier": subscription_tier})
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -129,39 +133,37 @@ class AsyncUserRepository(AsyncSoftDeleteRepository[User]):
 
     # ------------------------------------------------------------------ soft-delete hooks
     async def _after_soft_delete(self, conn: AsyncConnection[Any], row: User) -> None:
-        params = {"user_id": row.id, "deleted_at": row.deleted_at}
-        counts: dict[str, int] = {}
-        for key, statement in (
-            ("voice_models", q.CASCADE_SOFT_DELETE_VOICE_MODELS),
-            ("face_models", q.CASCADE_SOFT_DELETE_FACE_MODELS),
-            ("knowledge_documents", q.CASCADE_SOFT_DELETE_DOCUMENTS),
-        ):
-            cur = await conn.execute(statement, params)
-            counts[key] = cur.rowcount
-        await self._audit(
-            conn,
-            "user.soft_deleted",
-            user_id=row.id,
-            resource_type="user",
-            resource_id=row.id,
-            metadata=counts,
-        )
+        await self._cascade(conn, row, "user.soft_deleted", row.deleted_at, restore=False)
 
     async def _after_restore(
         self, conn: AsyncConnection[Any], row: User, deleted_at: datetime
     ) -> None:
+        await self._cascade(conn, row, "user.restored", deleted_at, restore=True)
+
+    async def _cascade(
+        self,
+        conn: AsyncConnection[Any],
+        row: User,
+        action: str,
+        deleted_at: datetime | None,
+        *,
+        restore: bool,
+    ) -> None:
+        """Soft-delete (or restore) the user's rows of every owned table with the user's
+        ``deleted_at``, and audit how many of each."""
         params = {"user_id": row.id, "deleted_at": deleted_at}
         counts: dict[str, int] = {}
-        for key, statement in (
-            ("voice_models", q.CASCADE_RESTORE_VOICE_MODELS),
-            ("face_models", q.CASCADE_RESTORE_FACE_MODELS),
-            ("knowledge_documents", q.CASCADE_RESTORE_DOCUMENTS),
-        ):
+        for table, extra_set in CASCADE_TABLES:
+            fields = {"table": sql.Identifier(table)}
+            if restore:
+                statement = q.CASCADE_RESTORE.format(**fields)
+            else:
+                statement = q.CASCADE_SOFT_DELETE.format(**fields, extra_set=extra_set)
             cur = await conn.execute(statement, params)
-            counts[key] = cur.rowcount
+            counts[table] = cur.rowcount
         await self._audit(
             conn,
-            "user.restored",
+            action,
             user_id=row.id,
             resource_type="user",
             resource_id=row.id,

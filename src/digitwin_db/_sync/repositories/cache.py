@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from psycopg import sql
 
@@ -32,7 +32,6 @@ from digitwin_db.cache_codec import (
     Seconds,
     canonical_json,
     canonical_params,
-    canonical_storable_json,
     check_hits,
     check_mapping_items,
     check_name,
@@ -41,12 +40,13 @@ from digitwin_db.cache_codec import (
     check_ttl,
     encode_text,
     hash_key,
+    llm_response,
+    llm_value,
     pack_embedding,
     unpack_embedding,
 )
 from digitwin_db.cache_registry import CACHE_NAMES, CACHE_TABLES, STATS_TABLE, cache_spec
 from digitwin_db.errors import (
-    TRANSIENT_ERRORS,
     DigitwinDBError,
     QueryError,
     TransientError,
@@ -63,7 +63,7 @@ from digitwin_db.models.cache import (
 from digitwin_db.models.common import RepositoryCheck
 from digitwin_db.sql import cache as q
 from digitwin_db.sql import near_cache as nq
-from digitwin_db.validation import shown
+from digitwin_db.validation import check_int_range
 
 __all__ = ["DEFAULT_NAMESPACE", "CacheRepository"]
 
@@ -110,14 +110,6 @@ class CacheRepository(Repository):
         table)."""
         return KVNamespace(self._core, name, serializer=serializer, near=near)
 
-    # ------------------------------------------------------------------ shared helpers
-    @staticmethod
-    def _not_stored(model: str, dimensions: int, stored: int) -> NoReturn:
-        raise ValidationError(
-            f"embedding has {dimensions} dimensions but model {model[:100]!r} already has "
-            f"embeddings of {stored} dimensions in the cache"
-        )
-
     # ------------------------------------------------------------------ embeddings
     def get_embedding(self, text: str, *, model: str) -> list[float] | None:
         """The cached vector of ``text`` under ``model`` (float32 precision), or None."""
@@ -128,13 +120,7 @@ class CacheRepository(Repository):
         params = {"key_hash": hash_key(EMBEDDING_PERSON, data), "model": model, "text": text}
         if self.near is not None:
             return self.near.get_embedding(params)
-        try:
-            with self.db.connection("cache.get_embedding") as conn:
-                cur = conn.execute(q.EMBEDDING_GET, params, binary=True)
-                row = cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.get_embedding", exc)
-            row = None
+        row = self._core.read("cache.get_embedding", q.EMBEDDING_GET, params)
         self._core.counted(_EMB, hits=row is not None, misses=row is None)
         return None if row is None else unpack_embedding(row[0])
 
@@ -151,14 +137,8 @@ class CacheRepository(Repository):
             return self.near.get_embeddings(texts, model=model)
         hashes = PrefixHasher(EMBEDDING_PERSON, model.encode() + b"\x00").array(texts)
         params = {"key_hashes": hashes, "model": model}
-        try:
-            with self.db.connection("cache.get_embeddings") as conn:
-                cur = conn.execute(q.EMBEDDING_GET_MANY, params, binary=True)
-                rows = cur.fetchall()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.get_embeddings", exc)
-            rows = []
-        found = {text: data for text, data in rows}
+        rows = self._core.read("cache.get_embeddings", q.EMBEDDING_GET_MANY, params, many=True)
+        found = {text: data for text, data, _ in rows}
         result: list[list[float] | None] = [
             unpack_embedding(found[t]) if t in found else None for t in texts
         ]
@@ -177,26 +157,7 @@ class CacheRepository(Repository):
         text = check_text(text, "text")
         model = check_name(model, "model")
         packed = pack_embedding(embedding)
-        dimensions = len(packed) // 4
-        params = {
-            "key_hash": hash_key(EMBEDDING_PERSON, model.encode() + b"\x00" + text.encode()),
-            "model": model,
-            "text": text,
-            "dimensions": dimensions,
-            "embedding": packed,
-            "byte_size": len(packed) + len(text),
-            "ttl": check_ttl(ttl, self._ttl[_EMB]),
-        }
-        with self.db.connection("cache.set_embedding") as conn:
-            cur = conn.execute(q.EMBEDDING_SET, params)
-            row = cur.fetchone()
-        if self.near is not None:
-            self.near.wrote(_EMB, [params["key_hash"]])
-        if row is None:
-            raise QueryError("cache: the embedding upsert returned no row")
-        if row[0] is not None:
-            self._not_stored(model, dimensions, row[0])
-        self._core.wrote(_EMB)
+        self._store_embeddings("cache.set_embedding", model, [text], [packed], ttl)
 
     def set_embeddings(
         self,
@@ -217,30 +178,37 @@ class CacheRepository(Repository):
         for text, vector in items:
             texts.append(check_text(text, "text"))
             packed.append(pack_embedding(vector, f"embedding of {str(text)[:50]!r}"))
-        dimensions = len(packed[0]) // 4
         if any(len(p) != len(packed[0]) for p in packed):
             raise ValidationError(
                 "all embeddings of one set_embeddings call must have one dimension"
             )
+        self._store_embeddings("cache.set_embeddings", model, texts, packed, ttl)
+
+    def _store_embeddings(
+        self, op: str, model: str, texts: list[str], packed: list[bytes], ttl: object
+    ) -> None:
+        """Store checked embeddings (one dimension) of ``model`` in one statement, unless
+        the model's live embeddings have another dimension (``ValidationError``)."""
+        dimensions = len(packed[0]) // 4
         prefix = model.encode() + b"\x00"
+        hashes = [hash_key(EMBEDDING_PERSON, prefix + t.encode()) for t in texts]
         params = {
-            "key_hashes": [hash_key(EMBEDDING_PERSON, prefix + t.encode()) for t in texts],
+            "key_hashes": hashes,
             "texts": texts,
             "embeddings": packed,
+            "byte_sizes": [len(p) + len(t) for p, t in zip(packed, texts, strict=True)],
             "model": model,
             "dimensions": dimensions,
-            "byte_size": len(packed[0]),
             "ttl": check_ttl(ttl, self._ttl[_EMB]),
         }
-        with self.db.connection("cache.set_embeddings") as conn:
-            cur = conn.execute(q.EMBEDDING_SET_MANY, params)
-            row = cur.fetchone()
-        if self.near is not None:
-            self.near.wrote(_EMB, params["key_hashes"])  # type: ignore[arg-type]
+        row = self._core.write(op, q.EMBEDDING_SET, params, _EMB, hashes)
         if row is None:
             raise QueryError("cache: the embedding upsert returned no row")
         if row[0] is not None:
-            self._not_stored(model, dimensions, row[0])
+            raise ValidationError(
+                f"embedding has {dimensions} dimensions but model {model[:100]!r} already has "
+                f"embeddings of {row[0]} dimensions in the cache"
+            )
         self._core.wrote(_EMB, len(texts))
 
     # ------------------------------------------------------------------ vector search
@@ -263,13 +231,7 @@ class CacheRepository(Repository):
         key = self._search_params(query, index, params)
         if self.near is not None:
             return self.near.get_search_results(key)
-        try:
-            with self.db.connection("cache.get_search_results") as conn:
-                cur = conn.execute(q.SEARCH_GET, key, binary=True)
-                row = cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.get_search_results", exc)
-            row = None
+        row = self._core.read("cache.get_search_results", q.SEARCH_GET, key)
         self._core.counted(_SEARCH, hits=row is not None, misses=row is None)
         if row is None:
             return None
@@ -295,10 +257,7 @@ class CacheRepository(Repository):
             byte_size=len(hits_json.encode()),
             ttl=check_ttl(ttl, self._ttl[_SEARCH]),
         )
-        with self.db.connection("cache.set_search_results") as conn:
-            conn.execute(q.SEARCH_SET, key)
-        if self.near is not None:
-            self.near.wrote(_SEARCH, [key["key_hash"]])
+        self._core.write("cache.set_search_results", q.SEARCH_SET, key, _SEARCH, [key["key_hash"]])
         self._core.wrote(_SEARCH)
 
     # ------------------------------------------------------------------ LLM responses
@@ -326,28 +285,12 @@ class CacheRepository(Repository):
         key = self._llm_params(prompt, model, params)
         if self.near is not None:
             return self.near.get_llm_response(key, params)
-        try:
-            with self.db.connection("cache.get_llm_response") as conn:
-                cur = conn.execute(q.LLM_GET, key, binary=True)
-                row = cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed("cache.get_llm_response", exc)
-            row = None
+        row = self._core.read("cache.get_llm_response", q.LLM_GET, key)
         if row is None:
             self._core.counted(_LLM, misses=1)
             return None
         pending, due = self._core.counters.llm_hit(key["key_hash"])
-        response, metadata, hit_count, created_at, expires_at = row
-        result = CachedLLMResponse.model_construct(
-            model=key["model"],
-            prompt=key["prompt"],
-            params=dict(params or {}),
-            response=response,
-            metadata=metadata,
-            hit_count=hit_count + pending,
-            created_at=created_at,
-            expires_at=expires_at,
-        )
+        result = llm_response(key, params, row, pending)
         if due:
             self._core.try_flush()
         return result
@@ -364,21 +307,9 @@ class CacheRepository(Repository):
     ) -> None:
         """Cache ``response`` (text) with JSON ``metadata`` (e.g. token usage); replacing
         an entry resets its hit count."""
-        key = self._llm_params(prompt, model, params)
-        response = check_text(response, "response")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
-        metadata_json = canonical_storable_json(dict(metadata or {}), "metadata")
-        key.update(
-            response=response,
-            metadata=metadata_json,
-            byte_size=len(response.encode()) + len(metadata_json.encode()),
-            ttl=check_ttl(ttl, self._ttl[_LLM]),
-        )
-        with self.db.connection("cache.set_llm_response") as conn:
-            conn.execute(q.LLM_SET, key)
-        if self.near is not None:
-            self.near.wrote(_LLM, [key["key_hash"]])
+        key = llm_value(self._llm_params(prompt, model, params), response, metadata)
+        key["ttl"] = check_ttl(ttl, self._ttl[_LLM])
+        self._core.write("cache.set_llm_response", q.LLM_SET, key, _LLM, [key["key_hash"]])
         self._core.wrote(_LLM)
 
     # ------------------------------------------------------------------ statistics
@@ -435,10 +366,7 @@ class CacheRepository(Repository):
         ``should_stop`` is polled after every batch; when it returns true the cleanup ends
         there (the cleanup job passes its SIGTERM flag, so a stop never waits for a long
         purge to finish)."""
-        if type(batch_size) is not int or not 1 <= batch_size <= 1_000_000:
-            raise ValidationError(
-                f"batch_size must be an integer in 1..1000000, got {shown(batch_size)}"
-            )
+        check_int_range(batch_size, "batch_size", 1, 1_000_000)
         start = time.perf_counter()
         removed: dict[str, int] = {}
         batches = 0
@@ -509,11 +437,9 @@ class CacheRepository(Repository):
         """Remove the cached response of ``model`` to ``prompt`` with ``params``; True when
         a live entry was removed."""
         key = self._llm_params(prompt, model, params)
-        with self.db.connection("cache.delete_llm_response") as conn:
-            cur = conn.execute(q.LLM_DELETE, key)
-            row = cur.fetchone()
-        if self.near is not None:
-            self.near.wrote(_LLM, [key["key_hash"]])
+        row = self._core.write(
+            "cache.delete_llm_response", q.LLM_DELETE, key, _LLM, [key["key_hash"]]
+        )
         return bool(row and row[0])
 
     def clear(self, kind: str) -> int:
@@ -525,11 +451,7 @@ class CacheRepository(Repository):
                 f"kind must be one of {', '.join(sorted(_CLEAR_KINDS))}, got {str(kind)[:50]!r}"
             )
         statement = q.CLEAR_TABLE.format(table=sql.Identifier(cache_spec(name).table))
-        with self.db.connection("cache.clear") as conn:
-            cur = conn.execute(statement)
-            row = cur.fetchone()
-        if self.near is not None:
-            self.near.wrote_scope(name)
+        row = self._core.write("cache.clear", statement, {}, name, None)
         return int(row[0]) if row else 0
 
     def get_or_set_llm_response(
@@ -586,20 +508,9 @@ class CacheRepository(Repository):
                 row = cur.fetchone()
         if row is None:  # stored in this transaction, or found under the lock
             raise QueryError("cache.get_or_set_llm_response: the stored response is not there")
-        if self.near is not None:
-            self.near.wrote(_LLM, [key["key_hash"]])
+        self._core.dropped(_LLM, [key["key_hash"]])
         self._core.wrote(_LLM)
-        response, metadata, hit_count, created_at, expires_at = row
-        return CachedLLMResponse.model_construct(
-            model=key["model"],
-            prompt=key["prompt"],
-            params=dict(params or {}),
-            response=response,
-            metadata=metadata,
-            hit_count=hit_count,
-            created_at=created_at,
-            expires_at=expires_at,
-        )
+        return llm_response(key, params, row)
 
     def _generated(
         self, key: dict[str, Any], generate: Callable[[], Any], ttl: float | None
@@ -609,17 +520,7 @@ class CacheRepository(Repository):
         metadata: object = None
         if isinstance(result, tuple) and len(result) == 2:
             result, metadata = result
-        response = check_text(result, "response")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}")
-        metadata_json = canonical_json(dict(metadata or {}), "metadata")
-        return {
-            **key,
-            "response": response,
-            "metadata": metadata_json,
-            "byte_size": len(response.encode()) + len(metadata_json.encode()),
-            "ttl": ttl,
-        }
+        return {**llm_value(key, result, metadata), "ttl": ttl}
 
 
 #: ``cache.clear(kind)``: the cache of the registry each kind names.

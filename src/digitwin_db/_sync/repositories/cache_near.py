@@ -14,7 +14,7 @@ fail-open behave as in the L2 reads; a near hit is a cache hit (counted in ``hit
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, LiteralString, Protocol
 
 from digitwin_db._sync.database import Database
 from digitwin_db.cache_codec import (
@@ -23,15 +23,17 @@ from digitwin_db.cache_codec import (
     bigint_array,
     check_keys,
     hash_key,
+    llm_response,
     unpack_embedding,
 )
 from digitwin_db.cache_counters import CacheCounters
 from digitwin_db.cache_registry import CACHE_NAMES
-from digitwin_db.errors import TRANSIENT_ERRORS, DatabaseUnavailableError, TransientError
+from digitwin_db.errors import DatabaseUnavailableError
 from digitwin_db.kv_codec import KVCodec
 from digitwin_db.models.cache import CachedLLMResponse, SearchHit
 from digitwin_db.near_cache import FillToken, NearCache, freeze, thaw
 from digitwin_db.near_listener import NearListener
+from digitwin_db.sql import cache as q
 from digitwin_db.sql import near_cache as nq
 
 if TYPE_CHECKING:
@@ -62,7 +64,11 @@ class CoreServices(Protocol):
     db: Database
     counters: CacheCounters
 
-    def read_failed(self, op: str, exc: TransientError | DatabaseUnavailableError) -> None: ...
+    def read(
+        self, op: str, statement: LiteralString, params: Mapping[str, Any], *, many: bool = False
+    ) -> Any: ...
+
+    def counted(self, cache: str, *, hits: int = 0, misses: int = 0) -> None: ...
 
     def try_flush(self) -> None: ...
 
@@ -105,7 +111,7 @@ class NearReads:
                 return ns.codec.decode(*entry.stored)  # type: ignore[misc]
         params = ns._params(key)
         token = tier.begin(_KV, params["key_hash"])
-        row = self._read_one("cache.kv.get", nq.KV_GET, params, token)
+        row = self._read_one("cache.kv.get", q.KV_GET, params, token)
         if row is None:
             if count and self._core.counters.miss(_KV):
                 self._core.try_flush()
@@ -141,15 +147,11 @@ class NearReads:
         params = {"key_hashes": bigint_array(missing.values()), "namespace": name}
         found.update(
             self._read_many(
-                "cache.kv.get_many", nq.KV_GET_MANY, params, missing, ("k", name), value_of
+                "cache.kv.get_many", q.KV_GET_MANY, params, missing, ("k", name), value_of
             )
         )
         wanted = len(set(checked))
-        due = self._core.counters.hit(_KV, len(found)) if found else False
-        if wanted > len(found):
-            due = self._core.counters.miss(_KV, wanted - len(found))
-        if due:
-            self._core.try_flush()
+        self._core.counted(_KV, hits=len(found), misses=wanted - len(found))
         return found
 
     # ------------------------------------------------------------------ embeddings
@@ -162,13 +164,12 @@ class NearReads:
                 self._core.try_flush()
             return unpack_embedding(entry.stored)  # type: ignore[arg-type]
         token = tier.begin(_EMB, params["key_hash"])
-        row = self._read_one("cache.get_embedding", nq.EMBEDDING_GET, params, token)
+        row = self._read_one("cache.get_embedding", q.EMBEDDING_GET, params, token)
         if row is not None and token is not None:
             data: bytes = row[0]
             size = len(data) + len(params["text"]) + len(params["model"])
             tier.fill(token, ident, data, size, row[1])
-        if self._core.counters.hit(_EMB) if row is not None else self._core.counters.miss(_EMB):
-            self._core.try_flush()
+        self._core.counted(_EMB, hits=row is not None, misses=row is None)
         return None if row is None else unpack_embedding(row[0])
 
     def get_embeddings(self, texts: list[str], *, model: str) -> list[list[float] | None]:
@@ -187,7 +188,7 @@ class NearReads:
         found.update(
             self._read_many(
                 "cache.get_embeddings",
-                nq.EMBEDDING_GET_MANY,
+                q.EMBEDDING_GET_MANY,
                 params,
                 missing,
                 ("e", model),
@@ -199,11 +200,7 @@ class NearReads:
             for t in texts
         ]
         hits = sum(vector is not None for vector in result)
-        due = self._core.counters.hit(_EMB, hits) if hits else False
-        if hits < len(texts):
-            due = self._core.counters.miss(_EMB, len(texts) - hits)
-        if due:
-            self._core.try_flush()
+        self._core.counted(_EMB, hits=hits, misses=len(texts) - hits)
         return result
 
     # ------------------------------------------------------------------ vector search
@@ -216,14 +213,12 @@ class NearReads:
                 self._core.try_flush()
             return [SearchHit.model_construct(**hit) for hit in thaw(entry.stored)]
         token = tier.begin(_SEARCH, key["key_hash"])
-        row = self._read_one("cache.get_search_results", nq.SEARCH_GET, key, token)
+        row = self._read_one("cache.get_search_results", q.SEARCH_GET, key, token)
         if row is not None and token is not None:
             stored, size = freeze(row[0])
             size += len(key["query"]) + len(key["params"])
             tier.fill(token, ident, stored, size, row[1])
-        hit = row is not None
-        if self._core.counters.hit(_SEARCH) if hit else self._core.counters.miss(_SEARCH):
-            self._core.try_flush()
+        self._core.counted(_SEARCH, hits=row is not None, misses=row is None)
         if row is None:
             return None
         return [SearchHit.model_construct(**hit) for hit in row[0]]
@@ -248,10 +243,9 @@ class NearReads:
                 self._core.try_flush()
         else:
             token = tier.begin(_LLM, key["key_hash"])
-            row = self._read_one("cache.get_llm_response", nq.LLM_GET, key, token)
+            row = self._read_one("cache.get_llm_response", q.LLM_GET, key, token)
             if row is None:
-                if counters.miss(_LLM):
-                    self._core.try_flush()
+                self._core.counted(_LLM, misses=1)
                 return None
             pending, due = counters.llm_hit(key["key_hash"])
             response, metadata_value, stored_count, created_at, expires_at, ttl_left = row
@@ -263,15 +257,8 @@ class NearReads:
                 tier.fill(token, ident, stored, size, ttl_left)
             if due:
                 self._core.try_flush()
-        return CachedLLMResponse.model_construct(
-            model=key["model"],
-            prompt=key["prompt"],
-            params=dict(params or {}),
-            response=response,
-            metadata=thaw(metadata),
-            hit_count=hit_count,
-            created_at=created_at,
-            expires_at=expires_at,
+        return llm_response(
+            key, params, (response, thaw(metadata), hit_count, created_at, expires_at)
         )
 
     # ------------------------------------------------------------------ shared
@@ -311,12 +298,7 @@ class NearReads:
         scope = prefix[1] if prefix[0] == "k" else None
         tokens = {item: tier.begin(_CACHE_OF[prefix[0]], h) for item, h in missing.items()}
         try:
-            with self._db.connection(op) as conn:
-                cur = conn.execute(statement, params, binary=True)
-                rows = cur.fetchall()
-        except TRANSIENT_ERRORS as exc:
-            self._core.read_failed(op, exc)
-            rows = []
+            rows = self._core.read(op, statement, params, many=True)
         except BaseException:
             for token in tokens.values():
                 tier.abort(token)
@@ -341,13 +323,7 @@ class NearReads:
         """One row (or None) of a fill's read; fail-open like the L2 reads. The token is
         released here when there is nothing to fill."""
         try:
-            with self._db.connection(op) as conn:
-                cur = conn.execute(statement, params, binary=True)
-                row = cur.fetchone()
-        except TRANSIENT_ERRORS as exc:
-            self.tier.abort(token)
-            self._core.read_failed(op, exc)
-            return None
+            row = self._core.read(op, statement, params)
         except BaseException:
             self.tier.abort(token)
             raise

@@ -32,7 +32,9 @@ You then have, with the rules of §2.5 already applied:
 Helpers for your own methods:
 
 - ``self._live_filter(include_deleted)`` → ``sql.SQL("deleted_at IS NULL")`` or
-  ``sql.SQL("TRUE")`` to put in your list/count templates (``{where}``).
+  ``sql.SQL("TRUE")``, a filter of a listing: ``self._listing(table, self._columns,
+  [filters])`` builds its page and count statements, ``self._list_page(...)`` reads
+  the ``Page`` (both from the base repository).
 - ``self._columns`` (``sql.Composed`` column list), ``self._table`` (``sql.Identifier``).
 - ``self._update_live(op, id, values, allowed=...)`` — UPDATE of whitelisted columns
   of a live row (SET built from ``sql.Identifier`` of whitelisted names), returns the row.
