@@ -7,10 +7,13 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from digitwin_db import migrations
 
 
 def insert_user(raw_conn: psycopg.Connection, email: str | None = None) -> uuid.UUID:
@@ -58,3 +61,16 @@ def scratch_database(pg_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def roll_back_to_before(url: str, migration_id: str) -> None:
+    """Roll back, newest first, until ``migration_id`` is no longer applied."""
+    while any(s.applied for s in migrations.status(url) if s.id == migration_id):
+        migrations.rollback(url)
+
+
+def month_start(offset: int) -> datetime:
+    """The first instant (UTC) of the month ``offset`` months from this one."""
+    now = datetime.now(UTC)
+    index = now.year * 12 + now.month - 1 + offset
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)

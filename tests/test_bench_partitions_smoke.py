@@ -36,3 +36,12 @@ def test_partition_benchmark_runs(tmp_path: Path) -> None:
     # dead tuples behind, the partition drop none.
     assert document["purge"]["rows"] > 0
     assert document["purge"]["turns_plain"]["dead_tuples_left"] > 0
+    # audit_logs (migration 0015): the same figures, and both chains verified after the purge.
+    audit = document["audit"]
+    for side in ("audit_plain", "audit_part"):
+        assert audit["bulk_insert"][side]["rows_per_s"] > 0
+        assert audit["single_insert"][side]["ops_per_s"] > 0
+        assert audit["purge"][side]["anchors"] == 1
+    assert audit["purge"]["rows"] > 0
+    assert audit["purge"]["audit_plain"]["dead_tuples_left"] > 0
+    assert "| bulk insert 5,000 rows, 1,000 a statement, chain trigger on (rows/s) |" in proc.stdout

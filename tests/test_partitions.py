@@ -15,7 +15,7 @@ from psycopg import sql
 
 import digitwin_db as ddb
 from digitwin_db import migrations
-from tests.helpers import insert_user, scratch_database
+from tests.helpers import insert_user, month_start, roll_back_to_before, scratch_database
 
 MIGRATION = "0013_turn_partitions"
 
@@ -42,18 +42,6 @@ def factory(pg_url: str) -> Iterator[ddb.RepositoryFactory]:
         repositories.close()
 
 
-def _roll_back_to_before(url: str, migration_id: str) -> None:
-    while any(s.applied for s in migrations.status(url) if s.id == migration_id):
-        migrations.rollback(url)
-
-
-def _month(offset: int) -> datetime:
-    """The first instant (UTC) of the month ``offset`` months from this one."""
-    now = datetime.now(UTC)
-    index = now.year * 12 + now.month - 1 + offset
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
-
-
 def _partition_names(conn: psycopg.Connection) -> list[str]:
     rows = conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -74,7 +62,7 @@ def _session(conn: psycopg.Connection) -> uuid.UUID:
 
 def test_the_migration_converts_a_table_with_data_in_place(scratch_url: str) -> None:
     migrations.migrate(scratch_url)
-    _roll_back_to_before(scratch_url, MIGRATION)
+    roll_back_to_before(scratch_url, MIGRATION)
     with psycopg.connect(scratch_url, autocommit=True) as conn:
         assert conn.execute(
             "SELECT relkind FROM pg_class WHERE relname = 'conversation_turns'"
@@ -119,7 +107,7 @@ def test_the_migration_converts_a_table_with_data_in_place(scratch_url: str) -> 
             assert "conversation_turns_default" in names
             # A partition per month with rows, and this month plus three ahead.
             for offset in range(4):
-                assert f"conversation_turns_p{_month(offset):%Y%m}" in names
+                assert f"conversation_turns_p{month_start(offset):%Y%m}" in names
             with_rows = conn.execute(
                 "SELECT count(DISTINCT tableoid) FROM conversation_turns"
             ).fetchone()
@@ -141,10 +129,9 @@ def test_the_migration_converts_a_table_with_data_in_place(scratch_url: str) -> 
                 "SELECT obj_description('conversation_turns'::regclass, 'pg_class')"
             ).fetchone() != (None,)
 
-        # And back (later migrations first): one plain table again, the same rows, the keys.
-        available = migrations.available_migrations()
-        steps = len(available) - available.index(MIGRATION)
-        assert migrations.rollback(scratch_url, count=steps)[-1] == MIGRATION
+        # And back: one plain table again, the same rows, the original keys (later
+        # migrations, e.g. 0015's audit partitions, are rolled back first).
+        roll_back_to_before(scratch_url, MIGRATION)
         with psycopg.connect(scratch_url, autocommit=True) as conn:
             assert conn.execute(ROWS_DIGEST).fetchone() == before
             assert conn.execute(
@@ -218,7 +205,7 @@ def test_add_turn_writes_into_this_months_partition(
 
 def test_migrate_and_the_cleanup_job_create_partitions_ahead(scratch_url: str) -> None:
     migrations.migrate(scratch_url)
-    ahead = [f"conversation_turns_p{_month(i):%Y%m}" for i in (2, 3)]
+    ahead = [f"conversation_turns_p{month_start(i):%Y%m}" for i in (2, 3)]
     with psycopg.connect(scratch_url, autocommit=True) as conn:
         for name in ahead:
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
@@ -233,19 +220,22 @@ def test_migrate_and_the_cleanup_job_create_partitions_ahead(scratch_url: str) -
         report = ddb.CleanupJob(repositories).run_once()
         assert report.errors == {} and "partitions" not in report.skipped
         listed = repositories.partitions.list()
-        assert repositories.partitions.ensure_ahead(5) == {"conversation_turns": 0}
+        assert repositories.partitions.ensure_ahead(5) == {
+            "conversation_turns": 0,
+            "audit_logs": 0,
+        }
         repositories.close()
     months = [p.name for p in listed if not p.is_default]
-    assert months == [f"conversation_turns_p{_month(i):%Y%m}" for i in range(6)]
+    assert months == [f"conversation_turns_p{month_start(i):%Y%m}" for i in range(6)]
     assert listed[-1].is_default and listed[-1].range_from is None
-    assert listed[0].range_from == _month(0) and listed[0].range_to == _month(1)
+    assert listed[0].range_from == month_start(0) and listed[0].range_to == month_start(1)
 
 
 def test_retention_drops_whole_partitions(
     pg_url: str, raw_conn: psycopg.Connection, factory: ddb.RepositoryFactory
 ) -> None:
     session_id = _session(raw_conn)
-    old, older = _month(-14), _month(-13)
+    old, older = month_start(-14), month_start(-13)
     for month in (old, older):
         raw_conn.execute("SELECT conversation_turns_create_partition(%s)", (month,))
     raw_conn.execute(

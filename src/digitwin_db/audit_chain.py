@@ -11,12 +11,18 @@ where ``F(text)`` is ``"<UTF-8 octets>:<text>"`` and ``F(NULL)`` is ``"~"``, ove
 forms the database gives (``created_at`` as UTC ``YYYY-MM-DDTHH:MM:SS.ffffff``,
 ``metadata::text``, ``ip_address::text``). The first row's ``prev_hash`` is 32 zero bytes.
 A retention purge leaves an *anchor* (seq, row_hash) for the last row of every run it
-deletes, so the next surviving row still links to something; GDPR anonymisation clears the
+deletes, so the next surviving row still links to something (so does the retention of the
+month-partitioned table, migration 0015: dropping a partition anchors every dropped row
+whose successor survives); GDPR anonymisation clears the
 personal fields but keeps ``pii_hash`` (and sets ``anonymised_at``).
 
 :class:`ChainVerifier` takes the rows in ``chain_seq`` order and reports the first broken
 link: a row altered, deleted or inserted out of band (e.g. by the owner with the triggers
-disabled).
+disabled). Each anchor below the head must be followed by a surviving row (the purge and
+the partition drop forget the anchors they no longer need), so deleting the run after an
+anchor is found too. What no chain can show is the removal of the oldest rows together
+with their anchors: keep ``audit head`` (and the anchors, ``audit verify`` counts them)
+outside the database for that.
 """
 
 from __future__ import annotations
@@ -99,10 +105,12 @@ class ChainBreak:
     id: int | None
     chain_seq: int | None
     reason: str
+    #: What is at fault when it is neither a row nor the head (e.g. "the anchors").
+    where: str | None = None
 
     def __str__(self) -> str:
         where = f"row id {self.id} (seq {self.chain_seq})" if self.id is not None else "the head"
-        return f"{where}: {self.reason}"
+        return f"{self.where or where}: {self.reason}"
 
 
 class ChainVerifier:
@@ -112,6 +120,10 @@ class ChainVerifier:
 
     def __init__(self, anchors: Mapping[int, bytes]) -> None:
         self.anchors = dict(anchors)
+        # Anchors a surviving row linked to. A purge or partition drop forgets every anchor
+        # whose successor it removed too, so each anchor below the head has its successor
+        # row: one without it means that row (and maybe more) went out of band.
+        self.used_anchors: set[int] = set()
         self.rows = 0
         self.last_seq: int | None = None
         self.last_hash: bytes | None = None
@@ -122,6 +134,7 @@ class ChainVerifier:
         if self.last_seq is not None and seq <= self.last_seq:
             return ChainBreak(row.id, seq, f"chain_seq {seq} appears twice")
         if seq - 1 in self.anchors:
+            self.used_anchors.add(seq - 1)
             return self.anchors[seq - 1]
         if seq == 1:
             return GENESIS
@@ -158,6 +171,19 @@ class ChainVerifier:
         return None
 
     def finish(self, head_seq: int | None, head_hash: bytes | None) -> ChainBreak | None:
+        unused = sorted(
+            seq
+            for seq in self.anchors
+            if seq not in self.used_anchors and head_seq is not None and seq < head_seq
+        )
+        if unused:
+            return ChainBreak(
+                None,
+                unused[0] + 1,
+                f"the row with chain_seq {unused[0] + 1}, after a purged run, is missing and "
+                "no purge recorded it (deleted out of band)",
+                where="the anchors",
+            )
         if head_seq is None or head_hash is None:
             if self.last_seq is None:
                 return None

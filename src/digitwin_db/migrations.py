@@ -143,17 +143,19 @@ def ensure_partitions(url: str, months_ahead: int = 3) -> int:
 
     from digitwin_db.sql import partitions as q
 
+    created = 0
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            row = conn.execute(q.TURNS_PARTITIONED).fetchone()
-            if not (row and row[0]):
-                return 0
-            row = conn.execute(q.ENSURE_TURN_PARTITIONS, {"months_ahead": months_ahead}).fetchone()
+            for _table, installed, ensure in q.ENSURE_AHEAD:
+                row = conn.execute(installed).fetchone()
+                if row and row[0]:
+                    row = conn.execute(ensure, {"months_ahead": months_ahead}).fetchone()
+                    created += int(row[0]) if row else 0
     except psycopg.Error as exc:
         raise DatabaseUnavailableError(
             f"cannot prepare partitions on {redact_url(url)}: {type(exc).__name__}"
         ) from exc
-    return int(row[0]) if row else 0
+    return created
 
 
 def rollback(url: str, *, count: int | None = 1, directory: Path | None = None) -> list[str]:

@@ -183,6 +183,44 @@ def test_purge_rejects_bad_days(
     assert _count(raw_conn) == 1
 
 
+def test_apply_retention_drops_months_and_batches_the_default_partition(
+    factory: RepositoryFactory, raw_conn: psycopg.Connection
+) -> None:
+    # A month partition 14 months back (migration 0015), 4 rows in it; 5 stray old rows in
+    # the default partition; fresh rows in this month's partition.
+    now = datetime.now(UTC)
+    month = datetime(now.year - 1, now.month, 1, tzinfo=UTC) - timedelta(days=40)
+    raw_conn.execute("SELECT audit_logs_create_partition(%s)", (month,))
+    for i in range(4):
+        _insert_raw(raw_conn, "old.month", created_at=month + timedelta(hours=i))
+    for i in range(5):
+        _insert_raw(raw_conn, "old.stray", created_at=datetime(2001, 1, 1 + i, tzinfo=UTC))
+    factory.audit_logs.log("fresh.entry")
+    # One batch: the whole month (4 rows, no DELETE) and 2 stray rows.
+    assert factory.audit_logs.apply_retention(90, batch_size=2, max_batches=1) == 6
+    assert factory.audit_logs.apply_retention(90, batch_size=2) == 3
+    rows = raw_conn.execute("SELECT action FROM audit_logs").fetchall()
+    assert rows == [("fresh.entry",)]
+    assert raw_conn.execute(
+        "SELECT to_regclass(%s)", (f"audit_logs_p{month:%Y%m}",)
+    ).fetchone() == (None,)
+    assert (factory.audit_logs.verify_chain()).ok
+
+
+@pytest.mark.parametrize("days", [-1, float("nan"), "90", True, 29])
+def test_apply_retention_rejects_bad_arguments(
+    factory: RepositoryFactory, raw_conn: psycopg.Connection, days: Any
+) -> None:
+    _insert_raw(raw_conn, "old.entry", created_at=datetime.now(UTC) - timedelta(days=400))
+    with pytest.raises(ValidationError, match="days"):
+        factory.audit_logs.apply_retention(days)
+    with pytest.raises(ValidationError, match="batch_size"):
+        factory.audit_logs.apply_retention(90, batch_size=0)
+    with pytest.raises(ValidationError, match="max_batches"):
+        factory.audit_logs.apply_retention(90, max_batches=0)
+    assert _count(raw_conn) == 1
+
+
 def test_query_filters_and_pages(factory: RepositoryFactory, raw_conn: psycopg.Connection) -> None:
     now = datetime.now(UTC)
     _insert_raw(raw_conn, "user.login", created_at=now - timedelta(days=3), user_id=ALICE)

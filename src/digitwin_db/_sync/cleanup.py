@@ -6,7 +6,7 @@ expired windows of the ``limits`` storage.
 
 One pass (:meth:`CleanupJob.run_once`) calls the repositories' own cleanup methods —
 ``cache.cleanup_expired``, ``rate_limits.cleanup_idle`` and
-``audit_logs.purge_older_than`` — each of which deletes in small batches ordered by its
+``audit_logs.apply_retention`` — each of which deletes in small batches ordered by its
 expiry index with ``FOR UPDATE SKIP LOCKED``. So several instances (on several hosts) can
 run at once: each row is deleted by exactly one of them, and nobody waits on anybody's
 locks. The command line (``digitwin-db cleanup``) runs a pass once or on an interval.
@@ -183,7 +183,8 @@ class CleanupJob:
         while True:
             # One batch per call, so that progress is reported and a stop request is
             # honoured between batches.
-            count = audit_logs.purge_older_than(
+            # Whole month partitions when audit_logs is partitioned (migration 0015).
+            count = audit_logs.apply_retention(
                 self.audit_retention_days, batch_size=self.batch_size, max_batches=1
             )
             total += count

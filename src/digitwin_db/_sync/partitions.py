@@ -1,13 +1,16 @@
 # WARNING: generated file, do not edit. Edit its async source and run
 # scripts/generate_sync.sh (tools/generate_sync.py). Generated from:
 # src/digitwin_db/_async/partitions.py
-"""Month partitions of ``conversation_turns``: created ahead, dropped for retention.
+"""Month partitions of ``conversation_turns`` and ``audit_logs``: created ahead, dropped
+for retention.
 
 Attached to the factory as ``factory.partitions``; ``digitwin-db migrate`` and the cleanup
-job call :meth:`Partitions.ensure_ahead` so that next months' partitions exist before
-the first row of the month arrives (a row with no partition lands in the default
-partition, it never fails). Retention (``Settings.turn_retention_days``) drops whole month
-partitions: no DELETE, no dead tuples.
+job call :meth:`Partitions.ensure_ahead` so that next months' partitions of both
+tables exist before the first row of the month arrives (a row with no partition lands in
+the default partition, it never fails). Retention drops whole month partitions: no DELETE,
+no dead tuples (turns: ``Settings.turn_retention_days``, here; audit rows:
+``Settings.audit_retention_days`` through ``audit_logs.apply_retention``, which keeps the
+hash chain verifiable).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ logger = logging.getLogger("digitwin_db.partitions")
 DEFAULT_MONTHS_AHEAD = 3
 
 #: The tables partitioned by month (``created_at``, UTC months).
-PARTITIONED_TABLES: tuple[str, ...] = ("conversation_turns",)
+PARTITIONED_TABLES: tuple[str, ...] = ("conversation_turns", "audit_logs")
 
 
 class Partitions:
@@ -48,22 +51,30 @@ class Partitions:
         return bool(row and row[0])
 
     def ensure_ahead(self, months_ahead: int = DEFAULT_MONTHS_AHEAD) -> dict[str, int]:
-        """Create the partitions from this UTC month to ``months_ahead`` months ahead.
+        """Create the partitions of every partitioned table from this UTC month to
+        ``months_ahead`` months ahead.
 
-        Returns the number created per table (0 when they exist; idempotent, safe from
-        several hosts at once: the creation is serialised by the table's lock).
+        Returns the number created per table whose partitioning migration is applied (0
+        when they exist; idempotent, safe from several hosts at once: the creation is
+        serialised by the table's lock, audit_logs' also by an advisory lock).
         """
         if isinstance(months_ahead, bool) or not isinstance(months_ahead, int):
             raise ValidationError(f"months_ahead must be an integer, got {months_ahead!r}")
         if not 0 <= months_ahead <= 120:
             raise ValidationError(f"months_ahead must be between 0 and 120, got {months_ahead}")
+        created: dict[str, int] = {}
         with self.db.connection("partitions.ensure_ahead") as conn:
-            cur = conn.execute(q.ENSURE_TURN_PARTITIONS, {"months_ahead": months_ahead})
-            row = cur.fetchone()
-        created = int(row[0]) if row else 0
-        if created:
-            logger.info("created %d month partition(s) of conversation_turns", created)
-        return {"conversation_turns": created}
+            for table, installed, ensure in q.ENSURE_AHEAD:
+                cur = conn.execute(installed)
+                row = cur.fetchone()
+                if not (row and row[0]):
+                    continue  # that table's partitioning migration is not applied
+                cur = conn.execute(ensure, {"months_ahead": months_ahead})
+                row = cur.fetchone()
+                created[table] = int(row[0]) if row else 0
+                if created[table]:
+                    logger.info("created %d month partition(s) of %s", created[table], table)
+        return created
 
     def drop_turns_older_than(self, cutoff: datetime) -> int:
         """Retention: drop every month partition of ``conversation_turns`` that ends at or

@@ -8,7 +8,13 @@ import ipaddress
 
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.audit import AUDIT_RESULTS
-from digitwin_db.validation import check_choice, check_text, shown
+from digitwin_db.validation import (
+    check_choice,
+    check_int_range,
+    check_number,
+    check_text,
+    shown,
+)
 
 # Limits of the table's CHECK constraints, checked here first so that bad input fails
 # with a clear message before any SQL runs.
@@ -57,3 +63,16 @@ def check_ip(value: object) -> str | None:
     if address is not None and getattr(address, "scope_id", None) is None:
         return str(address)
     raise ValidationError(f"ip_address must be an IPv4 or IPv6 address, got {shown(value)}")
+
+
+def check_retention_args(
+    days: object, batch_size: object, max_batches: object
+) -> tuple[float, int, int | None]:
+    """The retention methods' arguments (``purge_older_than``, ``apply_retention``),
+    checked before any SQL."""
+    checked_days = check_number(days, "days", minimum=0, maximum=MAX_RETENTION_DAYS)
+    checked_batch = check_int_range(batch_size, "batch_size", 1, 1_000_000)
+    checked_max = (
+        None if max_batches is None else check_int_range(max_batches, "max_batches", 1, 2**31)
+    )
+    return checked_days, checked_batch, checked_max

@@ -75,6 +75,19 @@ SELECT
 # refuses a days below the owner's floor (audit_policy.min_retention_days).
 PURGE_BATCH: LiteralString = "SELECT digitwin_audit_purge(%(days)s, %(batch_size)s)"
 
+# Is audit_logs partitioned by month (migration 0015 applied)?
+PARTITIONED: LiteralString = """
+SELECT to_regprocedure('digitwin_audit_drop_partitions(double precision, integer)') IS NOT NULL
+"""
+
+# Retention of the partitioned table, through the SECURITY DEFINER function (maintenance
+# role only): detaches and drops the month partitions that end before days ago, then
+# deletes up to batch_size older rows of the default partition; every removed row whose
+# successor survives leaves its hash in audit_chain_anchors. Same floor as PURGE_BATCH.
+DROP_PARTITIONS_BATCH: LiteralString = (
+    "SELECT digitwin_audit_drop_partitions(%(days)s, %(batch_size)s)"
+)
+
 # Anonymise the audit rows of up to `limit` users erased by the application role (queued in
 # audit_erasure_requests); maintenance role only.
 PROCESS_ERASURES: LiteralString = "SELECT digitwin_audit_process_erasures(%(limit)s)"

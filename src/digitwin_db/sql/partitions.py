@@ -1,5 +1,6 @@
-"""SQL of the month partitions of ``conversation_turns`` (migrations/0013_turn_partitions.sql
-defines the functions called here)."""
+"""SQL of the month partitions of ``conversation_turns`` and ``audit_logs``
+(migrations/0013_turn_partitions.sql and 0015_audit_partitions.sql define the functions
+called here)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,21 @@ TURNS_PARTITIONED: LiteralString = (
 # were created (0 when they all exist).
 ENSURE_TURN_PARTITIONS: LiteralString = (
     "SELECT conversation_turns_ensure_partitions(%(months_ahead)s)"
+)
+
+# Is the partition maintenance of audit_logs installed (migration 0015 applied)?
+AUDIT_PARTITIONED: LiteralString = (
+    "SELECT to_regprocedure('audit_logs_ensure_partitions(integer)') IS NOT NULL"
+)
+
+# The same for audit_logs.
+ENSURE_AUDIT_PARTITIONS: LiteralString = "SELECT audit_logs_ensure_partitions(%(months_ahead)s)"
+
+#: Per partitioned table: (is its maintenance installed?, create the partitions ahead). One
+#: ensure-ahead pass (migrate, the cleanup job) runs every installed one.
+ENSURE_AHEAD: tuple[tuple[str, LiteralString, LiteralString], ...] = (
+    ("conversation_turns", TURNS_PARTITIONED, ENSURE_TURN_PARTITIONS),
+    ("audit_logs", AUDIT_PARTITIONED, ENSURE_AUDIT_PARTITIONS),
 )
 
 # Retention: detach and drop the month partitions that end by older_than (and delete older

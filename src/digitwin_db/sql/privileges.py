@@ -46,4 +46,6 @@ MAINTENANCE_FUNCTIONS: tuple[LiteralString, ...] = (
     "digitwin_audit_process_erasures(integer)",
     # Turn retention (migration 0013): the cleanup job drops whole month partitions.
     "conversation_turns_drop_partitions(timestamp with time zone)",
+    # Audit retention (migration 0015): whole month partitions, the chain anchored.
+    "digitwin_audit_drop_partitions(double precision, integer)",
 )

@@ -6,14 +6,16 @@
 Rows are only ever inserted. The application role has INSERT and SELECT on the table and
 nothing more; the retention purge (:meth:`purge_older_than`) and GDPR anonymisation run
 through owner-defined ``SECURITY DEFINER`` functions that only the maintenance role may
-execute (migrations/0005_audit_privileges.sql, ``python -m digitwin_db grant``).
+execute (migrations/0005_audit_privileges.sql, ``python -m digitwin_db grant``). Once the
+table is partitioned by month (migrations/0015_audit_partitions.sql), the cleanup job's
+retention (:meth:`apply_retention`) drops whole months instead, the hash chain anchored.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, LiteralString
 from uuid import UUID
 
 from psycopg import sql
@@ -33,7 +35,6 @@ from digitwin_db.models.audit import (
 from digitwin_db.models.common import Page
 from digitwin_db.rules.audit import (
     DEFAULT_PURGE_BATCH,
-    MAX_RETENTION_DAYS,
     RESOURCE_ID_MAX,
     RESOURCE_TYPE_MAX,
     TOP_USERS,
@@ -42,13 +43,13 @@ from digitwin_db.rules.audit import (
     check_ip,
     check_optional_text,
     check_result,
+    check_retention_args,
 )
 from digitwin_db.sql import audit_logs as q
 from digitwin_db.validation import (
     check_aware_datetime,
     check_int_range,
     check_json_object,
-    check_number,
     check_page,
     optional_uuid,
 )
@@ -201,14 +202,25 @@ class AuditLogRepository(Repository):
         may execute, and which refuses a ``days`` below the owner's floor
         (``audit_policy.min_retention_days``, 30 by default) with ``ValidationError``.
         """
-        days = check_number(days, "days", minimum=0, maximum=MAX_RETENTION_DAYS)
-        batch_size = check_int_range(batch_size, "batch_size", 1, 1_000_000)
-        if max_batches is not None:
-            max_batches = check_int_range(max_batches, "max_batches", 1, 2**31)
+        return self._in_batches(
+            q.PURGE_BATCH, "audit_logs.purge", *check_retention_args(days, batch_size, max_batches)
+        )
+
+    def _in_batches(
+        self,
+        statement: LiteralString,
+        label: str,
+        days: float,
+        batch_size: int,
+        max_batches: int | None,
+    ) -> int:
+        """Run a retention function (``statement``) batch after batch, each in its own
+        transaction, until a batch removes less than ``batch_size`` rows or ``max_batches``
+        ran; return the rows removed."""
         removed = batches = 0
         while max_batches is None or batches < max_batches:
-            with self.db.connection("audit_logs.purge") as conn:
-                cur = conn.execute(q.PURGE_BATCH, {"days": float(days), "batch_size": batch_size})
+            with self.db.connection(label) as conn:
+                cur = conn.execute(statement, {"days": float(days), "batch_size": batch_size})
                 row = cur.fetchone()
             deleted = int(row[0]) if row is not None else 0
             removed += deleted
@@ -216,6 +228,33 @@ class AuditLogRepository(Repository):
             if deleted < batch_size:
                 break
         return removed
+
+    def apply_retention(
+        self,
+        days: float = 90,
+        *,
+        batch_size: int = DEFAULT_PURGE_BATCH,
+        max_batches: int | None = None,
+    ) -> int:
+        """The cleanup job's retention pass; return the rows removed.
+
+        On the month-partitioned table (migration 0015) it drops whole month partitions
+        that ended more than ``days`` days ago — no DELETE, no dead tuples — and deletes
+        only the stray rows of the default partition older than that, ``batch_size`` at a
+        time; rows of a month that is only partly past ``days`` stay until the whole month
+        is (at most a month longer). Every removed row whose successor survives leaves its
+        hash in ``audit_chain_anchors``, so :meth:`verify_chain` still checks the surviving
+        chain. Before that migration it is :meth:`purge_older_than`. Maintenance role
+        only; the owner's floor applies (``ValidationError``) as for
+        :meth:`purge_older_than`, which still deletes row by row to the exact cut.
+        """
+        args = check_retention_args(days, batch_size, max_batches)
+        with self.db.connection("audit_logs.partitioned") as conn:
+            cur = conn.execute(q.PARTITIONED)
+            row = cur.fetchone()
+        if row and row[0]:
+            return self._in_batches(q.DROP_PARTITIONS_BATCH, "audit_logs.drop_partitions", *args)
+        return self._in_batches(q.PURGE_BATCH, "audit_logs.purge", *args)
 
     def retention_floor(self) -> int:
         """The owner's floor under every retention purge, in days
