@@ -20,13 +20,15 @@ from digitwin_db.cache_registry import CACHE_TABLES, STATS_TABLE
 from digitwin_db.errors import ValidationError
 from digitwin_db.models.audit import TableStats
 from digitwin_db.sql import maintenance as q
+from digitwin_db.sql.limits_storage import TABLES as LIMITS_TABLES
 
 __all__ = ["CHURN_TABLES", "AsyncMaintenance"]
 
 logger = logging.getLogger("digitwin_db.maintenance")
 
-#: Tables vacuumed by default: the ones whose rows expire and are deleted all day long.
-CHURN_TABLES: tuple[str, ...] = (*CACHE_TABLES, STATS_TABLE, "rate_limits")
+#: Tables vacuumed by default: the ones whose rows expire and are deleted all day long
+#: (the ``limits`` storage's tables too).
+CHURN_TABLES: tuple[str, ...] = (*CACHE_TABLES, STATS_TABLE, "rate_limits", *LIMITS_TABLES)
 
 
 class AsyncMaintenance:

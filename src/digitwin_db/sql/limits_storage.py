@@ -1,6 +1,6 @@
 """SQL of the ``limits`` storage (``digitwin_db.contrib.limits``): tables ``limits_counters``
 (fixed window), ``limits_windows`` (moving window) and ``limits_sliding`` (sliding-window
-counter), created by migration 0008.
+counter), created by migration 0008 (``limits_windows`` as 0014 left it).
 
 Every decision is ONE statement: an ``INSERT … ON CONFLICT DO UPDATE`` whose row lock
 serializes concurrent callers on a key, so N callers on a limit of C get exactly C
@@ -14,6 +14,10 @@ casts so that each statement has one prepared plan whatever the Python types.
 from __future__ import annotations
 
 from typing import LiteralString
+
+#: The storage's tables (migration 0008). Their rows expire and are rewritten all day long, so
+#: they are among the maintenance churn tables (``_async/maintenance.py`` CHURN_TABLES).
+TABLES: tuple[str, ...] = ("limits_counters", "limits_windows", "limits_sliding")
 
 # ---------------------------------------------------------------- fixed window
 
@@ -46,25 +50,41 @@ SELECT extract(epoch FROM coalesce(
 
 # ---------------------------------------------------------------- moving window
 
+# The moving window's row (migration 0014): neg_stamps = minus the server time of each
+# admitted acquisition, newest first (so the array ascends), and totals = running totals of
+# the amounts (totals[i] up to and including acquisition i; one element more, the total before
+# the oldest kept). n = width_bucket(expiry - now, neg_stamps) is, by binary search, the
+# number of acquisitions still in the window (stamp >= now - expiry: one exactly `expiry`
+# seconds old still counts, as in limits' own storages); they are the first n, and they
+# amount to totals[1] - totals[n + 1]. No unnest, no aggregate, no sort.
+
 # acquire-entry: admit `amount` if the amounts acquired in the last `expiry` seconds plus
-# `amount` stay within `limit` (an acquisition exactly `expiry` seconds old still counts,
-# as in limits' own storages). When admitted, the row keeps only the acquisitions still in
-# the window plus this one. Returns one row (true) when admitted, none when denied.
+# `amount` stay within `limit`. When admitted, the row keeps the acquisitions still in the
+# window plus this one (prepended). It is stamped greatest(now, newest stamp): a statement
+# that got the row lock after a later-started one is recorded at that one's time (later by at
+# most its lock wait, so it is never counted for less time than it should), which keeps the
+# array ordered. Running totals restart from 0 when the total before the window passes 2^62,
+# far from bigint's end (each admitted amount and the window's amount are <= 10^15); that
+# rare step unnests the kept totals once. One row (true) when admitted, none when denied.
 ACQUIRE_ENTRY: LiteralString = """
-INSERT INTO limits_windows AS w (key, stamps, amounts, expires_at)
-VALUES (%(key)s, ARRAY[extract(epoch FROM statement_timestamp())::float8],
-        ARRAY[%(amount)s::bigint],
+INSERT INTO limits_windows AS w (key, neg_stamps, totals, expires_at)
+VALUES (%(key)s, ARRAY[-extract(epoch FROM statement_timestamp())::float8],
+        ARRAY[%(amount)s::bigint, 0::bigint],
         statement_timestamp() + make_interval(secs => %(expiry)s::float8))
 ON CONFLICT (key) DO UPDATE SET
-    (stamps, amounts) = (
-        SELECT EXCLUDED.stamps || coalesce(array_agg(u.stamp ORDER BY u.ord), '{}'),
-               EXCLUDED.amounts || coalesce(array_agg(u.amount ORDER BY u.ord), '{}')
-          FROM unnest(w.stamps, w.amounts) WITH ORDINALITY AS u(stamp, amount, ord)
-         WHERE u.stamp >= EXCLUDED.stamps[1] - %(expiry)s::float8),
+    (neg_stamps, totals) = (
+        SELECT least(EXCLUDED.neg_stamps[1], w.neg_stamps[1]) || w.neg_stamps[1:k.n],
+               CASE WHEN w.totals[k.n + 1] < 4611686018427387904
+                    THEN (w.totals[1] + EXCLUDED.totals[1]) || w.totals[1:k.n + 1]
+                    ELSE (SELECT (w.totals[1] - w.totals[k.n + 1] + EXCLUDED.totals[1])
+                                 || array_agg(u.total - w.totals[k.n + 1] ORDER BY u.ord)
+                            FROM unnest(w.totals[1:k.n + 1]) WITH ORDINALITY AS u(total, ord))
+               END
+          FROM (SELECT width_bucket(%(expiry)s::float8 + EXCLUDED.neg_stamps[1], w.neg_stamps)
+                       AS n) AS k),
     expires_at = EXCLUDED.expires_at
-WHERE (SELECT coalesce(sum(u.amount), 0)
-         FROM unnest(w.stamps, w.amounts) AS u(stamp, amount)
-        WHERE u.stamp >= EXCLUDED.stamps[1] - %(expiry)s::float8)
+WHERE w.totals[1]
+      - w.totals[width_bucket(%(expiry)s::float8 + EXCLUDED.neg_stamps[1], w.neg_stamps) + 1]
       + %(amount)s::bigint <= %(limit)s::bigint
 RETURNING true
 """
@@ -72,12 +92,12 @@ RETURNING true
 # moving-window: (oldest acquisition still in the window, amounts acquired in the window);
 # (now, 0) for an empty window. Always one row.
 GET_MOVING_WINDOW: LiteralString = """
-SELECT coalesce(min(u.stamp), extract(epoch FROM statement_timestamp())::float8),
-       coalesce(sum(u.amount), 0)::bigint
-  FROM limits_windows AS w
- CROSS JOIN LATERAL unnest(w.stamps, w.amounts) AS u(stamp, amount)
- WHERE w.key = %(key)s
-   AND u.stamp >= extract(epoch FROM statement_timestamp())::float8 - %(expiry)s::float8
+SELECT coalesce(-w.neg_stamps[k.n], t.now),
+       coalesce(w.totals[1] - w.totals[k.n + 1], 0)
+  FROM (SELECT extract(epoch FROM statement_timestamp())::float8 AS now) AS t
+  LEFT JOIN limits_windows AS w ON w.key = %(key)s
+  LEFT JOIN LATERAL (SELECT width_bucket(%(expiry)s::float8 - t.now, w.neg_stamps) AS n) AS k
+         ON true
 """
 
 # ---------------------------------------------------------------- sliding-window counter
