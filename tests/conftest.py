@@ -16,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 from digitwin_db import Database, RepositoryFactory, migrations
 from digitwin_db.settings import ENV_FILE_VARIABLE
-from digitwin_db.testing import EmbeddedPostgres, embedded_postgres
+from digitwin_db.testing import EmbeddedPostgres, embedded_postgres, embedded_postgres_servers
 
 # The checkout's own .env (written by scripts/init_db.sh: DATABASE_URL, OWNER_DATABASE_URL,
 # MAINTENANCE_DATABASE_URL of the embedded demo server) must never reach the tests or the
@@ -36,6 +36,15 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
 @pytest.fixture(scope="session")
 def pg_url(pg_server: EmbeddedPostgres) -> str:
     return pg_server.url
+
+
+@pytest.fixture(scope="session")
+def shard_servers() -> Iterator[list[EmbeddedPostgres]]:
+    """Three more servers, migrated: the cache shards of the sharding tests (issue 16)."""
+    with embedded_postgres_servers(3) as servers:
+        for server in servers:
+            migrations.migrate(server.url)
+        yield servers
 
 
 def _application_tables(conn: psycopg.Connection) -> list[str]:

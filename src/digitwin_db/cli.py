@@ -26,6 +26,7 @@ from digitwin_db import migrations
 from digitwin_db._version import __version__
 from digitwin_db.errors import DatabaseUnavailableError, DigitwinDBError
 from digitwin_db.settings import Settings, describe_settings_error
+from digitwin_db.sharding import shard_urls
 
 if TYPE_CHECKING:
     from digitwin_db._sync.factory import RepositoryFactory
@@ -47,6 +48,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
             _print(f"applied {mid}")
     else:
         _print("database is up to date")
+    for shard, url in shard_urls(settings.cache_shard_urls):  # every cache shard too
+        done = migrations.migrate(url)
+        _print(f"cache shard {shard}: " + (f"applied {len(done)}" if done else "up to date"))
     return EXIT_OK
 
 

@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     # primary's position before they run on the primary instead.
     replica_catch_up_wait: float = Field(default=0.0, ge=0, le=60)
 
+    # Cache sharding (SPEC §2.13): the servers that hold the cache tables and the rate-limit
+    # buckets, spread by key with rendezvous hashing (digitwin_db.sharding). Empty: the
+    # primary holds them. Env: a JSON list or comma-separated; secrets like DATABASE_URL.
+    cache_shard_urls: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
     def __init__(self, **values: Any) -> None:
         # The .env file: DIGITWIN_DB_ENV_FILE names it; otherwise ".env" in the working
         # directory (only there: not next to the package, not in a parent directory).
@@ -177,7 +182,7 @@ class Settings(BaseSettings):
     def _empty_retention_is_none(cls, value: object) -> object:
         return cls._empty_is_none(value)
 
-    @field_validator("replica_urls", mode="before")
+    @field_validator("replica_urls", "cache_shard_urls", mode="before")
     @classmethod
     def _split_replica_urls(cls, value: object) -> object:
         if isinstance(value, str):
@@ -196,6 +201,18 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(
                     "REPLICA_URLS entries must be postgresql:// URLs or libpq key=value strings"
+                ) from None
+        return value
+
+    @field_validator("cache_shard_urls")
+    @classmethod
+    def _check_cache_shard_urls(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for url in value:
+            try:
+                cls._check_url(url)
+            except ValueError:
+                raise ValueError(
+                    "CACHE_SHARD_URLS entries must be postgresql:// URLs or libpq key=value strings"
                 ) from None
         return value
 

@@ -33,6 +33,7 @@ __all__ = [
     "StreamingStandby",
     "embedded_pgbouncer",
     "embedded_postgres",
+    "embedded_postgres_servers",
     "find_pg_bindir",
     "free_port",
     "streaming_standby",
@@ -471,3 +472,27 @@ def streaming_standby(primary: EmbeddedPostgres) -> Iterator[StreamingStandby]:
     finally:
         standby.stop()
         shutil.rmtree(base_dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- shards
+
+
+@contextmanager
+def embedded_postgres_servers(
+    count: int, *, extra_settings: str = ""
+) -> Iterator[list[EmbeddedPostgres]]:
+    """Start ``count`` independent embedded servers at once (in threads: ``initdb`` and the
+    start-up of each overlap), e.g. the cache shards of ``Settings.cache_shard_urls``;
+    stop and remove them all on exit."""
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+
+        def start() -> EmbeddedPostgres:
+            return stack.enter_context(embedded_postgres(extra_settings=extra_settings))
+
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            futures = [pool.submit(start) for _ in range(count)]
+            servers = [future.result() for future in futures]
+        yield servers

@@ -22,6 +22,9 @@ from digitwin_db._async.repositories.documents import AsyncKnowledgeDocumentRepo
 from digitwin_db._async.repositories.rate_limits import AsyncRateLimitRepository
 from digitwin_db._async.repositories.sessions import AsyncConversationSessionRepository
 from digitwin_db._async.repositories.users import AsyncUserRepository
+from digitwin_db._async.sharded_cache import AsyncShardedCache
+from digitwin_db._async.sharded_rate_limits import AsyncShardedRateLimits
+from digitwin_db._async.shards import AsyncCacheShards
 from digitwin_db._async.tenant import AsyncUserScope
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
@@ -59,11 +62,19 @@ class AsyncRepositoryFactory:
         self._register(self.sessions)
         self.documents = AsyncKnowledgeDocumentRepository(db)
         self._register(self.documents)
+        # (cache shards: Settings.cache_shard_urls; None without them, nothing changes)
+        self.shards = AsyncCacheShards(db) if db.settings.cache_shard_urls else None
         # (cache)
-        self.cache = AsyncCacheRepository(db)
+        self.cache = (
+            AsyncCacheRepository(db) if self.shards is None else AsyncShardedCache(self.shards)
+        )
         self._register(self.cache)
         # (rate limits)
-        self.rate_limits = AsyncRateLimitRepository(db)
+        self.rate_limits = (
+            AsyncRateLimitRepository(db)
+            if self.shards is None
+            else AsyncShardedRateLimits(self.shards)
+        )
         self._register(self.rate_limits)
         # (audit log)
         self.audit_logs = AsyncAuditLogRepository(db)
@@ -125,6 +136,8 @@ class AsyncRepositoryFactory:
         async with self._open_lock:
             if not self.db.is_open:
                 await self.db.open()
+        if self.shards is not None:
+            await self.shards.ensure_open()
 
     # ------------------------------------------------------------------ read replicas
     @property
@@ -162,6 +175,8 @@ class AsyncRepositoryFactory:
             await repository.close()
         if self._replica_router is not None:
             await self._replica_router.close()
+        if self.shards is not None:
+            await self.shards.close()
         await self.db.close()
         with self._instance_lock:
             if type(self)._instance is self:

@@ -21,6 +21,9 @@ from digitwin_db._sync.repositories.documents import KnowledgeDocumentRepository
 from digitwin_db._sync.repositories.rate_limits import RateLimitRepository
 from digitwin_db._sync.repositories.sessions import ConversationSessionRepository
 from digitwin_db._sync.repositories.users import UserRepository
+from digitwin_db._sync.sharded_cache import ShardedCache
+from digitwin_db._sync.sharded_rate_limits import ShardedRateLimits
+from digitwin_db._sync.shards import CacheShards
 from digitwin_db._sync.tenant import UserScope
 from digitwin_db.errors import ConfigurationError
 from digitwin_db.models.common import HealthReport
@@ -58,11 +61,15 @@ class RepositoryFactory:
         self._register(self.sessions)
         self.documents = KnowledgeDocumentRepository(db)
         self._register(self.documents)
+        # (cache shards: Settings.cache_shard_urls; None without them, nothing changes)
+        self.shards = CacheShards(db) if db.settings.cache_shard_urls else None
         # (cache)
-        self.cache = CacheRepository(db)
+        self.cache = CacheRepository(db) if self.shards is None else ShardedCache(self.shards)
         self._register(self.cache)
         # (rate limits)
-        self.rate_limits = RateLimitRepository(db)
+        self.rate_limits = (
+            RateLimitRepository(db) if self.shards is None else ShardedRateLimits(self.shards)
+        )
         self._register(self.rate_limits)
         # (audit log)
         self.audit_logs = AuditLogRepository(db)
@@ -124,6 +131,8 @@ class RepositoryFactory:
         with self._open_lock:
             if not self.db.is_open:
                 self.db.open()
+        if self.shards is not None:
+            self.shards.ensure_open()
 
     # ------------------------------------------------------------------ read replicas
     @property
@@ -161,6 +170,8 @@ class RepositoryFactory:
             repository.close()
         if self._replica_router is not None:
             self._replica_router.close()
+        if self.shards is not None:
+            self.shards.close()
         self.db.close()
         with self._instance_lock:
             if type(self)._instance is self:
