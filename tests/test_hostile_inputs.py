@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 import digitwin_db as ddb
+from digitwin_db.settings import ENV_FILE_VARIABLE
 
 HUGE = 10**400  # an int that no float can hold
 
@@ -81,7 +83,11 @@ def test_cli_rejects_non_positive_rollback_steps() -> None:
         [sys.executable, "-m", "digitwin_db", "rollback", "--steps", "0"],
         capture_output=True,
         text=True,
-        env={"DATABASE_URL": "postgresql://u:pw@127.0.0.1:1/x", "PATH": "/usr/bin:/bin"},
+        env={
+            "DATABASE_URL": "postgresql://u:pw@127.0.0.1:1/x",
+            "PATH": "/usr/bin:/bin",
+            ENV_FILE_VARIABLE: os.devnull,
+        },
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -92,7 +98,11 @@ def test_cli_invalid_url_does_not_echo_the_password() -> None:
         [sys.executable, "-m", "digitwin_db", "status"],
         capture_output=True,
         text=True,
-        env={"DATABASE_URL": "mysql://u:topsecret@h/d", "PATH": "/usr/bin:/bin"},
+        env={
+            "DATABASE_URL": "mysql://u:topsecret@h/d",
+            "PATH": "/usr/bin:/bin",
+            ENV_FILE_VARIABLE: os.devnull,
+        },
     )
     assert done.returncode == 2
     assert "DATABASE_URL" in done.stderr

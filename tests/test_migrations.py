@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ import psycopg
 import pytest
 
 from digitwin_db import migrations
+from digitwin_db.settings import ENV_FILE_VARIABLE
 from tests.helpers import scratch_database
 
 SCHEMA_SNAPSHOT = """
@@ -126,7 +128,7 @@ def test_two_migrators_at_once(scratch_url: str) -> None:
 
 def test_cli_migrate_status_rollback(scratch_url: str) -> None:
     env_cmd = [sys.executable, "-m", "digitwin_db"]
-    env = {"DATABASE_URL": scratch_url, "PATH": "/usr/bin:/bin"}
+    env = {"DATABASE_URL": scratch_url, "PATH": "/usr/bin:/bin", ENV_FILE_VARIABLE: os.devnull}
     out = subprocess.run([*env_cmd, "migrate"], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "0001_core" in out.stdout
@@ -140,7 +142,11 @@ def test_cli_migrate_status_rollback(scratch_url: str) -> None:
 
 
 def test_cli_reports_unreachable_database_cleanly() -> None:
-    env = {"DATABASE_URL": "postgresql://u:topsecret@127.0.0.1:1/x", "PATH": "/usr/bin:/bin"}
+    env = {
+        "DATABASE_URL": "postgresql://u:topsecret@127.0.0.1:1/x",
+        "PATH": "/usr/bin:/bin",
+        ENV_FILE_VARIABLE: os.devnull,
+    }
     out = subprocess.run(
         [sys.executable, "-m", "digitwin_db", "migrate"], env=env, capture_output=True, text=True
     )
