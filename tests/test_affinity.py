@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 import digitwin_db as ddb
@@ -104,6 +105,40 @@ def test_idle_parked_connections_go_back_to_the_pool(sdb: ddb.Database) -> None:
     _pid(sdb)  # this call sweeps: both idle connections went back, then it parked one
     size, available = _available(sdb)
     assert available == size - 1
+
+
+def test_a_thread_reuses_its_own_idle_connection(sdb: ddb.Database) -> None:
+    # Idle past IDLE_RETURN, the caller's own parked connection is reused after the
+    # liveness check: no pool checkout (requests_num counts them), same backend.
+    pid = _pid(sdb)
+    requests = sdb.pool_stats().get("requests_num", 0)
+    time.sleep(affinity.IDLE_RETURN + affinity.SWEEP_INTERVAL)
+    assert _pid(sdb) == pid
+    assert sdb.pool_stats().get("requests_num", 0) == requests
+    assert sdb.pool_stats()["connections_parked"] == 1
+
+
+def test_an_idle_connection_whose_backend_died_is_replaced(sdb: ddb.Database, pg_url: str) -> None:
+    pid = _pid(sdb)
+    time.sleep(affinity.IDLE_RETURN)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        # With a timeout the call returns once the backend has exited (socket closed).
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+    new_pid = _pid(sdb)  # no error: the liveness check caught it, the pool gave another
+    assert new_pid != pid
+    assert _pid(sdb) == new_pid
+
+
+@pytest.mark.slow
+def test_a_connection_held_past_the_hold_limit_goes_back_to_the_pool(
+    sdb: ddb.Database,
+) -> None:
+    _pid(sdb)
+    requests = sdb.pool_stats().get("requests_num", 0)
+    time.sleep(affinity.HOLD_LIMIT + 0.1)
+    _pid(sdb)  # too long since its checkout: returned, and one checked out of the pool
+    assert sdb.pool_stats().get("requests_num", 0) == requests + 1
+    assert sdb.pool_stats()["connections_parked"] == 1
 
 
 def test_close_takes_parked_connections_back(pg_url: str) -> None:

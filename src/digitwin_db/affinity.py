@@ -15,10 +15,11 @@ it goes back to the pool:
   closing (the pool then rolls back, discards a broken connection, closes it);
 - when a caller is waiting for a pool connection (nothing is parked while one waits, and
   the waiter takes a parked connection after ``STEAL_AFTER`` seconds);
-- when it has been parked unused for ``IDLE_RETURN`` seconds (the next call of any thread
-  sweeps it back, so a thread that ended leaves nothing behind for long), or held for
-  ``HOLD_LIMIT`` seconds since its checkout (so the pool's ``max_lifetime`` and fairness
-  still apply);
+- when it has been parked unused for ``IDLE_RETURN`` seconds (the next call of any other
+  thread sweeps it back, so a thread that ended leaves nothing behind for long; the owning
+  thread's own next call reuses it, after the liveness check, rather than returning it and
+  checking one out again), or held for ``HOLD_LIMIT`` seconds since its checkout (so the
+  pool's ``max_lifetime`` and fairness still apply);
 - at ``close()``.
 
 A connection parked longer than ``CHECK_AFTER`` seconds is checked for liveness before use

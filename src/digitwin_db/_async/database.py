@@ -26,7 +26,6 @@ from digitwin_db._async.batcher import AsyncBatcher
 from digitwin_db.affinity import (
     CHECK_AFTER,
     HOLD_LIMIT,
-    IDLE_RETURN,
     STEAL_AFTER,
     SWEEP_INTERVAL,
     Parked,
@@ -107,13 +106,16 @@ class AsyncConnectionScope:
         db = self._db
         db._ensure_open()
         self._start = start = time.perf_counter()
+        # This thread's own parked connection first: the sweep returns only the others'
+        # (the first call after a pause reuses its connection instead of a pool round trip).
+        parked = db._parking.take(threading.get_ident())
         if start >= db._parking.next_sweep:
             await db._sweep_parked(start)
-        parked = db._parking.take(threading.get_ident())
         if parked is not None:
             conn = parked.conn
-            idle = start - parked.parked_at
-            if idle < CHECK_AFTER or (idle < IDLE_RETURN and await _is_alive(conn)):
+            if start - parked.parked_at < CHECK_AFTER or (
+                start - parked.checked_out_at < HOLD_LIMIT and await _is_alive(conn)
+            ):
                 self._conn = conn
                 self._since = parked.checked_out_at
                 return conn
