@@ -9,13 +9,15 @@
 # files (sync and async) except those marked for other backends (memory, redis*,
 # memcached, mongodb, valkey*), which need those servers. limits' timing-sensitive tests keep
 # their own @flaky(max_runs=...) retries (the `flaky` plugin of the dev extra), as in its CI.
-# Timing: limits' test_sliding_window_counter_previous_window (sync and async) allows 30 ms
-# between a window boundary and the end of the storage's first calls after a ~1 s sleep,
-# and limits marks it flaky(max_runs=3). On this kind of VM a call after idle runs with cold
-# caches (a bare psycopg round trip then takes 3-10 ms); a thread's first call after a pause
-# now reuses its own parked connection instead of a pool return and checkout, which keeps
-# these tests about 15 ms inside their budget (CHANGELOG, issue 13). The arithmetic itself
-# is pinned independently of latency by tests/contrib/test_limits_sliding_window.py.
+# Timing: limits' test_sliding_window_counter_previous_window (sync and async) sleeps to a
+# window boundary and allows 30 ms for four calls after it (limits marks it flaky,
+# max_runs=3). On this VM the first round trip after a pause swings over the day between
+# ~6 ms and ~30 ms for ANY client: in the slow phase limits' own Redis storage fails the
+# same test in all three retries. The patched conftest measures that round trip before the
+# run (bare psycopg, median of 3) and runs the two tests when it is at most 12 ms, skips
+# them with the figure as the reason otherwise, and prints the figure and the decision at
+# the end. The storage's arithmetic is pinned independently of latency by
+# tests/contrib/test_limits_sliding_window.py (CHANGELOG, issue 13).
 # Usage: scripts/peer_suites.sh [pytest arguments]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
